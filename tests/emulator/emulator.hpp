@@ -1,0 +1,174 @@
+// shotsync-emulator: a loopback stand-in for Shootbin and HeadshotPro that
+// follows ../shared/api/*.md (the contract), with deterministic fault
+// injection and admin endpoints for tests and benchmarks.
+//
+// Layout:
+//   emulator.hpp, core.cpp  HTTP server, tokens, per-token rate limiting,
+//                           faults, stats, admin endpoints (/_emulator/*)
+//   shootbin_routes.cpp     Shootbin routes under /api/...
+//   headshotpro.cpp         HeadshotPro V2 routes under /api/v2/... and the
+//                           CDN (signed photo URLs under /cdn/...)
+//   emu_main.cpp            flags (CLI11) and signal handling
+//
+// Threading: cpp-httplib serves each connection on a pool thread; every piece
+// of shared state below is guarded by its own mutex.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace emu {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+enum class Service { kShootbin, kHeadshotPro };
+
+// Fault knobs; all rates are probabilities in [0,1] drawn from one PRNG seeded
+// with `seed`, so a run with the same seed and request order is repeatable.
+struct Faults {
+  int latency_ms = 0;              // added before every API answer
+  double rate_5xx = 0;             // share of API requests answered 500/502/503
+  double rate_reset = 0;           // share of uploads whose connection is reset mid-body
+  double rate_reset_after_store = 0;  // share of uploads stored, then connection reset before the answer
+  int burst_429 = 0;               // the next N API requests get 429 (with proper headers)
+  int slow_body_bps = 0;           // >0: response bodies trickle at this many bytes/s
+  double rate_hang = 0;            // share of API requests that never answer (until the client gives up)
+  double rate_close_keepalive = 0; // share of answers sent with "Connection: close"
+};
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  int shootbin_rpm = 60;       // shootbin.md assumption: Laravel default 60/min/token
+  int headshotpro_rpm = 300;   // Professional plan
+  int url_ttl_seconds = 86400; // signed CDN URL lifetime
+  int revision_processing_ms = 0;  // a revision "is processed" this long; a second one meanwhile -> 409
+  std::uint64_t seed = 1;
+  std::string store_dir;       // when set, uploaded bytes are kept here; else only hashed
+  int threads = 64;            // server worker threads (one per keep-alive connection)
+  Faults faults;
+};
+
+struct TokenInfo {
+  Service service = Service::kShootbin;
+  std::string plan;            // shootbin: "agency"|"pro"|"free"; headshotpro: "standard"|"professional"|"enterprise"
+  std::set<std::string> scopes;  // shootbin: "create", "update" (aliases normalised)
+  int rpm = 0;                 // 0 = the service default from Options
+  bool revoked = false;
+  std::string user = "owner";  // shootbin user name; revisions need the project owner
+};
+
+// Counters behind GET /_emulator/stats.
+struct Stats {
+  std::map<std::string, std::uint64_t> requests;       // "POST /api/projects/{project}/albums/{album}/photos" -> n
+  std::map<int, std::uint64_t> status_counts;          // 201 -> n
+  std::uint64_t uploads = 0;                           // photos stored
+  std::uint64_t revisions = 0;                         // revisions stored
+  std::uint64_t duplicates = 0;                        // same project+original_filename+content stored twice
+  std::uint64_t downloads = 0;                         // CDN bodies served (full or partial)
+  std::uint64_t bytes_received = 0;                    // upload body bytes
+  std::uint64_t bytes_sent = 0;                        // CDN body bytes
+  std::uint64_t rate_limited = 0;                      // 429s answered (any cause)
+  std::map<std::string, std::uint64_t> max_requests_per_minute;  // token label -> max in any sliding 60 s
+  std::map<std::string, std::vector<Clock::time_point>> window;  // sliding-window samples per token label
+};
+
+class Emulator {
+ public:
+  explicit Emulator(Options options);
+  ~Emulator();
+  Emulator(const Emulator&) = delete;
+  Emulator& operator=(const Emulator&) = delete;
+
+  // Binds options.host:options.port (0 = any free port); returns the port or -1.
+  int Bind();
+  // Serves until Stop(); call from one thread.
+  void Serve();
+  void Stop();
+  std::string BaseUrl() const;  // "http://127.0.0.1:PORT"
+
+  httplib::Server& server() { return server_; }
+  const Options& options() const { return options_; }
+  // The signed-URL lifetime now (POST /_emulator/config may change it at run
+  // time, so read it through this locked getter, not options()).
+  int UrlTtlSeconds() const;
+  int RevisionProcessingMs() const;
+  bool Stopping() const { return stopping_.load(); }
+
+  // Every API handler (not admin, not CDN) starts with:
+  //   auto gate = emu.Admit(Service::kShootbin, req, res);
+  //   if (!gate) return;           // response already written (auth/429/fault)
+  //   const TokenInfo& tok = *gate;
+  // Admit checks the Bearer token for the service (401 in that service's error
+  // shape, or 302 to /login for Shootbin without Accept: application/json),
+  // counts the request, applies the per-token rate limit (fixed 60-s window) and
+  // sets the service's X-RateLimit-* headers, then applies faults (latency, 5xx,
+  // 429 bursts, hang). Shootbin plan check (403 unless agency) is done here too.
+  std::optional<TokenInfo> Admit(Service service, const httplib::Request& req, httplib::Response& res);
+
+  // Counts a request in stats under its route pattern (Admit does this for API
+  // routes; admin and CDN handlers call it themselves).
+  void Count(const std::string& route, int status);
+  // Called by Admit's caller when the final status is known (for status_counts).
+  void RecordStatus(int status);
+
+  // Fault draws (thread-safe, deterministic from the seed).
+  bool Draw(double probability);
+  Faults faults() const;
+
+  // Drops the TCP connection serving `req` (mid-body reset): finds the socket
+  // by its peer address, sets SO_LINGER 0 and shuts it down, so the client sees
+  // a reset, not an HTTP answer. The handler must return right after.
+  void ResetConnection(const httplib::Request& req);
+
+  // Stats access (locks internally).
+  void WithStats(const std::function<void(Stats&)>& fn);
+
+  // Service hooks for admin endpoints: each service registers how it resets
+  // and seeds its own state, and what it adds to /_emulator/stats.
+  struct ServiceHooks {
+    std::function<void()> reset;                          // back to the defaults
+    std::function<Json(const Json& body)> seed;           // POST /_emulator/seed
+    std::function<void(Json& stats)> stats;               // extra keys in /_emulator/stats
+  };
+  void AddServiceHooks(ServiceHooks hooks);
+
+  // Tokens (added from --config, or by tests through POST /_emulator/tokens).
+  void AddToken(const std::string& token, TokenInfo info);
+
+  std::uint64_t NowUnix() const;  // wall clock seconds
+
+ private:
+  Options options_;
+  httplib::Server server_;
+  int port_ = -1;
+  mutable std::mutex mu_;
+  std::map<std::string, TokenInfo> tokens_;
+  Stats stats_;
+  std::mt19937_64 rng_;
+  std::vector<ServiceHooks> hooks_;
+  struct Window { std::int64_t minute = -1; int count = 0; };
+  std::map<std::string, Window> windows_;
+  void RegisterAdmin();
+  std::atomic<bool> stopping_{false};
+};
+
+// Route registration for each service (defined in shootbin.cpp / headshotpro.cpp).
+void RegisterShootbin(Emulator& emu);
+void RegisterHeadshotPro(Emulator& emu);
+
+}  // namespace emu
