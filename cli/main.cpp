@@ -1,20 +1,42 @@
 // shotsync command line. Thin: parses arguments, calls the engine, maps
-// results to exit codes.
+// results to exit codes (cli.hpp).
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
+
+using namespace shotsync::cli;
+
 int main(int argc, char** argv) {
   CLI::App app{"shotsync: bulk photo sync to Shootbin and HeadshotPro"};
+  app.footer(
+      "Exit codes: 0 all done; 1 finished but some files failed or were rejected; 2 usage or "
+      "config error;\n3 authentication/authorization; 4 locked by another run; 5 interrupted "
+      "(run the same command to resume).");
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the command
+  GlobalOptions g;
+  std::string config_path;
+  app.add_option("--config", config_path, "config file (TOML)");
+  app.add_flag("-q,--quiet", g.quiet, "print only errors");
+  app.add_flag("-v,--verbose", g.verbose, "one line per file");
+  app.add_flag("--json", g.json, "machine-readable output");
+
   auto* version = app.add_subcommand("version", "print the version");
-  version->callback([] { std::printf("shotsync %s\n", SHOTSYNC_VERSION); });
+  auto* plan = app.add_subcommand("plan", "show what a sync would upload, revise, skip or reject");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+  } catch (const CLI::ParseError& e) {  // CLI11 reports usage errors by exception
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
   }
-  return 0;
+  if (!config_path.empty()) g.config_path = config_path;
+  if (version->parsed()) {
+    std::printf("shotsync %s\n", SHOTSYNC_VERSION);
+    return kExitOk;
+  }
+  if (plan->parsed()) return RunPlan(g);
+  return kExitUsage;
 }

@@ -1,0 +1,68 @@
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "cli.hpp"
+
+namespace shotsync::cli {
+
+int ExitFor(const Status& status) {
+  switch (status.code()) {
+    case Code::kOk: return kExitOk;
+    case Code::kInvalidArgument:
+    case Code::kCorrupt:
+    case Code::kUnsupported: return kExitUsage;
+    case Code::kUnauthenticated:
+    case Code::kForbidden: return kExitAuth;
+    case Code::kBusy: return kExitLocked;
+    case Code::kCancelled: return kExitInterrupted;
+    default: return kExitPartial;
+  }
+}
+
+void PrintError(const Status& status) {
+  std::fprintf(stderr, "shotsync: %s\n", status.message().c_str());
+}
+
+std::optional<std::int64_t> ParseRate(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {  // std::stod reports bad numbers by exception
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  double mult = 1;
+  if (unit == "K" || unit == "k") mult = 1024;
+  else if (unit == "M" || unit == "m") mult = 1024 * 1024;
+  else if (unit == "G" || unit == "g") mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty()) return std::nullopt;
+  if (!(v > 0)) return std::nullopt;
+  return std::int64_t(v * mult);
+}
+
+Result<Config> LoadConfigFor(const GlobalOptions& options) {
+  const EnvFn env = ProcessEnv();
+  auto path = FindConfigFile(options.config_path, env);
+  if (!path) {
+    return Status::Invalid(
+        "no config file: pass --config FILE, set SHOTSYNC_CONFIG, or create "
+        "~/.config/shotsync/config.toml (shotsync init writes one)");
+  }
+  return LoadConfig(*path, env);
+}
+
+Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.state_dir, ec);
+  if (ec) return Status::Io("state_dir " + config.state_dir, ec.value());
+  ::chmod(config.state_dir.c_str(), 0700);  // logs and manifest name the user's files
+  return Manifest::Open(config.ManifestPath());
+}
+
+}  // namespace shotsync::cli

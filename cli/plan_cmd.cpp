@@ -1,0 +1,58 @@
+// shotsync plan: what a sync would do, without sending anything.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "shotsync/planner.hpp"
+
+namespace shotsync::cli {
+
+int RunPlan(const GlobalOptions& options) {
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return kExitUsage;
+  }
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(manifest.status());
+    return ExitFor(manifest.status());
+  }
+  nlohmann::json items = nlohmann::json::array();
+  auto on_item = [&](const PlanItem& item) {
+    if (options.json && options.verbose) {
+      items.push_back({{"action", ActionName(item.action)},
+                       {"path", item.abs_path},
+                       {"size", item.file.size},
+                       {"reason", item.reason}});
+    } else if (options.verbose || (item.action == Action::kRejected && !options.quiet && !options.json)) {
+      std::printf("%-8s %s  (%s)\n", std::string(ActionName(item.action)).c_str(),
+                  item.abs_path.c_str(), item.reason.c_str());
+    }
+  };
+  auto on_error = [&](const std::string&, const Status& st) { PrintError(st); };
+  auto stats = BuildPlan(*config, **manifest, PlanOptions{0, config->dedupe}, on_item, on_error);
+  if (!stats.ok()) {
+    PrintError(stats.status());
+    return ExitFor(stats.status());
+  }
+  const PlanStats& s = *stats;
+  if (options.json) {
+    nlohmann::json out = {{"upload", s.upload},   {"revision", s.revision},
+                          {"skip", s.skip},       {"rejected", s.rejected},
+                          {"missing", s.missing}, {"hashed", s.hashed},
+                          {"scanned", s.scanned}, {"bytes_to_send", s.bytes_to_send},
+                          {"errors", s.errors}};
+    if (options.verbose) out["items"] = std::move(items);
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (!options.quiet) {
+    std::printf("plan: %lld upload, %lld revision, %lld skip, %lld rejected, %lld missing "
+                "(%lld files scanned, %lld hashed, %.1f MB to send)\n",
+                (long long)s.upload, (long long)s.revision, (long long)s.skip,
+                (long long)s.rejected, (long long)s.missing, (long long)s.scanned,
+                (long long)s.hashed, double(s.bytes_to_send) / 1e6);
+  }
+  return s.errors > 0 ? kExitPartial : kExitOk;
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,271 @@
+#include "shotsync/config.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace shotsync {
+namespace {
+
+// "file:line: message" (line omitted when unknown).
+Status Bad(const std::string& source, const toml::source_region& where, std::string_view msg) {
+  std::string m = source.empty() ? std::string("config") : source;
+  if (where.begin.line > 0) m += ":" + std::to_string(where.begin.line);
+  m += ": ";
+  m += msg;
+  return Status::Invalid(std::move(m));
+}
+
+class Reader {
+ public:
+  Reader(const std::string& source, const toml::table& table, std::string section)
+      : source_(source), table_(table), section_(std::move(section)) {}
+
+  // Every key must be one we know.
+  Status CheckKeys(std::initializer_list<std::string_view> known) const {
+    const std::set<std::string_view> k(known);
+    for (const auto& [key, node] : table_) {
+      if (!k.contains(key.str())) {
+        return Bad(source_, key.source(), "unknown key '" + Qualified(key.str()) + "'");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status String(std::string_view key, std::string& out) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_string()) return Bad(source_, n->source(), "'" + Qualified(key) + "' must be a string");
+    out = *n->value<std::string>();
+    return Status::Ok();
+  }
+  Status Bool(std::string_view key, bool& out) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_boolean()) return Bad(source_, n->source(), "'" + Qualified(key) + "' must be true or false");
+    out = *n->value<bool>();
+    return Status::Ok();
+  }
+  Status Int(std::string_view key, int& out, std::int64_t lo, std::int64_t hi) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_integer()) return Bad(source_, n->source(), "'" + Qualified(key) + "' must be an integer");
+    const std::int64_t v = *n->value<std::int64_t>();
+    if (v < lo || v > hi) {
+      return Bad(source_, n->source(), "'" + Qualified(key) + "' must be between " +
+                                           std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    out = static_cast<int>(v);
+    return Status::Ok();
+  }
+  Status StringList(std::string_view key, std::vector<std::string>& out) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    const toml::array* arr = n->as_array();
+    if (!arr) return Bad(source_, n->source(), "'" + Qualified(key) + "' must be a list of strings");
+    for (const auto& item : *arr) {
+      if (!item.is_string()) {
+        return Bad(source_, item.source(), "'" + Qualified(key) + "' must be a list of strings");
+      }
+      out.push_back(*item.value<std::string>());
+    }
+    return Status::Ok();
+  }
+  const toml::source_region& Where(std::string_view key) const {
+    const toml::node* n = table_.get(key);
+    return n ? n->source() : table_.source();
+  }
+
+ private:
+  std::string Qualified(std::string_view key) const {
+    return section_.empty() ? std::string(key) : section_ + "." + std::string(key);
+  }
+  const std::string& source_;
+  const toml::table& table_;
+  std::string section_;
+};
+
+const toml::table* Section(const toml::table& root, std::string_view name) {
+  const toml::node* n = root.get(name);
+  return n ? n->as_table() : nullptr;
+}
+
+Status CheckUrl(const std::string& source, const toml::source_region& where, std::string_view key,
+                const std::string& url) {
+  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) {
+    return Bad(source, where, std::string(key) + " must start with https:// (or http:// for a local test server)");
+  }
+  return Status::Ok();
+}
+
+// A secret from the environment, or from a file only its owner can read.
+Status LoadSecret(const std::string& source, const toml::source_region& where, const EnvFn& env,
+                  std::string_view env_name, const std::string& file, std::string& out,
+                  std::string& out_source) {
+  if (auto v = env(env_name); v && !v->empty()) {
+    out = *v;
+    out_source = std::string(env_name);
+    return Status::Ok();
+  }
+  if (file.empty()) return Status::Ok();
+  const std::string path = ExpandHome(file, env);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Bad(source, where, path + ": " + std::strerror(errno));
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return Bad(source, where,
+               path + ": holds a secret but is readable by others; run: chmod 600 '" + path + "'");
+  }
+  std::ifstream in(path);
+  if (!in) return Bad(source, where, path + ": cannot read");
+  std::getline(in, out);
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  if (out.empty()) return Bad(source, where, path + ": is empty");
+  out_source = path;
+  return Status::Ok();
+}
+
+}  // namespace
+
+EnvFn ProcessEnv() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::string ExpandHome(std::string_view path, const EnvFn& env) {
+  if (path == "~" || path.rfind("~/", 0) == 0) {
+    if (auto home = env("HOME"); home && !home->empty()) return *home + std::string(path.substr(1));
+  }
+  return std::string(path);
+}
+
+std::optional<std::string> FindConfigFile(const std::optional<std::string>& flag, const EnvFn& env) {
+  if (flag) return *flag;
+  if (auto v = env("SHOTSYNC_CONFIG"); v && !v->empty()) return *v;
+  std::string base;
+  if (auto x = env("XDG_CONFIG_HOME"); x && !x->empty()) {
+    base = *x;
+  } else if (auto home = env("HOME"); home && !home->empty()) {
+    base = *home + "/.config";
+  } else {
+    return std::nullopt;
+  }
+  std::string path = base + "/shotsync/config.toml";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return path;
+  return std::nullopt;
+}
+
+Result<Config> ParseConfig(std::string_view text, const std::string& source, const EnvFn& env) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {  // toml++ reports syntax errors by exception
+    return Bad(source, e.source(), std::string(e.description()));
+  }
+
+  Config c;
+  c.source = source;
+  c.state_dir = "~/.local/state/shotsync";
+  if (auto x = env("XDG_STATE_HOME"); x && !x->empty()) c.state_dir = *x + "/shotsync";
+  c.headshotpro.dest = "~/Pictures/headshots";
+
+  Reader top(source, root, "");
+  SHOTSYNC_RETURN_IF_ERROR(
+      top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "shootbin", "headshotpro", "roots"}));
+  SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
+  SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
+  SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
+  SHOTSYNC_RETURN_IF_ERROR(top.String("ca_file", c.ca_file));
+  for (std::string_view s : {"shootbin", "headshotpro"}) {
+    if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
+  }
+
+  std::string token_file, key_file;
+  if (const toml::table* sb = Section(root, "shootbin")) {
+    Reader r(source, *sb, "shootbin");
+    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "token_file"}));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("base_url", c.shootbin.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "shootbin.base_url", c.shootbin.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(r.Int("rpm", c.shootbin.rpm, 1, 1000000));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("token_file", token_file));
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, r.Where("token_file"), env, "SHOOTBIN_API_TOKEN",
+                                        token_file, c.shootbin.token, c.shootbin.token_source));
+  } else {
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, root.source(), env, "SHOOTBIN_API_TOKEN", "",
+                                        c.shootbin.token, c.shootbin.token_source));
+  }
+  if (const toml::table* hp = Section(root, "headshotpro")) {
+    Reader r(source, *hp, "headshotpro");
+    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "dest", "include", "layout", "key_file"}));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("base_url", c.headshotpro.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "headshotpro.base_url", c.headshotpro.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(r.Int("rpm", c.headshotpro.rpm, 1, 1000000));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("dest", c.headshotpro.dest));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("include", c.headshotpro.include));
+    if (c.headshotpro.include != "main" && c.headshotpro.include != "all") {
+      return Bad(source, r.Where("include"), "'headshotpro.include' must be \"main\" or \"all\"");
+    }
+    SHOTSYNC_RETURN_IF_ERROR(r.String("layout", c.headshotpro.layout));
+    if (c.headshotpro.layout.find("{photo}") == std::string::npos) {
+      return Bad(source, r.Where("layout"), "'headshotpro.layout' must contain {photo} so that names are unique");
+    }
+    SHOTSYNC_RETURN_IF_ERROR(r.String("key_file", key_file));
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, r.Where("key_file"), env, "HEADSHOTPRO_API_KEY",
+                                        key_file, c.headshotpro.key, c.headshotpro.key_source));
+  } else {
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, root.source(), env, "HEADSHOTPRO_API_KEY", "",
+                                        c.headshotpro.key, c.headshotpro.key_source));
+  }
+
+  if (const toml::node* rn = root.get("roots")) {
+    const toml::array* roots = rn->as_array();
+    if (!roots) return Bad(source, rn->source(), "'roots' must be an array of tables: [[roots]]");
+    for (const auto& item : *roots) {
+      const toml::table* t = item.as_table();
+      if (!t) return Bad(source, item.source(), "each [[roots]] entry must be a table");
+      Reader r(source, *t, "roots");
+      RootConfig rc;
+      SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore"}));
+      SHOTSYNC_RETURN_IF_ERROR(r.String("path", rc.path));
+      SHOTSYNC_RETURN_IF_ERROR(r.String("project", rc.project));
+      SHOTSYNC_RETURN_IF_ERROR(r.String("album", rc.album));
+      SHOTSYNC_RETURN_IF_ERROR(r.Bool("create", rc.create));
+      SHOTSYNC_RETURN_IF_ERROR(r.StringList("ignore", rc.ignore));
+      if (rc.path.empty()) return Bad(source, t->source(), "[[roots]] needs a 'path'");
+      if (rc.project.empty()) return Bad(source, t->source(), "[[roots]] needs a 'project' (id or name)");
+      if (rc.album.empty()) return Bad(source, t->source(), "[[roots]] needs an 'album' (id or name)");
+      rc.path = ExpandHome(rc.path, env);
+      if (rc.path.empty() || rc.path[0] != '/') {
+        return Bad(source, r.Where("path"), "roots.path must be absolute (or start with ~/): " + rc.path);
+      }
+      while (rc.path.size() > 1 && rc.path.back() == '/') rc.path.pop_back();
+      for (const auto& other : c.roots) {
+        if (other.path == rc.path) return Bad(source, t->source(), "root listed twice: " + rc.path);
+      }
+      c.roots.push_back(std::move(rc));
+    }
+  }
+  c.state_dir = ExpandHome(c.state_dir, env);
+  c.headshotpro.dest = ExpandHome(c.headshotpro.dest, env);
+  if (!c.ca_file.empty()) c.ca_file = ExpandHome(c.ca_file, env);
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path, const EnvFn& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Io(path, errno ? errno : ENOENT);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path, env);
+}
+
+}  // namespace shotsync

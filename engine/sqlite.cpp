@@ -1,0 +1,195 @@
+#include "sqlite.hpp"
+
+#include <cstring>
+
+namespace shotsync::sql {
+
+Code CodeForSqlite(int rc) noexcept {
+  switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+      return Code::kOk;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Code::kBusy;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_FORMAT:
+      return Code::kCorrupt;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_AUTH:
+      return Code::kIo;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+      return Code::kInvalidArgument;
+    case SQLITE_INTERRUPT:
+      return Code::kCancelled;
+    default:
+      return Code::kInternal;
+  }
+}
+
+Result<Db> Db::Open(const std::string& path, int flags) {
+  Db db;
+  db.path_ = path;
+  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
+                           flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = db.db_ ? db.Error(rc, "cannot open")
+                       : Status(Code::kInternal, path + ": cannot open: out of memory");
+    return st;
+  }
+  return db;
+}
+
+Db::~Db() {
+  // sqlite3_close_v2 defers the close until every statement is finalized, so
+  // the order in which an owner destroys its statements does not matter.
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Db& Db::operator=(Db&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = std::exchange(other.db_, nullptr);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+Status Db::Error(int rc, std::string_view what) const {
+  std::string m = path_;
+  m += ": ";
+  m += what;
+  m += ": ";
+  const char* msg = db_ ? sqlite3_errmsg(db_) : nullptr;
+  // sqlite3_errmsg describes the most recent failing call; when it no longer
+  // matches rc (e.g. an error reported later by Step), use the generic text.
+  if (msg == nullptr || (db_ && (sqlite3_extended_errcode(db_) & 0xff) != (rc & 0xff))) {
+    msg = sqlite3_errstr(rc);
+  }
+  m += msg;
+  Code code = CodeForSqlite(rc);
+  if (code == Code::kIo && db_) {
+    int err = sqlite3_system_errno(db_);
+    if (err != 0) {
+      m += " (";
+      m += std::strerror(err);
+      m += ")";
+    }
+  }
+  return {code, std::move(m)};
+}
+
+Status Db::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return {};
+  std::string what = std::string(sql).substr(0, 60);
+  if (err) sqlite3_free(err);
+  return Error(rc, what);
+}
+
+Result<Stmt> Db::Prepare(std::string_view sql, bool persistent) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return Error(rc, "prepare \"" + std::string(sql.substr(0, 60)) + "\"");
+  }
+  return Stmt(this, stmt);
+}
+
+Result<std::int64_t> Db::QueryInt(const char* sql) {
+  SHOTSYNC_ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
+  SHOTSYNC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status(Code::kInternal, path_ + ": " + sql + ": no row");
+  return st.Int64(0);
+}
+
+Result<std::string> Db::QueryText(const char* sql) {
+  SHOTSYNC_ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
+  SHOTSYNC_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status(Code::kInternal, path_ + ": " + sql + ": no row");
+  return st.Text(0);
+}
+
+Status Stmt::BindResult(int rc, int index) {
+  if (rc == SQLITE_OK) return {};
+  return db_->Error(rc, "bind parameter " + std::to_string(index));
+}
+
+Status Stmt::Bind(int index, std::int64_t v) {
+  return BindResult(sqlite3_bind_int64(stmt_, index, v), index);
+}
+
+Status Stmt::Bind(int index, double v) {
+  return BindResult(sqlite3_bind_double(stmt_, index, v), index);
+}
+
+Status Stmt::Bind(int index, std::string_view v) {
+  // A null data pointer would bind NULL; an empty view must stay ''.
+  const char* p = v.data() ? v.data() : "";
+  return BindResult(sqlite3_bind_text64(stmt_, index, p, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
+                    index);
+}
+
+Status Stmt::Bind(int index, Blob v) {
+  if (v.bytes.empty()) return BindResult(sqlite3_bind_zeroblob(stmt_, index, 0), index);
+  return BindResult(
+      sqlite3_bind_blob64(stmt_, index, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT), index);
+}
+
+Status Stmt::Bind(int index, Null) {
+  return BindResult(sqlite3_bind_null(stmt_, index), index);
+}
+
+Result<bool> Stmt::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  // With sqlite3_prepare_v3 the step result already is the specific error.
+  Status st =
+      db_->Error(rc, std::string("\"") + std::string(sqlite3_sql(stmt_)).substr(0, 60) + "\"");
+  sqlite3_reset(stmt_);
+  return st;
+}
+
+Status Stmt::Run() {
+  for (;;) {
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, Step());
+    if (!row) return {};
+  }
+}
+
+void Stmt::Reset() noexcept {
+  if (stmt_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+std::string Stmt::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  int n = sqlite3_column_bytes(stmt_, col);
+  if (!p) return {};
+  return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+}
+
+std::string Stmt::Bytes(int col) const {
+  const void* p = sqlite3_column_blob(stmt_, col);
+  int n = sqlite3_column_bytes(stmt_, col);
+  if (!p || n <= 0) return {};
+  return std::string(static_cast<const char*>(p), static_cast<std::size_t>(n));
+}
+
+}  // namespace shotsync::sql

@@ -1,0 +1,76 @@
+// Config: the TOML profile that says which folders go where.
+//
+// Found via --config FILE, then $SHOTSYNC_CONFIG, then
+// $XDG_CONFIG_HOME/shotsync/config.toml (~/.config/... when unset).
+// Unknown keys, wrong types and bad values fail with "file:line: message".
+// Secrets never live in the config itself: the Shootbin token comes from
+// $SHOOTBIN_API_TOKEN and the HeadshotPro key from $HEADSHOTPRO_API_KEY, or
+// from a file named by `token_file` / `key_file` that only its owner may read.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+inline constexpr std::uint64_t kShootbinMaxUpload = 10ull * 1024 * 1024;  // shootbin.md §4
+
+struct RootConfig {
+  std::string path;     // absolute (~ expanded)
+  std::string project;  // Shootbin project id or name
+  std::string album;    // album id or name in it
+  bool create = false;  // create the project/album when missing
+  std::vector<std::string> ignore;  // fnmatch globs
+};
+
+struct ShootbinConfig {
+  std::string base_url = "https://studio.example.com";  // the customer's instance
+  int rpm = 60;                // shootbin.md: assumed Laravel default
+  std::string token;           // from the environment or token_file; never logged
+  std::string token_source;    // "SHOOTBIN_API_TOKEN" or the file path, for messages
+};
+
+struct HeadshotProConfig {
+  std::string base_url = "https://server.headshotpro.com/api/v2";
+  int rpm = 300;               // 1000 on Enterprise
+  std::string dest;            // download folder (~ expanded)
+  std::string include = "main";  // "main" or "all"
+  std::string layout = "{member}/{model}/{photo}.{ext}";
+  std::string key;             // from the environment or key_file; never logged
+  std::string key_source;
+};
+
+struct Config {
+  std::string source;          // file the config came from ("" = built-in defaults)
+  std::string state_dir;       // manifest.db, lock, logs (~ expanded)
+  int jobs = 8;                // concurrent transfers
+  bool dedupe = false;         // same content under two paths: upload once
+  std::string ca_file;         // extra CA bundle (TLS verification is always on)
+  ShootbinConfig shootbin;
+  HeadshotProConfig headshotpro;
+  std::vector<RootConfig> roots;
+
+  std::string ManifestPath() const { return state_dir + "/manifest.db"; }
+};
+
+// Environment lookup, injected so that tests need no global state.
+using EnvFn = std::function<std::optional<std::string>(std::string_view name)>;
+EnvFn ProcessEnv();
+
+// Where the config is, by the rules above; nullopt when none exists.
+std::optional<std::string> FindConfigFile(const std::optional<std::string>& flag, const EnvFn& env);
+
+// Parses TOML text; `source` names it in error messages.
+Result<Config> ParseConfig(std::string_view text, const std::string& source, const EnvFn& env);
+Result<Config> LoadConfig(const std::string& path, const EnvFn& env);
+
+// Replaces a leading "~/" with $HOME.
+std::string ExpandHome(std::string_view path, const EnvFn& env);
+
+}  // namespace shotsync

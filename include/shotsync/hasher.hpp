@@ -1,0 +1,50 @@
+// Hasher: XXH3-128 content hashes, streamed with large buffers, and a bounded
+// parallel pipeline (oneTBB) to hash many files at once.
+//
+// A file that changes while it is being hashed (its stat after reading differs
+// from its stat before) is reported as kChanged so the caller can hash it
+// again later instead of recording a hash that matches no version of the file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+struct FileStat {
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint64_t inode = 0;
+  bool operator==(const FileStat&) const = default;
+};
+
+struct HashOutcome {
+  std::string hash;  // 32 lowercase hex digits
+  FileStat stat;     // the stat the hash belongs to
+  bool changed = false;  // the file changed while being read: hash is not valid
+};
+
+// Hashes one file. Errors name the file (kIo with errno text).
+Result<HashOutcome> HashFile(const std::string& path);
+
+// Hash of a byte string, same format as HashFile (used by tests and the emulator).
+std::string HashBytes(const void* data, std::size_t size);
+
+struct HashTask {
+  std::string path;          // absolute path to read
+  std::uint64_t cookie = 0;  // caller's identifier, handed back
+};
+
+// Runs a bounded parallel pipeline: `next` is called from one thread at a
+// time until it returns nullopt; each task is hashed on up to `threads` worker
+// threads; `done` is called from one thread at a time (in input order) with
+// the task and its outcome. At most 2 * threads tasks are in flight, so memory
+// stays flat however many files there are.
+void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
+              const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done);
+
+}  // namespace shotsync

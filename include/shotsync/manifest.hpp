@@ -1,0 +1,224 @@
+// Manifest: the SQLite record of every file shotsync has seen, hashed, sent
+// or downloaded, of every job in flight, of past runs, and of the request
+// budget shared by processes on this host.
+//
+// One file per sync profile (<state_dir>/manifest.db), WAL mode,
+// synchronous=NORMAL, busy_timeout so that a hook's `push` and a cron `sync`
+// can use it at the same time. Schema versioned with PRAGMA user_version and
+// forward migrations; a newer schema than this binary knows is refused, a
+// corrupt or foreign file is reported and never replaced.
+//
+// Thread safety: every public method locks an internal mutex, so one Manifest
+// may be shared by threads; for throughput the engine funnels bulk writes
+// through one writer (BeginBatch/CommitBatch). Job state changes
+// (BeginJob/FinishJob/FailJob) are durable when they return: exactly-once
+// depends on it (docs/resume.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+inline constexpr int kManifestSchemaVersion = 1;
+// PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
+// without it is not ours and is refused, never migrated.
+inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
+
+enum class FileState { kNew, kSynced, kMissing, kRejected };
+std::string_view FileStateName(FileState s) noexcept;
+
+struct RootRecord {
+  std::int64_t id = 0;
+  std::string path;     // absolute, as configured
+  std::string project;  // as configured (id or name)
+  std::string album;
+};
+
+struct FileRecord {
+  std::int64_t id = 0;  // 0 = not yet stored
+  std::int64_t root_id = 0;
+  std::string rel_path;  // relative to the root, '/'-separated, raw bytes (may be non-UTF-8)
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint64_t inode = 0;
+  std::string hash;  // XXH3-128 as 32 lowercase hex digits; empty = not hashed
+  std::optional<std::int64_t> remote_photo_id;  // Shootbin photo id once uploaded
+  std::string remote_hash;  // hash of the content the server holds (last upload/revision)
+  FileState state = FileState::kNew;
+  std::string reason;  // why rejected / last failure, one line
+};
+
+enum class JobKind { kUpload, kRevision };
+enum class JobState { kPending, kInFlight, kDone, kFailed, kRejected };
+std::string_view JobKindName(JobKind k) noexcept;
+std::string_view JobStateName(JobState s) noexcept;
+
+struct JobRecord {
+  std::int64_t id = 0;
+  std::int64_t file_id = 0;
+  JobKind kind = JobKind::kUpload;
+  JobState state = JobState::kPending;
+  std::string hash;  // content hash being sent
+  std::uint64_t size = 0;
+  int attempts = 0;
+  std::string last_error;
+  std::int64_t started_at = 0;  // unix seconds
+  std::int64_t finished_at = 0;
+};
+
+enum class DownloadState { kPending, kPartial, kDone, kFailed };
+std::string_view DownloadStateName(DownloadState s) noexcept;
+
+struct DownloadRecord {
+  std::string remote_id;  // HeadshotPro photo id
+  std::string member_id;
+  std::string model_id;
+  std::string dest_path;
+  std::uint64_t size = 0;        // expected length, 0 = unknown
+  std::uint64_t bytes_done = 0;  // bytes in <dest>.part
+  DownloadState state = DownloadState::kPending;
+  std::string last_error;
+};
+
+struct RunCounts {
+  std::int64_t uploaded = 0, revised = 0, skipped = 0, rejected = 0, failed = 0, downloaded = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::string command;
+  std::int64_t started_at = 0, finished_at = 0;  // unix seconds; finished 0 = running or killed
+  RunCounts counts;
+  int exit_code = -1;
+  int pid = 0;
+};
+
+class Manifest {
+ public:
+  struct Options {
+    int busy_timeout_ms = 10000;
+    bool read_only = false;
+  };
+
+  // Opens or creates the manifest. Errors: kCorrupt (not a SQLite database,
+  // or not a shotsync manifest), kUnsupported (schema newer than this binary),
+  // kIo (cannot create/open), kBusy (locked beyond busy_timeout). The file is
+  // never deleted or replaced.
+  static Result<std::unique_ptr<Manifest>> Open(const std::string& path, Options options);
+  static Result<std::unique_ptr<Manifest>> Open(const std::string& path) { return Open(path, Options{}); }
+  ~Manifest();
+  Manifest(const Manifest&) = delete;
+  Manifest& operator=(const Manifest&) = delete;
+
+  int SchemaVersion() const;
+
+  // --- Roots -------------------------------------------------------------
+  // Returns the id of the root with this path, creating or updating it.
+  Result<std::int64_t> UpsertRoot(const RootRecord& root);
+  Result<std::vector<RootRecord>> Roots();
+
+  // --- Files -------------------------------------------------------------
+  Result<std::optional<FileRecord>> GetFile(std::int64_t root_id, std::string_view rel_path);
+  Result<std::optional<FileRecord>> GetFileById(std::int64_t file_id);
+  // Calls fn for every file of `root_id` whose rel_path lies directly in `dir`
+  // ("" = the root itself), in name order. The differ uses this one directory
+  // at a time so that memory does not grow with the tree. The directory's rows
+  // are read first, then fn is called without the lock: fn may call this
+  // Manifest (MarkMissing, PutFile).
+  Status ForEachFileInDir(std::int64_t root_id, std::string_view dir,
+                          const std::function<void(const FileRecord&)>& fn);
+  // Every directory (as above) that holds at least one non-missing file.
+  Result<std::vector<std::string>> Dirs(std::int64_t root_id);
+  // All files of a root, or of every root when root_id == 0, in rel_path order
+  // (bytes). Streams through a second read-only connection (an open batch is
+  // committed first so that its rows are seen); fn may call this Manifest.
+  Status ForEachFile(std::int64_t root_id, const std::function<void(const FileRecord&)>& fn);
+  // Another synced file of the same root set with this hash, for dedupe.
+  Result<std::optional<FileRecord>> FindSyncedByHash(std::string_view hash);
+  // Inserts (id == 0) or updates by id; sets record.id on insert. An insert of
+  // a (root_id, rel_path) already stored updates that row and returns its id.
+  // kNotFound for an unknown id; kInvalidArgument for an empty, absolute or
+  // '/'-terminated rel_path.
+  Status PutFile(FileRecord& record);
+  // Marks the file missing from disk (the row stays: never a remote delete).
+  // kNotFound when no such row.
+  Status MarkMissing(std::int64_t root_id, std::string_view rel_path);
+
+  // Groups many writes into one transaction (BEGIN IMMEDIATE ... COMMIT).
+  // Without a batch every write is its own transaction. The transaction
+  // starts at the batch's first write (an idle batch holds no lock); batches
+  // nest (only the outermost CommitBatch commits). A durable write inside a
+  // batch (BeginJob, FinishJob, FailJob, BeginRun, EndRun) commits the batch
+  // together with itself, and the batch goes on in a new transaction at its
+  // next write. A failing write inside a batch is undone alone (savepoint).
+  // The batch is one connection-wide transaction: writes from other threads
+  // through this Manifest join it. An open batch is committed on destruction.
+  Status BeginBatch();
+  Status CommitBatch();
+
+  // --- Jobs (exactly-once protocol, docs/resume.md) ------------------------
+  // Records the job as in_flight and commits before returning (with any open
+  // batch, see BeginBatch). A file has at most one job row that is not done
+  // or rejected: when it has one (pending, in_flight left by a killed run, or
+  // failed) that row is taken over (same id, attempts kept) instead of a new
+  // one being added.
+  Result<std::int64_t> BeginJob(std::int64_t file_id, JobKind kind, std::string_view hash,
+                                std::uint64_t size);
+  // The job is done: job row and file row (remote id, remote hash, state
+  // synced) change in one transaction.
+  Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id);
+  // failed (retry on a later run) or rejected (permanent); reason is one line
+  // (newlines become spaces). attempts + 1; the file row gets the reason and,
+  // when permanent, state rejected. Same transaction, durable.
+  Status FailJob(std::int64_t job_id, std::string_view reason, bool permanent);
+  // Jobs left in_flight by an earlier (killed) process, or pending.
+  Result<std::vector<JobRecord>> UnfinishedJobs();
+  Result<std::vector<JobRecord>> RecentFailures(int limit);
+
+  // --- Downloads ---------------------------------------------------------
+  Result<std::optional<DownloadRecord>> GetDownload(std::string_view remote_id);
+  Status PutDownload(const DownloadRecord& record);
+
+  // --- Shared token bucket -----------------------------------------------
+  // Takes one token from the bucket `key` (service + token fingerprint),
+  // refilling at rate_per_s up to burst. Returns 0 when a token was taken,
+  // else the seconds to wait before asking again (nothing taken). Atomic
+  // across processes (BEGIN IMMEDIATE). A new bucket starts full. now_s must
+  // come from a clock every process shares (CLOCK_MONOTONIC or the wall
+  // clock, the same one everywhere). rate_per_s <= 0 is kInvalidArgument.
+  Result<double> TakeToken(std::string_view key, double rate_per_s, double burst, double now_s);
+  // Server feedback: no tokens before `until_s` (a 429's reset time, on the
+  // clock of TakeToken's now_s). Empties the bucket; paused_until only grows.
+  // When the pause is over one token is available at once (the server's
+  // window was reset), then the rate applies again.
+  Status PauseBucket(std::string_view key, double until_s);
+
+  // --- Runs --------------------------------------------------------------
+  Result<std::int64_t> BeginRun(std::string_view command, int pid);
+  Status EndRun(std::int64_t run_id, const RunCounts& counts, int exit_code);
+  Result<std::vector<RunRecord>> RecentRuns(int limit);
+
+  // PRAGMA wal_checkpoint(TRUNCATE) at the end of a run (commits an open
+  // batch first). Best effort: when another process keeps the database busy
+  // for over a second it returns ok and leaves the WAL to SQLite's automatic
+  // checkpoints.
+  Status Checkpoint();
+  // PRAGMA quick_check; ok or kCorrupt with the first problem.
+  Status IntegrityCheck();
+
+ private:
+  struct Impl;
+  explicit Manifest(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shotsync

@@ -1,0 +1,78 @@
+// Planner: from folders on disk to an exact plan (architecture §1-3).
+//
+// For each configured root it walks the folder (Scanner), compares every file
+// with its manifest row (Differ: unchanged size, mtime_ns and inode means
+// unchanged, and the file is not read), hashes only new or changed files
+// (Hasher, in parallel, bounded), records stats and hashes in the manifest,
+// and decides per file:
+//   upload    not yet on Shootbin
+//   revision  on Shootbin, content changed since the last upload
+//   skip      on Shootbin with this content (or a duplicate, with dedupe)
+//   rejected  over 10 MB, not an image by its bytes, unreadable, or a path
+//             clash between two roots feeding one album
+// Files gone from disk are marked missing in the manifest (never deleted
+// remotely). Decisions stream out through a callback as they are made, so a
+// sync can start uploading before the walk ends and memory stays flat.
+//
+// A second plan with nothing changed on disk reads no file content.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shotsync/config.hpp"
+#include "shotsync/manifest.hpp"
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+enum class Action { kUpload, kRevision, kSkip, kRejected };
+std::string_view ActionName(Action a) noexcept;
+
+struct PlanItem {
+  Action action = Action::kSkip;
+  std::string reason;  // why this action, one line
+  std::size_t root_index = 0;  // into Config::roots
+  FileRecord file;     // the manifest row as recorded by this plan
+  std::string abs_path;
+};
+
+struct PlanStats {
+  std::int64_t upload = 0, revision = 0, skip = 0, rejected = 0;
+  std::int64_t missing = 0;   // files gone from disk since the last run
+  std::int64_t hashed = 0;    // files whose content was read
+  std::int64_t scanned = 0;   // files seen on disk
+  std::uint64_t bytes_to_send = 0;
+  std::int64_t errors = 0;    // unreadable directories and similar walk problems
+};
+
+struct PlanOptions {
+  int hash_threads = 0;  // 0 = hardware concurrency
+  bool dedupe = false;
+  // Set when on_item may block (a sync handing work to the transfer engine):
+  // the plan's manifest batch is then committed before each upload/revision
+  // item goes out, so no write lock is held while the caller waits.
+  bool flush_before_emit = false;
+  const std::atomic<bool>* cancel = nullptr;  // stop early (SIGINT)
+};
+
+using PlanItemFn = std::function<void(const PlanItem&)>;
+// A problem that does not stop the plan: path and reason.
+using PlanErrorFn = std::function<void(const std::string& path, const Status& status)>;
+
+// The decision for one file from its manifest row (pure; used for files the
+// differ found unchanged, and after hashing). `duplicate_of` is a synced file
+// with the same content when dedupe is on.
+Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason);
+
+// Runs the whole local pipeline. Fails only when the run cannot go on
+// (manifest error, no root readable); per-file problems go to on_error and
+// into rejected decisions.
+Result<PlanStats> BuildPlan(const Config& config, Manifest& manifest, const PlanOptions& options,
+                            const PlanItemFn& on_item, const PlanErrorFn& on_error);
+
+}  // namespace shotsync

@@ -1,0 +1,112 @@
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "shotsync/config.hpp"
+#include "temp_dir.hpp"
+
+using shotsync::EnvFn;
+
+namespace {
+
+EnvFn FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const char* kGood = R"(state_dir = "~/state"
+jobs = 4
+[shootbin]
+base_url = "http://127.0.0.1:8080"
+rpm = 120
+[headshotpro]
+base_url = "http://127.0.0.1:8080/api/v2"
+dest = "~/heads"
+[[roots]]
+path = "~/Photos/Exports/"
+project = "Client Smith"
+album = "Selects"
+create = true
+ignore = ["*.xmp", ".DS_Store"]
+)";
+
+}  // namespace
+
+TEST_CASE("a complete config is read with ~ expanded and tokens from the environment", "[config]") {
+  auto env = FakeEnv({{"HOME", "/home/ann"}, {"SHOOTBIN_API_TOKEN", "sb-secret"},
+                      {"HEADSHOTPRO_API_KEY", "hp-secret"}});
+  auto c = shotsync::ParseConfig(kGood, "cfg.toml", env);
+  REQUIRE(c.ok());
+  CHECK(c->state_dir == "/home/ann/state");
+  CHECK(c->ManifestPath() == "/home/ann/state/manifest.db");
+  CHECK(c->jobs == 4);
+  CHECK(c->shootbin.rpm == 120);
+  CHECK(c->shootbin.token == "sb-secret");
+  CHECK(c->shootbin.token_source == "SHOOTBIN_API_TOKEN");
+  CHECK(c->headshotpro.key == "hp-secret");
+  CHECK(c->headshotpro.rpm == 300);
+  CHECK(c->headshotpro.dest == "/home/ann/heads");
+  REQUIRE(c->roots.size() == 1);
+  CHECK(c->roots[0].path == "/home/ann/Photos/Exports");
+  CHECK(c->roots[0].project == "Client Smith");
+  CHECK(c->roots[0].create);
+  CHECK(c->roots[0].ignore == std::vector<std::string>{"*.xmp", ".DS_Store"});
+}
+
+TEST_CASE("unknown keys, wrong types and bad values name the file and line", "[config]") {
+  auto env = FakeEnv({{"HOME", "/h"}});
+  auto check = [&](const std::string& text, const std::string& expect) {
+    auto c = shotsync::ParseConfig(text, "my.toml", env);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.status().code() == shotsync::Code::kInvalidArgument);
+    INFO(c.status().message());
+    CHECK(c.status().message().find(expect) != std::string::npos);
+  };
+  check("jobs = 4\ncolour = 1\n", "my.toml:2: unknown key 'colour'");
+  check("jobs = \"four\"\n", "my.toml:1: 'jobs' must be an integer");
+  check("jobs = 0\n", "my.toml:1: 'jobs' must be between 1 and 64");
+  check("[shootbin]\nrpm = -5\n", "my.toml:2: 'shootbin.rpm' must be between");
+  check("[shootbin]\nbase_url = \"ftp://x\"\n", "my.toml:2: shootbin.base_url must start with https://");
+  check("[[roots]]\npath = \"relative/dir\"\nproject = \"P\"\nalbum = \"A\"\n", "my.toml:2: roots.path must be absolute");
+  check("[[roots]]\npath = \"/p\"\nalbum = \"A\"\n", "needs a 'project'");
+  check("[headshotpro]\ninclude = \"some\"\n", "my.toml:2: 'headshotpro.include'");
+  check("jobs = [\n", "my.toml:");
+}
+
+TEST_CASE("a token file readable by others is refused; a private one is used", "[config]") {
+  shotsync::testing::TempDir dir;
+  const auto file = (dir.path() / "token").string();
+  std::ofstream(file) << "sb-from-file\n";
+  ::chmod(file.c_str(), 0644);
+  auto env = FakeEnv({{"HOME", "/h"}});
+  const std::string text = "[shootbin]\ntoken_file = \"" + file + "\"\n";
+  auto refused = shotsync::ParseConfig(text, "c.toml", env);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find("readable by others") != std::string::npos);
+  CHECK(refused.status().message().find("sb-from-file") == std::string::npos);
+  ::chmod(file.c_str(), 0600);
+  auto ok = shotsync::ParseConfig(text, "c.toml", env);
+  REQUIRE(ok.ok());
+  CHECK(ok->shootbin.token == "sb-from-file");
+  CHECK(ok->shootbin.token_source == file);
+}
+
+TEST_CASE("the config file is found by flag, then SHOTSYNC_CONFIG, then XDG_CONFIG_HOME", "[config]") {
+  shotsync::testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "xdg/shotsync");
+  const auto xdg_file = (dir.path() / "xdg/shotsync/config.toml").string();
+  std::ofstream(xdg_file) << "jobs = 2\n";
+  auto env = FakeEnv({{"XDG_CONFIG_HOME", (dir.path() / "xdg").string()}});
+  CHECK(shotsync::FindConfigFile(std::string("/flag.toml"), env) == "/flag.toml");
+  CHECK(shotsync::FindConfigFile(std::nullopt, env) == xdg_file);
+  auto env2 = FakeEnv({{"SHOTSYNC_CONFIG", "/env.toml"}, {"XDG_CONFIG_HOME", (dir.path() / "xdg").string()}});
+  CHECK(shotsync::FindConfigFile(std::nullopt, env2) == "/env.toml");
+  CHECK_FALSE(shotsync::FindConfigFile(std::nullopt, FakeEnv({{"HOME", dir.path().string()}})).has_value());
+}

@@ -1,0 +1,815 @@
+#include "shotsync/manifest.hpp"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "temp_dir.hpp"
+
+using shotsync::Code;
+using shotsync::FileRecord;
+using shotsync::FileState;
+using shotsync::JobKind;
+using shotsync::JobState;
+using shotsync::Manifest;
+using shotsync::testing::TempDir;
+
+namespace {
+
+std::string DbPath(const TempDir& dir) {
+  return (dir.path() / "manifest.db").string();
+}
+
+std::unique_ptr<Manifest> MustOpen(const std::string& path) {
+  auto m = Manifest::Open(path);
+  INFO(m.status().ToString());
+  REQUIRE(m.ok());
+  return std::move(m).value();
+}
+
+std::string ReadAll(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+FileRecord MakeFile(std::int64_t root_id, std::string rel, std::uint64_t size = 100) {
+  FileRecord f;
+  f.root_id = root_id;
+  f.rel_path = std::move(rel);
+  f.size = size;
+  f.mtime_ns = 1'700'000'000'123'456'789;
+  f.inode = 42;
+  return f;
+}
+
+std::int64_t AddRoot(Manifest& m, std::string path = "/photos") {
+  auto id = m.UpsertRoot({0, std::move(path), "Client Smith", "Selects"});
+  REQUIRE(id.ok());
+  return *id;
+}
+
+// Runs SQL on the file through a separate raw connection.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  INFO(msg);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+std::int64_t RawInt(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  std::int64_t v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+std::vector<std::string> ListDir(const TempDir& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    names.push_back(e.path().filename().string());
+  }
+  return names;
+}
+
+double MonotonicSeconds() {
+  // CLOCK_MONOTONIC is system-wide, so processes and threads share it.
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int WaitChild(pid_t pid) {
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("a new manifest is created in WAL mode and keeps its data when reopened", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::int64_t root = 0, file_id = 0, run_id = 0;
+  {
+    auto m = MustOpen(path);
+    CHECK(m->SchemaVersion() == shotsync::kManifestSchemaVersion);
+    root = AddRoot(*m);
+    FileRecord f = MakeFile(root, "day1/IMG_0001.jpg", 12345);
+    f.hash = "0123456789abcdef0123456789abcdef";
+    f.inode = 0xFFFF'FFFF'FFFF'FFF0ull;  // above INT64_MAX: must keep its bits
+    REQUIRE(m->PutFile(f).ok());
+    file_id = f.id;
+    CHECK(file_id > 0);
+    auto run = m->BeginRun("sync", 4242);
+    REQUIRE(run.ok());
+    run_id = *run;
+    shotsync::DownloadRecord d{
+        "ph_1", "mem_1", "mod_1", "/heads/a.jpg", 999, 100, shotsync::DownloadState::kPartial, ""};
+    REQUIRE(m->PutDownload(d).ok());
+  }
+  CHECK(RawInt(path, "PRAGMA application_id") == shotsync::kManifestApplicationId);
+  CHECK(RawInt(path, "PRAGMA user_version") == shotsync::kManifestSchemaVersion);
+
+  auto m = MustOpen(path);
+  auto roots = m->Roots();
+  REQUIRE(roots.ok());
+  REQUIRE(roots->size() == 1);
+  CHECK((*roots)[0].id == root);
+  CHECK((*roots)[0].path == "/photos");
+  CHECK((*roots)[0].project == "Client Smith");
+  CHECK((*roots)[0].album == "Selects");
+  // Upserting the same path updates it in place.
+  auto again = m->UpsertRoot({0, "/photos", "Client Jones", "Finals"});
+  REQUIRE(again.ok());
+  CHECK(*again == root);
+  CHECK(m->Roots()->at(0).album == "Finals");
+
+  auto f = m->GetFile(root, "day1/IMG_0001.jpg");
+  REQUIRE(f.ok());
+  REQUIRE(f->has_value());
+  CHECK((*f)->id == file_id);
+  CHECK((*f)->size == 12345);
+  CHECK((*f)->mtime_ns == 1'700'000'000'123'456'789);
+  CHECK((*f)->inode == 0xFFFF'FFFF'FFFF'FFF0ull);
+  CHECK((*f)->hash == "0123456789abcdef0123456789abcdef");
+  CHECK((*f)->state == FileState::kNew);
+  CHECK_FALSE((*f)->remote_photo_id.has_value());
+  auto by_id = m->GetFileById(file_id);
+  REQUIRE(by_id.ok());
+  REQUIRE(by_id->has_value());
+  CHECK((*by_id)->rel_path == "day1/IMG_0001.jpg");
+  CHECK_FALSE(m->GetFile(root, "day1/nope.jpg")->has_value());
+
+  auto runs = m->RecentRuns(10);
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 1);
+  CHECK((*runs)[0].id == run_id);
+  CHECK((*runs)[0].pid == 4242);
+  CHECK((*runs)[0].finished_at == 0);  // never ended: running or killed
+
+  auto d = m->GetDownload("ph_1");
+  REQUIRE(d.ok());
+  REQUIRE(d->has_value());
+  CHECK((*d)->bytes_done == 100);
+  CHECK((*d)->state == shotsync::DownloadState::kPartial);
+  CHECK((*d)->dest_path == "/heads/a.jpg");
+  CHECK_FALSE(m->GetDownload("ph_2")->has_value());
+  CHECK(m->IntegrityCheck().ok());
+}
+
+TEST_CASE("a file row round-trips a non-UTF-8 name byte for byte", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  const std::string root_path = std::string("/ph\xff\xfeotos");
+  std::int64_t root = AddRoot(*m, root_path);
+  const std::string dir_bytes = std::string("caf\xe9 latin1");         // Latin-1, not UTF-8
+  const std::string name = std::string("IMG\x01\x80\xc3(\0.jpg", 12);  // with a NUL byte
+  FileRecord f = MakeFile(root, dir_bytes + "/" + name);
+  REQUIRE(m->PutFile(f).ok());
+
+  auto got = m->GetFile(root, dir_bytes + "/" + name);
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->rel_path == dir_bytes + "/" + name);
+  CHECK((*got)->rel_path.size() == dir_bytes.size() + 1 + name.size());
+  // A name differing only in one byte is another file.
+  std::string other = name;
+  other[4] = '\x81';
+  CHECK_FALSE(m->GetFile(root, dir_bytes + "/" + other)->has_value());
+
+  auto dirs = m->Dirs(root);
+  REQUIRE(dirs.ok());
+  REQUIRE(dirs->size() == 1);
+  CHECK((*dirs)[0] == dir_bytes);
+  std::vector<std::string> seen;
+  REQUIRE(m->ForEachFileInDir(root, dir_bytes, [&](const FileRecord& r) {
+             seen.push_back(r.rel_path);
+           }).ok());
+  CHECK(seen == std::vector<std::string>{dir_bytes + "/" + name});
+  CHECK(m->Roots()->at(0).path == root_path);
+}
+
+TEST_CASE("a batch of 10,000 PutFile is fast and stores every row", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(m->BeginBatch().ok());
+  for (int i = 0; i < 10000; ++i) {
+    FileRecord f = MakeFile(root, "d" + std::to_string(i % 50) + "/f" + std::to_string(i) + ".jpg",
+                            static_cast<std::uint64_t>(i));
+    REQUIRE(m->PutFile(f).ok());
+    REQUIRE(f.id > 0);
+  }
+  REQUIRE(m->CommitBatch().ok());
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO("10k PutFile in a batch took " << secs << " s");
+  CHECK(secs < 3.0);  // typically ~0.05 s; generous for a loaded CI machine
+
+  std::set<std::string> paths;
+  std::uint64_t size_sum = 0;
+  REQUIRE(m->ForEachFile(root, [&](const FileRecord& r) {
+             paths.insert(r.rel_path);
+             size_sum += r.size;
+           }).ok());
+  CHECK(paths.size() == 10000);
+  CHECK(size_sum == 9999ull * 10000 / 2);
+  CHECK(m->Dirs(root)->size() == 50);
+}
+
+TEST_CASE("PutFile with id 0 on a stored path updates that row instead of failing", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  FileRecord a = MakeFile(root, "x.jpg", 1);
+  REQUIRE(m->PutFile(a).ok());
+  FileRecord b = MakeFile(root, "x.jpg", 2);
+  REQUIRE(m->PutFile(b).ok());
+  CHECK(b.id == a.id);
+  CHECK((*m->GetFileById(a.id))->size == 2);
+  // Update by id, and an unknown id is reported.
+  b.size = 3;
+  REQUIRE(m->PutFile(b).ok());
+  CHECK((*m->GetFileById(a.id))->size == 3);
+  FileRecord ghost = MakeFile(root, "ghost.jpg");
+  ghost.id = 999;
+  CHECK(m->PutFile(ghost).code() == Code::kNotFound);
+  // Bad relative paths are refused.
+  FileRecord bad = MakeFile(root, "/abs.jpg");
+  CHECK(m->PutFile(bad).code() == Code::kInvalidArgument);
+  // A file of an unknown root violates the foreign key.
+  FileRecord orphan = MakeFile(root + 100, "o.jpg");
+  CHECK_FALSE(m->PutFile(orphan).ok());
+}
+
+TEST_CASE("ForEachFileInDir lists only the direct children of a directory", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  std::int64_t other_root = AddRoot(*m, "/other");
+  for (const char* p :
+       {"top.jpg", "a/1.jpg", "a/2.jpg", "a/b/3.jpg", "a/b/c/4.jpg", "ab/5.jpg", "a-b/6.jpg"}) {
+    FileRecord f = MakeFile(root, p);
+    REQUIRE(m->PutFile(f).ok());
+  }
+  FileRecord elsewhere = MakeFile(other_root, "a/9.jpg");
+  REQUIRE(m->PutFile(elsewhere).ok());
+
+  auto list = [&](std::string_view d) {
+    std::vector<std::string> out;
+    REQUIRE(
+        m->ForEachFileInDir(root, d, [&](const FileRecord& r) { out.push_back(r.rel_path); }).ok());
+    return out;
+  };
+  CHECK(list("") == std::vector<std::string>{"top.jpg"});
+  CHECK(list("a") == std::vector<std::string>{"a/1.jpg", "a/2.jpg"});
+  CHECK(list("a/b") == std::vector<std::string>{"a/b/3.jpg"});
+  CHECK(list("nope").empty());
+
+  // The callback may write to the manifest (the differ marks files missing).
+  REQUIRE(m->ForEachFileInDir(root, "a", [&](const FileRecord& r) {
+             REQUIRE(m->MarkMissing(root, r.rel_path).ok());
+           }).ok());
+  CHECK((*m->GetFile(root, "a/1.jpg"))->state == FileState::kMissing);
+}
+
+TEST_CASE("Dirs lists every directory that holds a file still on disk", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  for (const char* p : {"top.jpg", "a/1.jpg", "a/b/3.jpg", "gone/x.jpg"}) {
+    FileRecord f = MakeFile(root, p);
+    REQUIRE(m->PutFile(f).ok());
+  }
+  REQUIRE(m->MarkMissing(root, "gone/x.jpg").ok());
+  auto dirs = m->Dirs(root);
+  REQUIRE(dirs.ok());
+  CHECK(*dirs == std::vector<std::string>{"", "a", "a/b"});
+}
+
+TEST_CASE("MarkMissing keeps the row and its remote id", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "day1/a.jpg");
+  f.state = FileState::kSynced;
+  f.remote_photo_id = 77;
+  f.hash = f.remote_hash = "00000000000000000000000000000001";
+  REQUIRE(m->PutFile(f).ok());
+  REQUIRE(m->MarkMissing(root, "day1/a.jpg").ok());
+  auto got = m->GetFile(root, "day1/a.jpg");
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->state == FileState::kMissing);
+  CHECK((*got)->remote_photo_id == 77);
+  CHECK((*got)->remote_hash == f.remote_hash);
+  CHECK(m->MarkMissing(root, "day1/never.jpg").code() == Code::kNotFound);
+}
+
+TEST_CASE("ForEachFile visits files in rel_path byte order, root by root", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t r1 = AddRoot(*m, "/one");
+  std::int64_t r2 = AddRoot(*m, "/two");
+  for (const char* p : {"z.jpg", "a/x.jpg", "a-b/x.jpg", "a.jpg", "a/b/y.jpg"}) {
+    FileRecord f = MakeFile(r1, p);
+    REQUIRE(m->PutFile(f).ok());
+  }
+  FileRecord g = MakeFile(r2, "0.jpg");
+  REQUIRE(m->PutFile(g).ok());
+  std::vector<std::string> seen;
+  REQUIRE(m->ForEachFile(r1, [&](const FileRecord& r) { seen.push_back(r.rel_path); }).ok());
+  CHECK(seen == std::vector<std::string>{"a-b/x.jpg", "a.jpg", "a/b/y.jpg", "a/x.jpg", "z.jpg"});
+  seen.clear();
+  // Every root; the callback may write (another connection streams the rows).
+  REQUIRE(m->BeginBatch().ok());
+  FileRecord h = MakeFile(r2, "1.jpg");
+  REQUIRE(m->PutFile(h).ok());  // in the open batch: still listed
+  REQUIRE(m->ForEachFile(0, [&](const FileRecord& r) {
+             seen.push_back(r.rel_path);
+             FileRecord copy = r;
+             copy.reason = "visited";
+             REQUIRE(m->PutFile(copy).ok());
+           }).ok());
+  REQUIRE(m->CommitBatch().ok());
+  CHECK(seen.size() == 7);
+  CHECK(seen.back() == "1.jpg");
+  CHECK((*m->GetFile(r1, "z.jpg"))->reason == "visited");
+}
+
+TEST_CASE("FindSyncedByHash finds only a synced file with that content", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  const std::string h = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  FileRecord pending = MakeFile(root, "p.jpg");
+  pending.hash = h;
+  REQUIRE(m->PutFile(pending).ok());
+  CHECK_FALSE(m->FindSyncedByHash(h)->has_value());
+  FileRecord synced = MakeFile(root, "s.jpg");
+  synced.hash = synced.remote_hash = h;
+  synced.state = FileState::kSynced;
+  synced.remote_photo_id = 5;
+  REQUIRE(m->PutFile(synced).ok());
+  auto found = m->FindSyncedByHash(h);
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->id == synced.id);
+  CHECK_FALSE(m->FindSyncedByHash("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")->has_value());
+  CHECK_FALSE(m->FindSyncedByHash("")->has_value());
+}
+
+TEST_CASE("a job goes in_flight then done, updating the file row in the same transaction",
+          "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto m = MustOpen(path);
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "day1/a.jpg", 5000);
+  f.hash = "11111111111111111111111111111111";
+  REQUIRE(m->PutFile(f).ok());
+
+  auto job = m->BeginJob(f.id, JobKind::kUpload, f.hash, f.size);
+  REQUIRE(job.ok());
+  // Durable at once: another connection sees it.
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight'") == 1);
+  auto unfinished = m->UnfinishedJobs();
+  REQUIRE(unfinished.ok());
+  REQUIRE(unfinished->size() == 1);
+  CHECK((*unfinished)[0].id == *job);
+  CHECK((*unfinished)[0].state == JobState::kInFlight);
+  CHECK((*unfinished)[0].hash == f.hash);
+  CHECK((*unfinished)[0].size == 5000);
+  CHECK((*unfinished)[0].kind == JobKind::kUpload);
+
+  SECTION("done: remote id, remote hash and state change with the job") {
+    REQUIRE(m->FinishJob(*job, 9001).ok());
+    auto got = m->GetFileById(f.id);
+    REQUIRE(got.ok());
+    CHECK((*got)->state == FileState::kSynced);
+    CHECK((*got)->remote_photo_id == 9001);
+    CHECK((*got)->remote_hash == f.hash);
+    CHECK((*got)->reason.empty());
+    CHECK(m->UnfinishedJobs()->empty());
+    CHECK(m->FinishJob(12345, 1).code() == Code::kNotFound);
+  }
+  SECTION("when the file row cannot change, the job stays in_flight (one transaction)") {
+    RawExec(path,
+            "CREATE TRIGGER boom BEFORE UPDATE OF state ON files WHEN NEW.state = 'synced' "
+            "BEGIN SELECT RAISE(ABORT, 'boom'); END");
+    auto reopened = MustOpen(path);  // sees the new schema
+    CHECK_FALSE(reopened->FinishJob(*job, 9001).ok());
+    auto jobs = reopened->UnfinishedJobs();
+    REQUIRE(jobs.ok());
+    REQUIRE(jobs->size() == 1);
+    CHECK((*jobs)[0].state == JobState::kInFlight);
+    CHECK_FALSE((*reopened->GetFileById(f.id))->remote_photo_id.has_value());
+  }
+  SECTION("a retry after a crash takes over the same job row") {
+    auto again = m->BeginJob(f.id, JobKind::kUpload, f.hash, f.size);
+    REQUIRE(again.ok());
+    CHECK(*again == *job);
+    CHECK(m->UnfinishedJobs()->size() == 1);
+  }
+}
+
+TEST_CASE("FailJob records the reason; a permanent failure rejects the file", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "a.jpg");
+  REQUIRE(m->PutFile(f).ok());
+  auto job = m->BeginJob(f.id, JobKind::kUpload, "h", 1);
+  REQUIRE(job.ok());
+  REQUIRE(m->FailJob(*job, "HTTP 503\nService Unavailable", false).ok());
+  auto fails = m->RecentFailures(10);
+  REQUIRE(fails.ok());
+  REQUIRE(fails->size() == 1);
+  CHECK((*fails)[0].state == JobState::kFailed);
+  CHECK((*fails)[0].attempts == 1);
+  CHECK((*fails)[0].last_error == "HTTP 503 Service Unavailable");
+  auto got = m->GetFileById(f.id);
+  CHECK((*got)->state == FileState::kNew);
+  CHECK((*got)->reason == "HTTP 503 Service Unavailable");
+  CHECK(m->UnfinishedJobs()->empty());
+
+  // Retried on a later run: same row, attempts keep counting.
+  auto retry = m->BeginJob(f.id, JobKind::kUpload, "h", 1);
+  REQUIRE(retry.ok());
+  CHECK(*retry == *job);
+  REQUIRE(m->FailJob(*retry, "422: not an image", true).ok());
+  fails = m->RecentFailures(10);
+  REQUIRE(fails->size() == 1);
+  CHECK((*fails)[0].state == JobState::kRejected);
+  CHECK((*fails)[0].attempts == 2);
+  got = m->GetFileById(f.id);
+  CHECK((*got)->state == FileState::kRejected);
+  CHECK((*got)->reason == "422: not an image");
+}
+
+TEST_CASE("a job left in_flight by a killed process is returned by UnfinishedJobs", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::int64_t file_id = 0;
+  {
+    auto m = MustOpen(path);
+    std::int64_t root = AddRoot(*m);
+    FileRecord f = MakeFile(root, "day1/a.jpg");
+    REQUIRE(m->PutFile(f).ok());
+    file_id = f.id;
+  }
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // The child: a sync that dies by SIGKILL in the middle of an upload, with
+    // a batch of other writes open.
+    auto m = Manifest::Open(path);
+    if (!m.ok()) ::_exit(10);
+    if (!(*m)->BeginBatch().ok()) ::_exit(11);
+    FileRecord g = MakeFile(1, "day1/b.jpg");
+    if (!(*m)->PutFile(g).ok()) ::_exit(12);
+    if (!(*m)->BeginJob(file_id, JobKind::kUpload, "abc", 7).ok()) ::_exit(13);
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(14);
+  }
+  CHECK(WaitChild(pid) == 128 + SIGKILL);
+
+  auto m = MustOpen(path);
+  auto jobs = m->UnfinishedJobs();
+  REQUIRE(jobs.ok());
+  REQUIRE(jobs->size() == 1);
+  CHECK((*jobs)[0].file_id == file_id);
+  CHECK((*jobs)[0].state == JobState::kInFlight);
+  CHECK((*jobs)[0].hash == "abc");
+  // BeginJob committed the batch that was open, so its row survived too.
+  CHECK(m->GetFile(1, "day1/b.jpg")->has_value());
+  CHECK(m->IntegrityCheck().ok());
+}
+
+TEST_CASE("a file of random bytes is refused as corrupt and left byte-identical", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::string garbage(64 * 1024, '\0');
+  std::mt19937 rng(7);
+  for (char& c : garbage) c = static_cast<char>(rng());
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto m = Manifest::Open(path);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == Code::kCorrupt);
+  CHECK_THAT(m.status().message(), Catch::Contains(path));
+  CHECK_THAT(m.status().message(), Catch::Contains("not a SQLite database"));
+  CHECK(ReadAll(path) == garbage);
+  CHECK(ListDir(dir) == std::vector<std::string>{"manifest.db"});  // no -wal, no -journal
+  auto ro = Manifest::Open(path, {.busy_timeout_ms = 100, .read_only = true});
+  CHECK(ro.status().code() == Code::kCorrupt);
+}
+
+TEST_CASE("a SQLite database of another program is refused and left unchanged", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  RawExec(path,
+          "CREATE TABLE photos(id INTEGER PRIMARY KEY, name TEXT);"
+          "INSERT INTO photos(name) VALUES('x');");
+  const std::string before = ReadAll(path);
+  auto m = Manifest::Open(path);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == Code::kCorrupt);
+  CHECK_THAT(m.status().message(), Catch::Contains(path));
+  CHECK_THAT(m.status().message(), Catch::Contains("not a shotsync manifest"));
+  CHECK(ReadAll(path) == before);
+  CHECK(RawInt(path, "SELECT count(*) FROM photos") == 1);
+
+  SECTION("also with another program's application_id and no tables") {
+    TempDir dir2;
+    const std::string p2 = DbPath(dir2);
+    RawExec(p2, "PRAGMA application_id = 1234");
+    auto m2 = Manifest::Open(p2);
+    CHECK(m2.status().code() == Code::kCorrupt);
+  }
+}
+
+TEST_CASE("a manifest with a newer schema (user_version 99) is refused as unsupported",
+          "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  { MustOpen(path); }
+  RawExec(path, "PRAGMA user_version = 99");
+  const std::string before = ReadAll(path);
+  auto m = Manifest::Open(path);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == Code::kUnsupported);
+  CHECK_THAT(m.status().message(),
+             Catch::Contains(path + ": schema version 99 is newer than this shotsync (1); "
+                                    "upgrade shotsync"));
+  CHECK(RawInt(path, "PRAGMA user_version") == 99);
+  CHECK(ReadAll(path) == before);
+}
+
+TEST_CASE("a manifest of our application_id that lost a table is reported as damaged",
+          "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  { MustOpen(path); }
+  RawExec(path, "DROP TABLE runs");
+  auto m = Manifest::Open(path);
+  CHECK(m.status().code() == Code::kCorrupt);
+  CHECK_THAT(m.status().message(), Catch::Contains("runs"));
+}
+
+TEST_CASE("a read-only manifest reads but refuses writes", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  {
+    auto m = MustOpen(path);
+    std::int64_t root = AddRoot(*m);
+    FileRecord f = MakeFile(root, "a.jpg");
+    REQUIRE(m->PutFile(f).ok());
+  }
+  auto ro = Manifest::Open(path, {.busy_timeout_ms = 1000, .read_only = true});
+  REQUIRE(ro.ok());
+  CHECK((*ro)->GetFile(1, "a.jpg")->has_value());
+  FileRecord g = MakeFile(1, "b.jpg");
+  CHECK_FALSE((*ro)->PutFile(g).ok());
+  TempDir empty;
+  CHECK_FALSE(Manifest::Open(DbPath(empty), {.busy_timeout_ms = 100, .read_only = true}).ok());
+  CHECK(ListDir(empty).empty());
+}
+
+TEST_CASE("two Manifests on one file (two writers) both write and nothing is lost", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  // No manifest yet: both race to create it.
+  std::atomic<int> failures{0};
+  std::mutex mu;
+  std::string first_error;
+  auto fail = [&](const shotsync::Status& st) {
+    ++failures;
+    std::lock_guard<std::mutex> lock(mu);
+    if (first_error.empty()) first_error = st.ToString();
+  };
+  auto writer = [&](int who) {
+    auto m = Manifest::Open(path);
+    if (!m.ok()) return fail(m.status());
+    auto root = (*m)->UpsertRoot({0, "/shared", "p", "a"});  // both: the same row
+    if (!root.ok()) return fail(root.status());
+    for (int i = 0; i < 500; ++i) {
+      FileRecord f = MakeFile(*root, "w" + std::to_string(who) + "/" + std::to_string(i));
+      if (!(*m)->PutFile(f).ok()) ++failures;
+      if (i % 50 == 0) {
+        auto job = (*m)->BeginJob(f.id, JobKind::kUpload, "h", 1);
+        if (!job.ok() || !(*m)->FinishJob(*job, 1000 * who + i).ok()) ++failures;
+      }
+    }
+  };
+  std::thread a(writer, 1), b(writer, 2);
+  a.join();
+  b.join();
+  INFO(first_error);
+  CHECK(failures == 0);
+  auto m = MustOpen(path);
+  CHECK(m->Roots()->size() == 1);
+  int count = 0;
+  REQUIRE(m->ForEachFile(0, [&](const FileRecord&) { ++count; }).ok());
+  CHECK(count == 1000);
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'done'") == 20);
+  CHECK(m->IntegrityCheck().ok());
+}
+
+TEST_CASE("a forked child process writes while the parent writes", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::int64_t root = 0;
+  {
+    auto m = MustOpen(path);
+    root = AddRoot(*m);
+  }
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto m = Manifest::Open(path);
+    if (!m.ok()) ::_exit(10);
+    for (int i = 0; i < 300; ++i) {
+      FileRecord f = MakeFile(root, "child/" + std::to_string(i));
+      if (!(*m)->PutFile(f).ok()) ::_exit(11);
+      if (i % 30 == 0) {
+        auto job = (*m)->BeginJob(f.id, JobKind::kUpload, "c", 1);
+        if (!job.ok() || !(*m)->FinishJob(*job, i).ok()) ::_exit(12);
+      }
+    }
+    // A hook's push ends without closing cleanly.
+    ::_exit(0);
+  }
+  auto m = MustOpen(path);
+  int parent_failures = 0;
+  for (int i = 0; i < 300; ++i) {
+    FileRecord f = MakeFile(root, "parent/" + std::to_string(i));
+    if (!m->PutFile(f).ok()) ++parent_failures;
+  }
+  CHECK(WaitChild(pid) == 0);
+  CHECK(parent_failures == 0);
+  int child = 0, parent = 0;
+  REQUIRE(m->ForEachFile(root, [&](const FileRecord& r) {
+             (r.rel_path.rfind("child/", 0) == 0 ? child : parent)++;
+           }).ok());
+  CHECK(child == 300);
+  CHECK(parent == 300);
+  CHECK(RawInt(path, "SELECT count(*) FROM files WHERE state = 'synced'") == 10);
+  CHECK(m->Checkpoint().ok());
+  CHECK(m->IntegrityCheck().ok());
+}
+
+TEST_CASE("the token bucket allows a burst, then the rate", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  const double rate = 2.0, burst = 3.0;
+  double t = 1000.0;
+  for (int i = 0; i < 3; ++i) CHECK(*m->TakeToken("shootbin:abc", rate, burst, t) == 0.0);
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t) == Approx(0.5));
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t + 0.25) == Approx(0.25));  // nothing taken
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t + 0.5) == 0.0);
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t + 0.5) == Approx(0.5));
+  // Another key is another bucket.
+  CHECK(*m->TakeToken("headshotpro:xyz", rate, burst, t + 0.5) == 0.0);
+  // A long idle time refills up to the burst, no more.
+  t += 1000;
+  for (int i = 0; i < 3; ++i) CHECK(*m->TakeToken("shootbin:abc", rate, burst, t) == 0.0);
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t) > 0.0);
+  // Over 10 s at most rate * 10 + burst tokens.
+  int taken = 0;
+  for (int i = 0; i <= 1000; ++i) {
+    if (*m->TakeToken("counted", rate, burst, t + i * 0.01) == 0.0) ++taken;
+  }
+  CHECK(taken <= 3 + 20);
+  CHECK(taken >= 3 + 19);  // the last refill may land a rounding error short
+  CHECK_FALSE(m->TakeToken("k", 0.0, 1.0, t).ok());
+}
+
+TEST_CASE("PauseBucket blocks the bucket until the given time", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  const double rate = 1.0, burst = 5.0;
+  CHECK(*m->TakeToken("svc", rate, burst, 100.0) == 0.0);  // 4 tokens left
+  REQUIRE(m->PauseBucket("svc", 130.0).ok());
+  CHECK(*m->TakeToken("svc", rate, burst, 101.0) == Approx(29.0));
+  REQUIRE(m->PauseBucket("svc", 120.0).ok());  // an earlier reset does not shorten it
+  CHECK(*m->TakeToken("svc", rate, burst, 129.5) == Approx(0.5));
+  CHECK(*m->TakeToken("svc", rate, burst, 130.0) == 0.0);
+  // A pause on a bucket never used before.
+  REQUIRE(m->PauseBucket("fresh", 50.0).ok());
+  CHECK(*m->TakeToken("fresh", rate, burst, 40.0) == Approx(10.0));
+  CHECK(*m->TakeToken("fresh", rate, burst, 50.0) == 0.0);
+  CHECK(*m->TakeToken("fresh", rate, burst, 50.0) == Approx(1.0));
+}
+
+TEST_CASE("two Manifests sharing one bucket never exceed rate * elapsed + burst", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  { MustOpen(path); }
+  const double rate = 40.0, burst = 4.0, duration = 1.0;
+  std::atomic<int> taken{0}, errors{0};
+  const double start = MonotonicSeconds();
+  auto worker = [&] {
+    auto m = Manifest::Open(path);
+    if (!m.ok()) {
+      ++errors;
+      return;
+    }
+    for (;;) {
+      double now = MonotonicSeconds();
+      if (now - start >= duration) return;
+      auto wait = (*m)->TakeToken("shootbin:shared", rate, burst, now);
+      if (!wait.ok()) {
+        ++errors;
+        return;
+      }
+      if (*wait == 0.0) {
+        ++taken;
+      } else {
+        std::this_thread::sleep_for(std::chrono::duration<double>(*wait));
+      }
+    }
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  const double elapsed = MonotonicSeconds() - start;
+  CHECK(errors == 0);
+  INFO("taken " << taken << " in " << elapsed << " s");
+  CHECK(taken <= rate * elapsed + burst);
+  CHECK(taken >= 0.8 * rate * duration);
+}
+
+TEST_CASE("runs are recorded and listed newest first", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  auto r1 = m->BeginRun("plan", 11);
+  auto r2 = m->BeginRun("sync", 12);
+  REQUIRE(r1.ok());
+  REQUIRE(r2.ok());
+  shotsync::RunCounts c;
+  c.uploaded = 10;
+  c.revised = 2;
+  c.skipped = 100;
+  c.failed = 1;
+  c.bytes = 5'000'000'000ull;
+  REQUIRE(m->EndRun(*r2, c, 1).ok());
+  CHECK(m->EndRun(999, c, 0).code() == Code::kNotFound);
+  auto runs = m->RecentRuns(10);
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 2);
+  CHECK((*runs)[0].id == *r2);
+  CHECK((*runs)[0].command == "sync");
+  CHECK((*runs)[0].counts.uploaded == 10);
+  CHECK((*runs)[0].counts.bytes == 5'000'000'000ull);
+  CHECK((*runs)[0].exit_code == 1);
+  CHECK((*runs)[0].finished_at >= (*runs)[0].started_at);
+  CHECK((*runs)[1].id == *r1);
+  CHECK((*runs)[1].exit_code == -1);
+  CHECK(m->RecentRuns(1)->size() == 1);
+}
+
+TEST_CASE("Checkpoint empties the WAL and IntegrityCheck passes", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto m = MustOpen(path);
+  std::int64_t root = AddRoot(*m);
+  REQUIRE(m->BeginBatch().ok());
+  for (int i = 0; i < 500; ++i) {
+    FileRecord f = MakeFile(root, "f" + std::to_string(i));
+    REQUIRE(m->PutFile(f).ok());
+  }
+  REQUIRE(m->CommitBatch().ok());
+  CHECK(std::filesystem::file_size(path + "-wal") > 0);
+  REQUIRE(m->Checkpoint().ok());
+  CHECK(std::filesystem::file_size(path + "-wal") == 0);
+  CHECK(m->IntegrityCheck().ok());
+  CHECK(m->CommitBatch().code() == Code::kInternal);  // no batch open
+}
