@@ -2,6 +2,7 @@
 // loading the config and opening the manifest with clear one-line errors.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,14 @@ Result<Config> LoadConfigFor(const GlobalOptions& options);
 // Creates the state dir (0700) and opens its manifest.
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
 
+struct SyncCommandOptions {
+  bool dry_run = false;
+  int jobs = 0;
+  int rpm = 0;
+  std::int64_t bwlimit = 0;
+};
+
 int RunPlan(const GlobalOptions& options);
+int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync);
 
 }  // namespace shotsync::cli

@@ -26,6 +26,13 @@ int main(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print the version");
   auto* plan = app.add_subcommand("plan", "show what a sync would upload, revise, skip or reject");
+  SyncCommandOptions so;
+  std::string bwlimit;
+  auto* sync = app.add_subcommand("sync", "scan, plan and upload new photos and revisions");
+  sync->add_flag("--dry-run", so.dry_run, "plan only, send nothing");
+  sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
+  sync->add_option("--bwlimit", bwlimit, "bandwidth limit in bytes/s (suffix K, M, G)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {  // CLI11 reports usage errors by exception
@@ -38,5 +45,16 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (plan->parsed()) return RunPlan(g);
+  if (sync->parsed()) {
+    if (!bwlimit.empty()) {
+      auto rate = ParseRate(bwlimit);
+      if (!rate) {
+        std::fprintf(stderr, "shotsync: --bwlimit %s: expected bytes/s like 500K or 4M\n", bwlimit.c_str());
+        return kExitUsage;
+      }
+      so.bwlimit = *rate;
+    }
+    return RunSyncCommand(g, so);
+  }
   return kExitUsage;
 }

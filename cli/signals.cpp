@@ -1,0 +1,36 @@
+#include "signals.hpp"
+
+#include <pthread.h>
+
+#include <cstdio>
+
+namespace shotsync::cli {
+
+StopSignals::StopSignals() {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  sigaddset(&set_, SIGUSR1);  // our own wake-up at shutdown
+  // Must run before any other thread starts so they all inherit the mask.
+  pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  thread_ = std::thread([this] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;
+      if (!stop_.exchange(true)) {
+        std::fprintf(stderr, "shotsync: stopping after the running transfers (again to abort)\n");
+      } else {
+        abort_ = true;
+        std::fprintf(stderr, "shotsync: aborting; the next run resumes\n");
+      }
+    }
+  });
+}
+
+StopSignals::~StopSignals() {
+  pthread_kill(thread_.native_handle(), SIGUSR1);
+  thread_.join();
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,77 @@
+// shotsync sync: scan, plan and upload; the cron entry point.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "lock.hpp"
+#include "shotsync/sync.hpp"
+#include "signals.hpp"
+
+namespace shotsync::cli {
+
+int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
+  StopSignals signals;  // first: every later thread inherits the blocked mask
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return kExitUsage;
+  }
+  if (sync.rpm > 0) config->shootbin.rpm = sync.rpm;
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(manifest.status());
+    return ExitFor(manifest.status());
+  }
+  auto lock = RunLock::Acquire(config->state_dir);
+  if (!lock.ok()) {
+    PrintError(lock.status());
+    return ExitFor(lock.status());
+  }
+  SyncOptions so;
+  so.dry_run = sync.dry_run;
+  so.jobs = sync.jobs;
+  so.bwlimit = sync.bwlimit;
+  so.stop = &signals.stop();
+  so.abort = &signals.abort();
+  auto on_event = [&](const SyncEvent& e) {
+    if (e.kind == SyncEvent::kFailed) {
+      std::fprintf(stderr, "shotsync: %s\n", e.reason.c_str());
+    } else if (options.verbose && !options.json) {
+      if (e.kind == SyncEvent::kDone) {
+        std::printf("sent     %s%s%s\n", e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
+      } else if (e.kind == SyncEvent::kPlanned && e.item && sync.dry_run) {
+        std::printf("%-8s %s  (%s)\n", std::string(ActionName(e.item->action)).c_str(),
+                    e.path.c_str(), e.reason.c_str());
+      }
+    }
+  };
+  SyncReport r = RunSync(*config, **manifest, so, on_event);
+  const int code = SyncExitCode(r);
+  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(r.status);
+  if (options.json) {
+    nlohmann::json failures = nlohmann::json::array();
+    for (const auto& f : r.failures) {
+      failures.push_back({{"file", f.path}, {"reason", f.reason}, {"permanent", f.permanent}});
+    }
+    nlohmann::json out = {
+        {"uploaded", r.uploaded}, {"revised", r.revised}, {"skipped", r.plan.skip},
+        {"rejected", r.rejected + r.plan.rejected}, {"failed", r.failed},
+        {"reconciled", r.reconciled}, {"missing", r.plan.missing}, {"hashed", r.plan.hashed},
+        {"scanned", r.plan.scanned}, {"bytes", r.bytes_sent}, {"seconds", r.seconds},
+        {"requests", r.requests}, {"throttled_429", r.throttled_429},
+        {"failures", failures}, {"exit_code", code},
+        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (!options.quiet) {
+    const double mb = double(r.bytes_sent) / 1e6;
+    std::printf("%s: %lld uploaded, %lld revised, %lld skipped, %lld rejected, %lld failed; "
+                "%.1f MB in %.1fs (%.2f MB/s)\n",
+                sync.dry_run ? "plan" : "sync", (long long)r.uploaded, (long long)r.revised,
+                (long long)r.plan.skip, (long long)(r.rejected + r.plan.rejected), (long long)r.failed,
+                mb, r.seconds, r.seconds > 0 ? mb / r.seconds : 0.0);
+    if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
+  }
+  return code;
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,762 @@
+// TransferEngine over the libcurl multi interface (see include/shotsync/transfer.hpp).
+//
+// Threads. One loop thread owns the multi handle, every easy handle and every
+// job from the moment it leaves the intake queue: it is the only thread that
+// calls curl (apart from curl_multi_wakeup, which is thread-safe). Submit()
+// appends to the intake queue under a mutex and wakes the loop.
+//
+// Job life: intake -> ready -> (parked until its throttle grants a token) ->
+// active (an easy handle in the multi) -> callback. A 429 that the throttle
+// accepts sends the job back to ready with fresh state (it will be parked
+// for the pause); after kMax429 consecutive 429s the caller gets the 429.
+//
+// Back-pressure. The loop takes jobs from the intake only while it has a free
+// transfer slot and holds fewer than max_concurrent + queue_capacity jobs in
+// all, so Submit blocks once the intake is full and memory stays bounded.
+//
+// Waiting. curl_multi_poll sleeps until socket activity, curl's own timers,
+// a wakeup (Submit, Shutdown) or the next parked job is due (at most 1 s): the
+// loop never spins.
+//
+// Bandwidth limit: each transfer gets bwlimit / (transfers running when it
+// starts, itself included) in each direction (CURLOPT_MAX_SEND/RECV_SPEED).
+// Not exact when transfers end at different times, but never above the limit
+// by more than the share of transfers started while others were running.
+#include "shotsync/transfer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "net/curl_handles.hpp"
+#include "shotsync/fd.hpp"
+
+namespace shotsync {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace net;
+
+constexpr int kMax429 = 10;            // consecutive 429s before the caller sees one
+constexpr long kLowSpeedBytes = 1024;  // "< 1 KB/s for low_speed_time" aborts
+constexpr auto kMaxPollWait = std::chrono::milliseconds(1000);
+
+// scheme://host[:port]/path, without user info, query or fragment: signed
+// URLs carry credentials in the query, and messages must never show them.
+std::string RedactUrl(const std::string& url) {
+  std::string out = url.substr(0, url.find_first_of("?#"));
+  const auto scheme = out.find("://");
+  const std::size_t host_start = scheme == std::string::npos ? 0 : scheme + 3;
+  const auto path_start = out.find('/', host_start);
+  const auto at = out.find('@', host_start);
+  if (at != std::string::npos && (path_start == std::string::npos || at < path_start)) {
+    out.erase(host_start, at + 1 - host_start);
+  }
+  return out;
+}
+
+char Lower(char c) {
+  return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+}
+
+std::string_view TrimWs(std::string_view s) {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// First byte position of "bytes 100-199/200"; nullopt for anything else.
+std::optional<std::uint64_t> ContentRangeStart(std::string_view v) {
+  v = TrimWs(v);
+  if (v.substr(0, 6) != "bytes ") return std::nullopt;
+  v.remove_prefix(6);
+  std::uint64_t n = 0;
+  std::size_t i = 0;
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9' && i < 19; ++i)
+    n = n * 10 + std::uint64_t(v[i] - '0');
+  if (i == 0 || i >= v.size() || v[i] != '-') return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
+std::string HttpResponse::Header(std::string_view lower_name) const {
+  auto it = headers.find(std::string(lower_name));
+  return it == headers.end() ? std::string() : it->second;
+}
+
+// A file part of a multipart upload. libcurl silently re-sends a request
+// whose reused connection died before any answer ("Connection died, retrying
+// a fresh connect"), rewinding the body. For an upload that is exactly the
+// case where the server may already have stored the photo, so the body
+// refuses to rewind once its first byte went out: libcurl then reports the
+// failure (CURLE_SEND_FAIL_REWIND) and the caller reconciles (docs/resume.md).
+struct FilePart {
+  shotsync::UniqueFd fd;
+  std::uint64_t size = 0;
+  std::uint64_t pos = 0;
+  std::string path;
+
+  static Result<std::unique_ptr<FilePart>> Open(const std::string& path) {
+    auto fp = std::make_unique<FilePart>();
+    fp->path = path;
+    fp->fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fp->fd) return Status::Io(path, errno);
+    struct stat st {};
+    if (::fstat(fp->fd.get(), &st) != 0) return Status::Io(path, errno);
+    fp->size = std::uint64_t(st.st_size);
+    ::posix_fadvise(fp->fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    return fp;
+  }
+  static size_t Read(char* buf, size_t size, size_t n, void* arg) {
+    auto* fp = static_cast<FilePart*>(arg);
+    const std::size_t want = size * n;
+    for (;;) {
+      const ssize_t got = ::pread(fp->fd.get(), buf, want, off_t(fp->pos));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return CURL_READFUNC_ABORT;
+      fp->pos += std::uint64_t(got);
+      return std::size_t(got);
+    }
+  }
+  static int Seek(void* arg, curl_off_t offset, int origin) {
+    auto* fp = static_cast<FilePart*>(arg);
+    if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+    return fp->pos == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+  }
+};
+
+struct TransferEngine::Impl {
+  struct Job {
+    HttpRequest req;
+    Callback done;
+    HttpResponse resp;
+    Impl* impl = nullptr;
+    std::string what;  // "GET https://host/path" for messages
+    // Per attempt (reset by Reset()).
+    EasyPtr easy;
+    // File parts of the multipart body; declared before `mime`, which reads
+    // them, so that the mime is destroyed first.
+    std::vector<std::unique_ptr<FilePart>> file_parts;
+    MimePtr mime;
+    SlistPtr headers;
+    int fd = -1;
+    bool in_body = false;  // the current response's first body byte was seen
+    bool to_file = false;  // the current response's body goes to the file
+    std::uint64_t file_pos = 0;
+    Status local_error;     // set by a callback that stopped the transfer
+    curl_off_t ul_now = 0;  // upload progress (xferinfo), for counters
+    int consecutive_429 = 0;
+    char errbuf[CURL_ERROR_SIZE] = {};
+
+    ~Job() { CloseFile(); }
+    void CloseFile() {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+    // Back to the state before the attempt (the easy handle is returned separately).
+    void Reset() {
+      CloseFile();
+      mime.reset();
+      file_parts.clear();
+      headers.reset();
+      in_body = to_file = false;
+      file_pos = 0;
+      local_error = Status::Ok();
+      ul_now = 0;
+      errbuf[0] = '\0';
+      resp = HttpResponse();
+    }
+  };
+  using JobPtr = std::unique_ptr<Job>;
+
+  explicit Impl(TransferOptions o) : opt(std::move(o)) {
+    opt.max_concurrent = std::max(1, opt.max_concurrent);
+    opt.max_per_host = std::max(1, opt.max_per_host);
+    opt.queue_capacity = std::max<std::size_t>(1, opt.queue_capacity);
+  }
+
+  TransferOptions opt;
+  MultiPtr multi;
+  std::thread thread;
+  std::thread::id loop_id;
+
+  // Intake (any thread).
+  std::mutex mu;
+  std::condition_variable not_full;
+  std::deque<JobPtr> intake;
+  bool stopping = false;               // under mu
+  std::atomic<bool> stop_flag{false};  // mirrors stopping, read by the loop without the lock
+  std::atomic<bool> abort_flag{false};
+  std::mutex join_mu;
+
+  // Loop thread only.
+  std::deque<JobPtr> ready;
+  std::multimap<Clock::time_point, JobPtr> parked;
+  std::unordered_map<CURL*, JobPtr> active;
+  std::vector<EasyPtr> pool;
+  std::unordered_map<Throttle*, Clock::time_point> blocked;
+
+  // Counters (any thread).
+  std::atomic<std::int64_t> n_started{0}, n_finished{0}, n_active{0}, n_queued{0};
+  std::atomic<std::uint64_t> n_sent{0}, n_received{0};
+
+  // --- curl callbacks (loop thread) -----------------------------------------
+
+  static size_t OnHeader(char* buf, size_t size, size_t n, void* ud) {
+    auto* job = static_cast<Job*>(ud);
+    const size_t len = size * n;
+    std::string_view line(buf, len);
+    if (line.substr(0, 5) == "HTTP/") {
+      // A new response (after a 1xx, or the first): start over.
+      job->resp.headers.clear();
+      job->in_body = false;
+      return len;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return len;
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = Lower(c);
+    job->resp.headers.emplace(std::move(name), std::string(TrimWs(line.substr(colon + 1))));
+    return len;
+  }
+
+  // Decides where the body of the current response goes; false = abort.
+  static bool StartBody(Job* job) {
+    job->in_body = true;
+    job->resp.body.clear();
+    job->to_file = false;
+    if (job->fd < 0) return true;
+    long code = 0;
+    curl_easy_getinfo(job->easy.get(), CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code > 299) return true;  // an error page: keep it in memory
+    const std::uint64_t resume = job->req.resume_from;
+    if (code == 206) {
+      const auto start = ContentRangeStart(job->resp.Header("content-range"));
+      if (!start || *start != resume) {
+        job->local_error = Status::Corrupt(job->what + ": 206 answer for the wrong range (\"" +
+                                           job->resp.Header("content-range").substr(0, 80) +
+                                           "\", asked from byte " + std::to_string(resume) + ")");
+        return false;
+      }
+      job->file_pos = resume;
+    } else {
+      // A full answer: the server ignored the range (or none was asked).
+      if (resume > 0 && ::ftruncate(job->fd, 0) != 0) {
+        job->local_error =
+            Status::Io(job->req.download_path + ": truncating for a full download", errno);
+        return false;
+      }
+      job->file_pos = 0;
+    }
+    job->to_file = true;
+    return true;
+  }
+
+  static size_t OnWrite(char* buf, size_t size, size_t n, void* ud) {
+    auto* job = static_cast<Job*>(ud);
+    const size_t len = size * n;
+    if (!job->in_body && !StartBody(job)) return 0;
+    if (job->to_file) {
+      size_t done = 0;
+      while (done < len) {
+        const ssize_t w = ::pwrite(job->fd, buf + done, len - done, off_t(job->file_pos + done));
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          job->local_error = Status::Io(job->req.download_path + ": write failed", errno);
+          return 0;
+        }
+        done += size_t(w);
+      }
+      job->file_pos += len;
+    } else {
+      if (job->resp.body.size() + len > job->req.max_body) {
+        job->local_error = Status::Corrupt(job->what + ": response body larger than the limit of " +
+                                           std::to_string(job->req.max_body) + " bytes");
+        return 0;
+      }
+      job->resp.body.append(buf, len);
+    }
+    job->resp.bytes_received += len;
+    job->impl->n_received.fetch_add(len, std::memory_order_relaxed);
+    return len;
+  }
+
+  static int OnProgress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+    auto* job = static_cast<Job*>(ud);
+    if (ulnow > job->ul_now) {
+      job->impl->n_sent.fetch_add(std::uint64_t(ulnow - job->ul_now), std::memory_order_relaxed);
+      job->ul_now = ulnow;
+    }
+    return 0;
+  }
+
+  // --- Starting a transfer (loop thread) --------------------------------------
+
+  Status OpenDownload(Job& job) {
+    const auto& r = job.req;
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+    if (r.resume_from == 0) flags |= O_TRUNC;
+    job.fd = ::open(r.download_path.c_str(), flags, 0644);
+    if (job.fd < 0) return Status::Io("opening " + r.download_path + " for download", errno);
+    if (r.resume_from > 0) {
+      struct stat st {};
+      if (::fstat(job.fd, &st) != 0) return Status::Io(r.download_path, errno);
+      if (std::uint64_t(st.st_size) < r.resume_from) {
+        return Status::Invalid(r.download_path + ": has " + std::to_string(st.st_size) +
+                               " bytes, cannot resume at byte " + std::to_string(r.resume_from));
+      }
+      // Whatever lies past the resume point is not trusted: the answer rewrites it.
+      if (std::uint64_t(st.st_size) > r.resume_from &&
+          ::ftruncate(job.fd, off_t(r.resume_from)) != 0) {
+        return Status::Io(r.download_path + ": truncating to the resume point", errno);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Setup(Job& job, CURL* e) {
+    const HttpRequest& r = job.req;
+    CURLcode rc = CURLE_OK;
+    auto set = [&](CURLoption o, auto v) {
+      if (rc == CURLE_OK) rc = curl_easy_setopt(e, o, v);
+    };
+    set(CURLOPT_URL, r.url.c_str());
+    set(CURLOPT_PROTOCOLS_STR, "http,https");
+    set(CURLOPT_FOLLOWLOCATION, 0L);  // an Authorization header must never reach another host
+    set(CURLOPT_NOSIGNAL, 1L);
+    set(CURLOPT_CONNECTTIMEOUT_MS, long(std::chrono::milliseconds(opt.connect_timeout).count()));
+    set(CURLOPT_TIMEOUT_MS, long(std::chrono::milliseconds(r.timeout).count()));
+    set(CURLOPT_LOW_SPEED_LIMIT, kLowSpeedBytes);
+    set(CURLOPT_LOW_SPEED_TIME, long(r.low_speed_time.count()));
+    set(CURLOPT_SSL_VERIFYPEER, 1L);
+    set(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!opt.ca_file.empty()) set(CURLOPT_CAINFO, opt.ca_file.c_str());
+    set(CURLOPT_USERAGENT, opt.user_agent.c_str());
+    set(CURLOPT_ERRORBUFFER, job.errbuf);
+    set(CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
+    set(CURLOPT_HEADERDATA, static_cast<void*>(&job));
+    set(CURLOPT_WRITEFUNCTION, &Impl::OnWrite);
+    set(CURLOPT_WRITEDATA, static_cast<void*>(&job));
+    set(CURLOPT_XFERINFOFUNCTION, &Impl::OnProgress);
+    set(CURLOPT_XFERINFODATA, static_cast<void*>(&job));
+    set(CURLOPT_NOPROGRESS, 0L);
+    set(CURLOPT_PRIVATE, static_cast<void*>(&job));
+    set(CURLOPT_PIPEWAIT, 1L);  // prefer a stream on an HTTP/2 connection to a new connection
+    set(CURLOPT_TCP_KEEPALIVE, 1L);
+    if (opt.bwlimit > 0) {
+      const curl_off_t share =
+          std::max<curl_off_t>(1024, curl_off_t(opt.bwlimit) / curl_off_t(active.size() + 1));
+      set(CURLOPT_MAX_SEND_SPEED_LARGE, share);
+      set(CURLOPT_MAX_RECV_SPEED_LARGE, share);
+    }
+    if (rc != CURLE_OK) {
+      return Status::Internal(job.what + ": setting up the transfer: " + curl_easy_strerror(rc));
+    }
+
+    for (const auto& h : r.headers) {
+      if (!SlistAppend(job.headers, h.c_str()))
+        return Status::Internal(job.what + ": out of memory");
+    }
+    bool ok = SlistAppend(job.headers, "Expect:");  // no 100-continue round trip
+    if (!r.download_path.empty() && r.resume_from > 0) {
+      ok = ok && SlistAppend(job.headers,
+                             ("Range: bytes=" + std::to_string(r.resume_from) + "-").c_str());
+    }
+    if (!ok) return Status::Internal(job.what + ": out of memory");
+    set(CURLOPT_HTTPHEADER, job.headers.get());
+
+    if (!r.mime.empty()) {
+      job.mime.reset(curl_mime_init(e));
+      if (!job.mime) return Status::Internal(job.what + ": out of memory");
+      for (const MimePart& p : r.mime) {
+        curl_mimepart* part = curl_mime_addpart(job.mime.get());
+        if (!part) return Status::Internal(job.what + ": out of memory");
+        CURLcode mc = curl_mime_name(part, p.name.c_str());
+        if (!p.file_path.empty()) {
+          auto fp = FilePart::Open(p.file_path);
+          if (!fp.ok()) return fp.status();
+          FilePart* raw = fp->get();
+          job.file_parts.push_back(std::move(*fp));
+          // Streamed from disk, and never rewound once sent: see FilePart.
+          if (mc == CURLE_OK) {
+            mc = curl_mime_data_cb(part, curl_off_t(raw->size), &FilePart::Read, &FilePart::Seek,
+                                   nullptr, raw);
+          }
+          std::string filename = p.filename;
+          if (filename.empty()) filename = p.file_path.substr(p.file_path.rfind('/') + 1);
+          if (mc == CURLE_OK) mc = curl_mime_filename(part, filename.c_str());
+        } else if (mc == CURLE_OK) {
+          mc = curl_mime_data(part, p.value.data(), p.value.size());
+        }
+        if (mc == CURLE_OK && !p.content_type.empty())
+          mc = curl_mime_type(part, p.content_type.c_str());
+        if (mc != CURLE_OK) {
+          return Status::Internal(job.what + ": building part \"" + p.name +
+                                  "\": " + curl_easy_strerror(mc));
+        }
+      }
+      set(CURLOPT_MIMEPOST, job.mime.get());
+      if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    } else if (r.method == "GET") {
+      set(CURLOPT_HTTPGET, 1L);
+    } else if (r.method == "HEAD") {
+      set(CURLOPT_NOBODY, 1L);
+    } else {
+      if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
+      if (r.method == "POST" || r.method == "PUT" || r.method == "PATCH" || !r.body.empty()) {
+        set(CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(r.body.size()));
+        set(CURLOPT_POSTFIELDS, r.body.data());  // not copied: the job outlives the transfer
+      }
+    }
+    if (rc != CURLE_OK) {
+      return Status::Internal(job.what + ": setting up the transfer: " + curl_easy_strerror(rc));
+    }
+    if (!r.download_path.empty()) SHOTSYNC_RETURN_IF_ERROR(OpenDownload(job));
+    return Status::Ok();
+  }
+
+  void Start(JobPtr job) {
+    EasyPtr easy;
+    if (!pool.empty()) {
+      easy = std::move(pool.back());
+      pool.pop_back();
+      curl_easy_reset(easy.get());
+    } else {
+      easy.reset(curl_easy_init());
+    }
+    n_queued.fetch_sub(1, std::memory_order_relaxed);
+    n_started.fetch_add(1, std::memory_order_relaxed);
+    if (!easy) {
+      job->resp.transport = Status::Internal(job->what + ": curl_easy_init failed");
+      return Deliver(std::move(job));
+    }
+    Status st = Setup(*job, easy.get());
+    if (st.ok()) {
+      const CURLMcode mc = curl_multi_add_handle(multi.get(), easy.get());
+      if (mc != CURLM_OK) st = Status::Internal(job->what + ": " + curl_multi_strerror(mc));
+    }
+    if (!st.ok()) {
+      Recycle(std::move(easy));
+      job->Reset();
+      job->resp.transport = st;
+      return Deliver(std::move(job));
+    }
+    job->easy = std::move(easy);
+    CURL* key = job->easy.get();
+    active.emplace(key, std::move(job));
+    n_active.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void Recycle(EasyPtr easy) {
+    if (easy && pool.size() < std::size_t(opt.max_concurrent)) pool.push_back(std::move(easy));
+  }
+
+  // --- Finishing (loop thread) -------------------------------------------------
+
+  // Takes an active job out of the multi and fills in what curl knows.
+  JobPtr Detach(CURL* e) {
+    auto it = active.find(e);
+    JobPtr job = std::move(it->second);
+    active.erase(it);
+    n_active.fetch_sub(1, std::memory_order_relaxed);
+    curl_multi_remove_handle(multi.get(), e);
+    HttpResponse& resp = job->resp;
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    resp.status = code;
+    curl_off_t up = 0, expected = -1;
+    long request_size = 0;
+    curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &expected);
+    curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_size);
+    if (expected < 0) expected = job->req.mime.empty() ? curl_off_t(job->req.body.size()) : up + 1;
+    resp.bytes_sent = std::uint64_t(std::max<curl_off_t>(up, 0));
+    resp.request_sent = request_size > 0 && up >= expected;
+    return job;
+  }
+
+  void Complete(CURL* e, CURLcode result) {
+    JobPtr job = Detach(e);
+    HttpResponse& resp = job->resp;
+    if (!job->local_error.ok()) {
+      resp.transport = job->local_error;
+    } else if (result != CURLE_OK) {
+      // libcurl wanted to resend after the connection died following the body
+      // (see FilePart): the server may have the request, so it counts as sent.
+      if (result == CURLE_SEND_FAIL_REWIND) resp.request_sent = true;
+      const char* detail = job->errbuf[0] ? job->errbuf : curl_easy_strerror(result);
+      resp.transport = Status(Code::kNetwork, job->what + ": " + std::string(TrimWs(detail)) +
+                                                  " (curl " + std::to_string(int(result)) + ")");
+    } else if (job->fd >= 0 && !job->in_body && resp.status == 200 && job->req.resume_from > 0) {
+      // A full answer with an empty body to a range request: the file is empty now.
+      if (::ftruncate(job->fd, 0) != 0) {
+        resp.transport = Status::Io(job->req.download_path + ": truncating", errno);
+      }
+    }
+    Recycle(std::move(job->easy));
+    job->CloseFile();
+    job->mime.reset();
+    job->headers.reset();
+
+    Throttle* throttle = job->req.throttle;
+    if (throttle && resp.status != 0 && throttle->OnResponse(resp.status, resp.headers)) {
+      if (++job->consecutive_429 < kMax429) {
+        // Not a failure: ask the throttle again (it is paused now) and resend.
+        // (When shutting down, the next turn of the loop cancels it.)
+        const int tries = job->consecutive_429;
+        job->Reset();
+        job->consecutive_429 = tries;
+        n_queued.fetch_add(1, std::memory_order_relaxed);
+        ready.push_front(std::move(job));
+        return;
+      }
+    } else if (resp.status != 0) {
+      job->consecutive_429 = 0;
+    }
+    Deliver(std::move(job));
+  }
+
+  void Deliver(JobPtr job) {
+    n_finished.fetch_add(1, std::memory_order_relaxed);
+    Callback done = std::move(job->done);
+    HttpResponse resp = std::move(job->resp);
+    job.reset();  // close the file before the caller looks at it
+    if (!done) return;
+    try {
+      done(std::move(resp));
+    } catch (...) {
+      // A throwing callback must not take the loop (and every other transfer) down.
+    }
+  }
+
+  void CancelWaiting(JobPtr job, const char* why) {
+    n_queued.fetch_sub(1, std::memory_order_relaxed);
+    job->resp = HttpResponse();
+    job->resp.transport = Status(Code::kCancelled, job->what + ": " + why);
+    Deliver(std::move(job));
+  }
+
+  void CancelActive() {
+    while (!active.empty()) {
+      JobPtr job = Detach(active.begin()->first);
+      Recycle(std::move(job->easy));
+      job->resp.transport = Status(Code::kCancelled, job->what + ": cancelled during the transfer");
+      Deliver(std::move(job));
+    }
+  }
+
+  void CancelAllWaiting() {
+    std::deque<JobPtr> late;
+    {
+      std::lock_guard lock(mu);
+      late.swap(intake);
+    }
+    not_full.notify_all();
+    for (auto& j : late) CancelWaiting(std::move(j), "cancelled before it started (shutting down)");
+    while (!ready.empty()) {
+      JobPtr j = std::move(ready.front());
+      ready.pop_front();
+      CancelWaiting(std::move(j), "cancelled before it started (shutting down)");
+    }
+    while (!parked.empty()) {
+      JobPtr j = std::move(parked.begin()->second);
+      parked.erase(parked.begin());
+      CancelWaiting(std::move(j), "cancelled while waiting for the rate limit (shutting down)");
+    }
+  }
+
+  // --- The loop ----------------------------------------------------------------
+
+  void Pull() {
+    const std::size_t held_max = std::size_t(opt.max_concurrent) + opt.queue_capacity;
+    bool took = false;
+    {
+      std::lock_guard lock(mu);
+      while (!intake.empty() && active.size() + ready.size() < std::size_t(opt.max_concurrent) &&
+             active.size() + ready.size() + parked.size() < held_max) {
+        ready.push_back(std::move(intake.front()));
+        intake.pop_front();
+        took = true;
+      }
+    }
+    if (took) not_full.notify_all();
+  }
+
+  void Unpark(Clock::time_point now) {
+    std::vector<JobPtr> due;
+    while (!parked.empty() && parked.begin()->first <= now) {
+      due.push_back(std::move(parked.begin()->second));
+      parked.erase(parked.begin());
+    }
+    for (auto it = due.rbegin(); it != due.rend(); ++it) ready.push_front(std::move(*it));
+  }
+
+  void StartReady(Clock::time_point now) {
+    while (!ready.empty() && active.size() < std::size_t(opt.max_concurrent)) {
+      JobPtr job = std::move(ready.front());
+      ready.pop_front();
+      if (Throttle* t = job->req.throttle) {
+        auto b = blocked.find(t);
+        if (b != blocked.end() && b->second > now) {
+          parked.emplace(b->second, std::move(job));
+          continue;
+        }
+        if (auto wait = t->TryAcquire()) {
+          const auto when = now + *wait;
+          blocked[t] = when;
+          parked.emplace(when, std::move(job));
+          continue;
+        }
+      }
+      Start(std::move(job));
+    }
+  }
+
+  // Reads finished transfers; true when any finished.
+  bool ReadDone() {
+    bool any = false;
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi.get(), &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      Complete(m->easy_handle, m->data.result);
+      any = true;
+    }
+    return any;
+  }
+
+  void Run() {
+    for (;;) {
+      if (abort_flag.load()) {
+        CancelActive();
+        CancelAllWaiting();
+        break;
+      }
+      const bool stop = stop_flag.load();
+      if (stop) {
+        CancelAllWaiting();
+        if (active.empty()) break;
+      } else {
+        const auto now = Clock::now();
+        Pull();
+        Unpark(now);
+        StartReady(now);
+      }
+      int running = 0;
+      curl_multi_perform(multi.get(), &running);
+      if (ReadDone()) continue;  // slots freed: start the next ones before sleeping
+
+      auto wait = kMaxPollWait;
+      if (!parked.empty()) {
+        const auto until =
+            std::chrono::ceil<std::chrono::milliseconds>(parked.begin()->first - Clock::now());
+        wait = std::clamp(until, std::chrono::milliseconds(0), kMaxPollWait);
+      }
+      curl_multi_poll(multi.get(), nullptr, 0, int(wait.count()), nullptr);
+    }
+    pool.clear();
+  }
+};
+
+TransferEngine::TransferEngine(TransferOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {
+  if (net::GlobalInit() != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+  impl_->multi.reset(curl_multi_init());
+  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  CURLM* m = impl_->multi.get();
+  curl_multi_setopt(m, CURLMOPT_PIPELINING, long(CURLPIPE_MULTIPLEX));
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, long(impl_->opt.max_per_host));
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    long(std::max(impl_->opt.max_concurrent, impl_->opt.max_per_host)));
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+  impl_->loop_id = impl_->thread.get_id();
+}
+
+TransferEngine::~TransferEngine() {
+  Shutdown(false);
+}
+
+void TransferEngine::Submit(HttpRequest request, Callback done) {
+  auto job = std::make_unique<Impl::Job>();
+  job->impl = impl_.get();
+  job->what = request.method + " " + RedactUrl(request.url);
+  job->req = std::move(request);
+  job->done = std::move(done);
+  const bool on_loop = std::this_thread::get_id() == impl_->loop_id;
+  {
+    std::unique_lock lock(impl_->mu);
+    // The loop thread must not wait for itself: its own submissions skip the cap.
+    if (!on_loop) {
+      impl_->not_full.wait(lock, [&] {
+        return impl_->stopping || impl_->intake.size() < impl_->opt.queue_capacity;
+      });
+    }
+    if (!impl_->stopping) {
+      impl_->intake.push_back(std::move(job));
+      impl_->n_queued.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!job) {
+    curl_multi_wakeup(impl_->multi.get());
+    return;
+  }
+  impl_->n_finished.fetch_add(1, std::memory_order_relaxed);
+  HttpResponse resp;
+  resp.transport =
+      Status(Code::kCancelled, job->what + ": not started, the transfer engine is shut down");
+  if (job->done) job->done(std::move(resp));
+}
+
+HttpResponse TransferEngine::Perform(HttpRequest request) {
+  if (std::this_thread::get_id() == impl_->loop_id) {
+    HttpResponse r;
+    r.transport = Status::Internal(
+        "TransferEngine::Perform called from a transfer callback (would deadlock)");
+    return r;
+  }
+  auto promise = std::make_shared<std::promise<HttpResponse>>();
+  auto future = promise->get_future();
+  Submit(std::move(request), [promise](HttpResponse&& r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+void TransferEngine::Shutdown(bool abort) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+    impl_->stop_flag.store(true);
+    if (abort) impl_->abort_flag.store(true);
+  }
+  impl_->not_full.notify_all();
+  curl_multi_wakeup(impl_->multi.get());
+  if (std::this_thread::get_id() == impl_->loop_id)
+    return;  // from a callback: the loop ends by itself
+  std::lock_guard join(impl_->join_mu);
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+TransferEngine::Counters TransferEngine::counters() const {
+  Counters c;
+  c.started = impl_->n_started.load(std::memory_order_relaxed);
+  c.finished = impl_->n_finished.load(std::memory_order_relaxed);
+  c.active = impl_->n_active.load(std::memory_order_relaxed);
+  c.queued = impl_->n_queued.load(std::memory_order_relaxed);
+  c.bytes_sent = impl_->n_sent.load(std::memory_order_relaxed);
+  c.bytes_received = impl_->n_received.load(std::memory_order_relaxed);
+  return c;
+}
+
+}  // namespace shotsync

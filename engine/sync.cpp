@@ -1,0 +1,564 @@
+#include "shotsync/sync.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "shotsync/hasher.hpp"
+#include "shotsync/shootbin.hpp"
+#include "shotsync/throttle.hpp"
+#include "shotsync/transfer.hpp"
+
+namespace shotsync {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// The manifest's throttle table as the cross-process bucket.
+class ManifestBuckets : public BucketStore {
+ public:
+  explicit ManifestBuckets(Manifest& m) : m_(m) {}
+  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
+    return m_.TakeToken(key, rate, burst, now);
+  }
+  Status Pause(std::string_view key, double until) override { return m_.PauseBucket(key, until); }
+
+ private:
+  Manifest& m_;
+};
+
+// Runs callbacks at a later time on its own thread (retry backoff).
+class Scheduler {
+ public:
+  Scheduler() : thread_([this] { Loop(); }) {}
+  ~Scheduler() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void At(SteadyClock::time_point when, std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      tasks_.emplace(when, std::move(fn));
+    }
+    cv_.notify_all();
+  }
+  // Runs everything still waiting now (used when stopping).
+  void Drain() {
+    std::multimap<SteadyClock::time_point, std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& [when, fn] : tasks) fn();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!done_) {
+      if (tasks_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      auto first = tasks_.begin();
+      if (first->first > SteadyClock::now()) {
+        cv_.wait_until(lock, first->first);
+        continue;
+      }
+      auto fn = std::move(first->second);
+      tasks_.erase(first);
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<SteadyClock::time_point, std::function<void()>> tasks_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+struct Target {
+  std::int64_t root_id = 0;
+  std::int64_t project = 0;
+  std::int64_t album = 0;
+  Status status;  // why this root's files cannot be sent (album not found...)
+};
+
+struct Job {
+  std::int64_t job_id = 0;
+  std::int64_t file_id = 0;
+  JobKind kind = JobKind::kUpload;
+  std::size_t root_index = 0;
+  std::string abs_path, rel_path, hash;
+  std::uint64_t size = 0;
+  std::int64_t photo_id = 0;   // revisions: the photo revised
+  int attempts = 0;
+  double started_at = 0;       // wall seconds of the first send
+  std::int64_t watermark = 0;  // largest photo id known in the album before the first send
+};
+
+std::string Fingerprint(const std::string& token) {
+  return HashBytes(token.data(), token.size()).substr(0, 12);
+}
+
+class SyncRun {
+ public:
+  SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manifest> jobs_db,
+          const SyncOptions& options, const SyncEventFn& on_event)
+      : config_(config), plan_db_(manifest), db_(std::move(jobs_db)), options_(options),
+        on_event_(on_event), buckets_(*db_),
+        engine_(TransferOptions{.max_concurrent = options.jobs > 0 ? options.jobs : config.jobs,
+                                .max_per_host = options.jobs > 0 ? options.jobs : config.jobs,
+                                .bwlimit = options.bwlimit,
+                                .ca_file = config.ca_file}),
+        throttle_(Throttle::Options{.key = "shootbin:" + Fingerprint(config.shootbin.token),
+                                    .rpm = double(config.shootbin.rpm),
+                                    .shared = &buckets_}),
+        client_(engine_, throttle_, config.shootbin.base_url, config.shootbin.token,
+                config.shootbin.token_source),
+        rng_(std::random_device{}()) {}
+
+  SyncReport Run() {
+    const auto t0 = SteadyClock::now();
+    auto run_id = db_->BeginRun(options_.command, int(::getpid()));
+    if (!options_.dry_run) {
+      if (config_.shootbin.token.empty()) {
+        report_.status = Status(Code::kUnauthenticated,
+                                "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file in " +
+                                    (config_.source.empty() ? std::string("the config") : config_.source) + ")");
+      } else {
+        report_.status = ResolveTargets();
+        if (report_.status.ok()) report_.status = ReconcileUnfinished();
+      }
+    }
+    if (report_.status.ok()) {
+      PlanOptions po{.hash_threads = 0, .dedupe = config_.dedupe,
+                     .flush_before_emit = !options_.dry_run, .cancel = options_.stop};
+      auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
+                            [&](const std::string& path, const Status& st) {
+                              Emit({SyncEvent::kFailed, nullptr, path, 0, st.message()});
+                            });
+      if (plan.ok()) {
+        report_.plan = *plan;
+      } else {
+        SetFatal(plan.status());
+      }
+      FinishOutstanding();
+    }
+    engine_.Shutdown(Stopping(true));
+    scheduler_.Drain();
+    if (report_.status.ok() && Stopping(false)) {
+      report_.status = Status(Code::kCancelled, "interrupted: run the same command to resume");
+    }
+    report_.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+    report_.throttled_429 = throttle_.throttled_429();
+    report_.requests = throttle_.granted();
+    if (run_id.ok()) {
+      RunCounts counts{report_.uploaded, report_.revised, report_.plan.skip,
+                       report_.rejected + report_.plan.rejected, report_.failed, 0,
+                       report_.bytes_sent};
+      (void)db_->EndRun(*run_id, counts, SyncExitCode(report_));
+    }
+    (void)db_->Checkpoint();
+    return std::move(report_);
+  }
+
+ private:
+  bool Stopping(bool abort_only) const {
+    if (options_.abort && options_.abort->load()) return true;
+    if (abort_only) return false;
+    return fatal_.load() || (options_.stop && options_.stop->load());
+  }
+
+  void SetFatal(Status st) {
+    std::lock_guard lock(mu_);
+    if (report_.status.ok()) report_.status = std::move(st);
+    fatal_ = true;
+  }
+
+  void Emit(const SyncEvent& e) {
+    std::lock_guard lock(event_mu_);
+    if (on_event_) on_event_(e);
+  }
+
+  void AddFailure(const Job& job, const std::string& reason, bool permanent) {
+    {
+      std::lock_guard lock(mu_);
+      (permanent ? report_.rejected : report_.failed) += 1;
+      report_.failures.push_back({job.abs_path, reason, permanent});
+    }
+    Emit({SyncEvent::kFailed, nullptr, job.abs_path, 0, reason});
+  }
+
+  Status ResolveTargets() {
+    std::map<std::pair<std::string, std::string>, Target> resolved;
+    for (const RootConfig& rc : config_.roots) {
+      Target t;
+      auto root_id = plan_db_.UpsertRoot({0, rc.path, rc.project, rc.album});
+      if (!root_id.ok()) return root_id.status();
+      t.root_id = *root_id;
+      auto key = std::make_pair(rc.project, rc.album);
+      if (auto it = resolved.find(key); it != resolved.end()) {
+        t.project = it->second.project;
+        t.album = it->second.album;
+        t.status = it->second.status;
+      } else {
+        auto project = client_.ResolveProject(rc.project, rc.create);
+        if (project.ok()) {
+          t.project = *project;
+          auto album = client_.ResolveAlbum(*project, rc.album, rc.create);
+          if (album.ok()) t.album = *album; else t.status = album.status();
+        } else {
+          t.status = project.status();
+        }
+        const Code c = t.status.code();
+        if (c == Code::kUnauthenticated || c == Code::kForbidden) {
+          if (!ShootbinClient::IsLockedProject(t.status)) return t.status;
+        }
+        if (c == Code::kNetwork || c == Code::kServer) return t.status;
+        resolved[key] = t;
+      }
+      if (!t.status.ok()) Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
+      targets_.push_back(t);
+    }
+    return Status::Ok();
+  }
+
+  std::optional<std::size_t> RootIndexOf(std::int64_t root_id) const {
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+      if (targets_[i].root_id == root_id) return i;
+    }
+    return std::nullopt;
+  }
+
+  // Jobs an earlier process left in flight: ask the server before resending.
+  Status ReconcileUnfinished() {
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, db_->UnfinishedJobs());
+    std::vector<Job> pending;
+    for (const JobRecord& jr : jobs) {
+      auto file = db_->GetFileById(jr.file_id);
+      if (!file.ok()) return file.status();
+      std::optional<std::size_t> root = *file ? RootIndexOf((*file)->root_id) : std::nullopt;
+      if (!root || !targets_[*root].status.ok()) {
+        SHOTSYNC_RETURN_IF_ERROR(db_->FailJob(jr.id, "root no longer configured or its album is unavailable", false));
+        continue;
+      }
+      Job j;
+      j.job_id = jr.id;
+      j.file_id = jr.file_id;
+      j.kind = jr.kind;
+      j.root_index = *root;
+      j.rel_path = (*file)->rel_path;
+      j.abs_path = config_.roots[*root].path + "/" + j.rel_path;
+      j.hash = jr.hash;
+      j.size = jr.size;
+      j.photo_id = (*file)->remote_photo_id.value_or(0);
+      j.started_at = double(jr.started_at);
+      pending.push_back(std::move(j));
+    }
+    if (pending.empty()) return Status::Ok();
+    std::vector<Job> resend;
+    SHOTSYNC_RETURN_IF_ERROR(Reconcile(pending, resend));
+    for (const Job& j : resend) {
+      // Not on the server: the next plan sends it again (as a new job).
+      SHOTSYNC_RETURN_IF_ERROR(db_->FailJob(j.job_id, "interrupted before the server stored it; sending again", false));
+    }
+    return Status::Ok();
+  }
+
+  // Looks up each job's result on the server. Found: done. Not found: into `resend`.
+  Status Reconcile(std::vector<Job>& jobs, std::vector<Job>& resend) {
+    std::map<std::pair<std::int64_t, std::int64_t>, std::vector<Job*>> uploads;
+    for (Job& j : jobs) {
+      const Target& t = targets_[j.root_index];
+      if (j.kind == JobKind::kUpload) {
+        uploads[{t.project, t.album}].push_back(&j);
+        continue;
+      }
+      auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
+      if (!photo.ok()) {
+        if (photo.status().code() == Code::kNotFound) {
+          resend.push_back(j);
+          continue;
+        }
+        return photo.status();
+      }
+      // A revision landed if the photo now says it was revised after we
+      // started sending (a few seconds of clock skew allowed); or, when the
+      // server gives sizes, if the size matches too.
+      const auto revised_at = ParseResetTime(photo->revision_uploaded_at, WallSeconds());
+      const bool size_ok = !photo->file_size || *photo->file_size == j.size;
+      if (revised_at && *revised_at >= j.started_at - 5 && size_ok) {
+        SHOTSYNC_RETURN_IF_ERROR(Finished(j, j.photo_id, /*reconciled=*/true));
+      } else {
+        resend.push_back(j);
+      }
+    }
+    for (auto& [target, list] : uploads) {
+      std::int64_t stop_below = INT64_MAX;
+      for (const Job* j : list) stop_below = std::min(stop_below, j->watermark);
+      auto photos = client_.ListPhotos(target.first, target.second, stop_below);
+      if (!photos.ok()) return photos.status();
+      // Newest first: the first photo with the name is the one this job made.
+      std::unordered_map<std::string, const RemotePhoto*> by_name;
+      for (const RemotePhoto& p : *photos) by_name.emplace(p.original_filename, &p);
+      for (Job* j : list) {
+        auto it = by_name.find(j->rel_path);
+        const bool found = it != by_name.end() && it->second->id > j->watermark &&
+                           (!it->second->file_size || *it->second->file_size == j->size);
+        if (found) {
+          SHOTSYNC_RETURN_IF_ERROR(Finished(*j, it->second->id, /*reconciled=*/true));
+        } else {
+          resend.push_back(*j);
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
+    SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
+    {
+      std::lock_guard lock(mu_);
+      (j.kind == JobKind::kUpload ? report_.uploaded : report_.revised) += 1;
+      if (reconciled) ++report_.reconciled;
+      report_.bytes_sent += j.size;
+      std::int64_t& mark = watermarks_[targets_[j.root_index].album];
+      mark = std::max(mark, photo_id);
+    }
+    Emit({SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""});
+    return Status::Ok();
+  }
+
+  void OnItem(const PlanItem& item) {
+    Emit({SyncEvent::kPlanned, &item, item.abs_path, item.file.size, item.reason});
+    if (options_.dry_run || Stopping(false)) return;
+    if (item.action != Action::kUpload && item.action != Action::kRevision) return;
+    const Target& t = targets_[item.root_index];
+    Job j;
+    j.file_id = item.file.id;
+    j.kind = item.action == Action::kUpload ? JobKind::kUpload : JobKind::kRevision;
+    j.root_index = item.root_index;
+    j.abs_path = item.abs_path;
+    j.rel_path = item.file.rel_path;
+    j.hash = item.file.hash;
+    j.size = item.file.size;
+    j.photo_id = item.file.remote_photo_id.value_or(0);
+    if (!t.status.ok()) {
+      AddFailure(j, t.status.message(), false);
+      return;
+    }
+    auto job_id = db_->BeginJob(j.file_id, j.kind, j.hash, j.size);
+    if (!job_id.ok()) return SetFatal(job_id.status());
+    j.job_id = *job_id;
+    j.started_at = WallSeconds();
+    {
+      std::lock_guard lock(mu_);
+      ++outstanding_;
+      j.watermark = watermarks_[t.album];
+    }
+    Send(std::move(j));
+  }
+
+  void Send(Job j) {
+    if (Stopping(false)) {
+      // Never sent this time: leave it to the next run, no reconciling needed.
+      (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+      return Done();
+    }
+    const Target& t = targets_[j.root_index];
+    HttpRequest req = j.kind == JobKind::kUpload
+                          ? client_.UploadRequest(t.project, t.album, j.abs_path, j.rel_path)
+                          : client_.RevisionRequest(t.project, t.album, j.photo_id, j.abs_path, j.rel_path);
+    Emit({SyncEvent::kStarted, nullptr, j.abs_path, j.size, ""});
+    auto shared = std::make_shared<Job>(std::move(j));
+    engine_.Submit(std::move(req), [this, shared](HttpResponse&& r) { OnAnswer(*shared, r); });
+  }
+
+  void Done() {
+    std::lock_guard lock(mu_);
+    --outstanding_;
+    cv_.notify_all();
+  }
+
+  std::chrono::milliseconds Backoff(int attempt, double base_s) {
+    // Exponential backoff with full jitter, capped at 60 s.
+    const double cap = std::min(60.0, base_s * double(1 << std::min(attempt, 6)));
+    std::lock_guard lock(mu_);
+    std::uniform_real_distribution<double> d(0.0, cap);
+    return std::chrono::milliseconds(std::int64_t(d(rng_) * 1000));
+  }
+
+  void Retry(Job j, std::chrono::milliseconds delay) {
+    scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable { Send(std::move(j)); });
+  }
+
+  void OnAnswer(Job& j, const HttpResponse& r) {
+    Status st = client_.CheckAnswer(r, j.abs_path);
+    if (st.ok()) {
+      auto photo = ShootbinClient::ParsePhotoAnswer(r);
+      if (photo.ok()) {
+        if (Status f = Finished(j, photo->id, false); !f.ok()) SetFatal(f);
+        return Done();
+      }
+      st = Status(Code::kServer, j.abs_path + ": " + photo.status().message());
+    }
+    ++j.attempts;
+    const Code c = st.code();
+    const bool answered = r.status != 0;
+    // The server may have stored it: an answer-less failure after the whole
+    // body went out, a 5xx, or an unreadable 2xx. Reconcile before resending.
+    // bytes_sent >= size: the whole file may have reached the server even
+    // when curl cannot tell the size of the multipart body.
+    const bool ambiguous = (!answered && (r.request_sent || r.bytes_sent >= j.size)) || c == Code::kServer;
+    if (c == Code::kCancelled) {
+      // Aborted mid-transfer: the server may have it. The job stays in_flight
+      // so that the next run reconciles it before sending anything.
+      return Done();
+    }
+    if (c == Code::kUnauthenticated || (c == Code::kForbidden && !ShootbinClient::IsLockedProject(st))) {
+      (void)db_->FailJob(j.job_id, st.message(), false);
+      AddFailure(j, st.message(), false);
+      SetFatal(st);
+      return Done();
+    }
+    if (c == Code::kRejected || c == Code::kForbidden || c == Code::kNotFound) {
+      const bool permanent = c == Code::kRejected;
+      std::string reason = st.message();
+      if (c == Code::kForbidden) reason += "; will retry on a later run";
+      (void)db_->FailJob(j.job_id, reason, permanent);
+      AddFailure(j, reason, permanent);
+      return Done();
+    }
+    if (j.attempts >= options_.max_attempts) {
+      if (ambiguous) {
+        std::lock_guard lock(mu_);
+        ambiguous_.push_back(j);
+        --outstanding_;
+        cv_.notify_all();
+        return;
+      }
+      (void)db_->FailJob(j.job_id, st.message(), false);
+      AddFailure(j, st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)", false);
+      return Done();
+    }
+    if (ambiguous) {
+      std::lock_guard lock(mu_);
+      ambiguous_.push_back(j);
+      --outstanding_;
+      cv_.notify_all();
+      return;
+    }
+    // 409: a revision still processing: back off longer (5 s, 10 s, 20 s...).
+    Retry(j, Backoff(j.attempts, c == Code::kConflict ? 5.0 : 0.5));
+  }
+
+  // Waits for every job, then reconciles ambiguous ones in batches (one album
+  // listing for many) and resends what the server does not have.
+  void FinishOutstanding() {
+    for (int round = 0;; ++round) {
+      {
+        std::unique_lock lock(mu_);
+        while (outstanding_ > 0 && !Stopping(true)) {
+          cv_.wait_for(lock, std::chrono::milliseconds(200));
+          if (Stopping(false)) {
+            // Retries waiting for their backoff give up now (Send sees the stop).
+            lock.unlock();
+            scheduler_.Drain();
+            lock.lock();
+          }
+        }
+        if (Stopping(true)) return;
+      }
+      std::vector<Job> batch;
+      {
+        std::lock_guard lock(mu_);
+        batch.swap(ambiguous_);
+      }
+      if (batch.empty()) return;
+      if (Stopping(false)) return;  // left in_flight: the next run reconciles them
+      std::vector<Job> resend;
+      if (Status st = Reconcile(batch, resend); !st.ok()) {
+        SetFatal(st);
+        return;
+      }
+      for (Job& j : resend) {
+        if (j.attempts >= options_.max_attempts) {
+          (void)db_->FailJob(j.job_id, "no answer from the server after " + std::to_string(j.attempts) + " attempts", false);
+          AddFailure(j, "no answer from the server after " + std::to_string(j.attempts) + " attempts", false);
+          continue;
+        }
+        {
+          std::lock_guard lock(mu_);
+          ++outstanding_;
+          j.watermark = std::max(j.watermark, watermarks_[targets_[j.root_index].album]);
+        }
+        Retry(std::move(j), Backoff(j.attempts, 0.5));
+      }
+    }
+  }
+
+  const Config& config_;
+  Manifest& plan_db_;               // the planner's connection (batched writes)
+  std::unique_ptr<Manifest> db_;    // jobs, runs and the shared bucket (durable writes)
+  const SyncOptions& options_;
+  const SyncEventFn& on_event_;
+  ManifestBuckets buckets_;
+  TransferEngine engine_;
+  Throttle throttle_;
+  ShootbinClient client_;
+  std::vector<Target> targets_;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  SyncReport report_;
+  std::int64_t outstanding_ = 0;
+  std::vector<Job> ambiguous_;
+  std::map<std::int64_t, std::int64_t> watermarks_;  // album -> largest photo id seen
+  std::mt19937_64 rng_;
+  std::atomic<bool> fatal_{false};
+  std::mutex event_mu_;
+  Scheduler scheduler_;  // last: its thread stops before the rest is destroyed
+};
+
+}  // namespace
+
+int SyncExitCode(const SyncReport& report) {
+  switch (report.status.code()) {
+    case Code::kOk: break;
+    case Code::kUnauthenticated:
+    case Code::kForbidden: return 3;
+    case Code::kCancelled: return 5;
+    case Code::kInvalidArgument:
+    case Code::kNotFound: return 2;
+    default: return 1;
+  }
+  return report.failed + report.rejected + report.plan.rejected > 0 || report.plan.errors > 0 ? 1 : 0;
+}
+
+SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,
+                   const SyncEventFn& on_event) {
+  auto jobs_db = Manifest::Open(config.ManifestPath());
+  if (!jobs_db.ok()) {
+    SyncReport report;
+    report.status = jobs_db.status();
+    return report;
+  }
+  SyncRun run(config, manifest, std::move(*jobs_db), options, on_event);
+  return run.Run();
+}
+
+}  // namespace shotsync

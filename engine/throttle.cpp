@@ -1,0 +1,320 @@
+// Token bucket with server feedback (see include/shotsync/throttle.hpp).
+//
+// rate = rpm / 60 * safety tokens per second, burst 1 (a fresh bucket holds
+// one token). With a burst of one, any window of W seconds holds at most
+// 1 + W * rate grants, which for W = 60 is 1 + 0.985 * rpm < rpm + 1: never
+// more than rpm in any minute, sliding or fixed.
+//
+// With Options::shared set the tokens live in the BucketStore (Take is the
+// source of truth, atomic across processes); the local fields then only hold
+// the pause (also pushed to the store) and the counters. When the store
+// fails (e.g. the database is unreadable) the local bucket takes over, so a
+// broken store slows nothing down beyond this process's own limit.
+#include "shotsync/throttle.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace shotsync {
+namespace {
+
+constexpr double kJitterMin = 0.050, kJitterMax = 0.250;
+constexpr double kFallbackPause = 60;  // 429 without any usable header
+constexpr double kMaxPause = 65;       // a longer pause means a wrong clock (ours or theirs)
+constexpr double kPastResetPause = 1;  // reset already passed: clocks disagree, wait a little
+constexpr double kEpochMin = 1e9;      // 2001-09-09: below this a number is a delta
+constexpr double kEpochMax = 1e11;     // year 5138: above this it is garbage
+
+double Jitter() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(kJitterMin, kJitterMax)(rng);
+}
+
+std::string_view Trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// Reads exactly n digits at s[pos..]; advances pos.
+bool Digits(std::string_view s, std::size_t& pos, int n, int& out) {
+  if (pos + std::size_t(n) > s.size()) return false;
+  int v = 0;
+  for (int i = 0; i < n; ++i) {
+    const char c = s[pos + std::size_t(i)];
+    if (!IsDigit(c)) return false;
+    v = v * 10 + (c - '0');
+  }
+  pos += std::size_t(n);
+  out = v;
+  return true;
+}
+
+bool Expect(std::string_view s, std::size_t& pos, char c) {
+  if (pos >= s.size() || s[pos] != c) return false;
+  ++pos;
+  return true;
+}
+
+bool IsLeap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int DaysInMonth(int y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+std::int64_t DaysFromCivil(int y, int m, int d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = unsigned(y - era * 400);
+  const unsigned doy = unsigned((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + std::int64_t(doe) - 719468;
+}
+
+std::optional<double> ToEpoch(int y, int mo, int d, int h, int mi, int s, double frac) {
+  if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 ||
+      mi > 59 || s > 60) {
+    return std::nullopt;
+  }
+  return double(DaysFromCivil(y, mo, d)) * 86400.0 + h * 3600.0 + mi * 60.0 + s + frac;
+}
+
+// "2024-01-15T10:31:00.000Z", also without fraction, with any number of
+// fraction digits, "+01:00" / "+0100" / "+01" offsets, or no zone (UTC).
+std::optional<double> ParseIso(std::string_view v) {
+  std::size_t p = 0;
+  int y, mo, d, h, mi, s;
+  if (!Digits(v, p, 4, y) || !Expect(v, p, '-') || !Digits(v, p, 2, mo) || !Expect(v, p, '-') ||
+      !Digits(v, p, 2, d)) {
+    return std::nullopt;
+  }
+  if (p >= v.size() || (v[p] != 'T' && v[p] != 't' && v[p] != ' ')) return std::nullopt;
+  ++p;
+  if (!Digits(v, p, 2, h) || !Expect(v, p, ':') || !Digits(v, p, 2, mi) || !Expect(v, p, ':') ||
+      !Digits(v, p, 2, s)) {
+    return std::nullopt;
+  }
+  double frac = 0;
+  if (p < v.size() && (v[p] == '.' || v[p] == ',')) {
+    ++p;
+    double scale = 0.1;
+    const std::size_t start = p;
+    while (p < v.size() && IsDigit(v[p])) {
+      frac += (v[p] - '0') * scale;
+      scale /= 10;
+      ++p;
+    }
+    if (p == start || p - start > 12) return std::nullopt;
+  }
+  double offset = 0;
+  if (p < v.size()) {
+    const char z = v[p];
+    if (z == 'Z' || z == 'z') {
+      ++p;
+    } else if (z == '+' || z == '-') {
+      ++p;
+      int oh = 0, om = 0;
+      if (!Digits(v, p, 2, oh)) return std::nullopt;
+      if (p < v.size()) {
+        Expect(v, p, ':');
+        if (!Digits(v, p, 2, om)) return std::nullopt;
+      }
+      if (oh > 23 || om > 59) return std::nullopt;
+      offset = (z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (p != v.size()) return std::nullopt;
+  auto t = ToEpoch(y, mo, d, h, mi, s, frac);
+  if (!t) return std::nullopt;
+  return *t - offset;
+}
+
+// RFC 9110 IMF-fixdate, the other Retry-After form: "Sun, 06 Nov 1994 08:49:37 GMT".
+std::optional<double> ParseHttpDate(std::string_view v) {
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (v.size() != 29 || v[3] != ',' || v[4] != ' ' || v.substr(25) != " GMT") return std::nullopt;
+  std::size_t p = 5;
+  int d, y, h, mi, s;
+  if (!Digits(v, p, 2, d) || !Expect(v, p, ' ')) return std::nullopt;
+  const std::string_view mon = v.substr(p, 3);
+  int mo = 0;
+  for (int i = 0; i < 12; ++i) {
+    if (kMonths[i] == mon) mo = i + 1;
+  }
+  if (mo == 0) return std::nullopt;
+  p += 3;
+  if (!Expect(v, p, ' ') || !Digits(v, p, 4, y) || !Expect(v, p, ' ') || !Digits(v, p, 2, h) ||
+      !Expect(v, p, ':') || !Digits(v, p, 2, mi) || !Expect(v, p, ':') || !Digits(v, p, 2, s)) {
+    return std::nullopt;
+  }
+  return ToEpoch(y, mo, d, h, mi, s, 0);
+}
+
+// "30", "1705314660", "1.5": a delta when small, epoch seconds when large.
+std::optional<double> ParseNumber(std::string_view v, double now_s) {
+  std::size_t p = 0;
+  double value = 0;
+  while (p < v.size() && IsDigit(v[p])) {
+    value = value * 10 + (v[p] - '0');
+    ++p;
+  }
+  if (p == 0 || p > 12) return std::nullopt;  // no digits, or absurdly many
+  if (p < v.size()) {
+    if (v[p] != '.') return std::nullopt;
+    ++p;
+    double scale = 0.1;
+    const std::size_t start = p;
+    while (p < v.size() && IsDigit(v[p])) {
+      value += (v[p] - '0') * scale;
+      scale /= 10;
+      ++p;
+    }
+    if (p == start || p != v.size() || p - start > 9) return std::nullopt;
+  }
+  if (value >= kEpochMin) {
+    if (value > kEpochMax) return std::nullopt;
+    return value;
+  }
+  if (!std::isfinite(now_s)) return std::nullopt;
+  return now_s + value;
+}
+
+std::optional<double> Header(const std::multimap<std::string, std::string>& headers,
+                             const char* name, double now_s) {
+  auto it = headers.find(name);
+  if (it == headers.end()) return std::nullopt;
+  return ParseResetTime(it->second, now_s);
+}
+
+}  // namespace
+
+double WallSeconds() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<double> ParseResetTime(std::string_view value, double now_s) {
+  value = Trim(value);
+  if (value.empty() || value.size() > 64) return std::nullopt;
+  std::optional<double> t;
+  if (IsDigit(value.front()) && value.size() >= 10 && value[4] == '-') {
+    t = ParseIso(value);
+  } else if (IsDigit(value.front())) {
+    t = ParseNumber(value, now_s);
+  } else {
+    t = ParseHttpDate(value);
+  }
+  // Whatever the form, the answer is a plausible Unix time.
+  if (!t || !std::isfinite(*t) || *t < 0 || *t > kEpochMax) return std::nullopt;
+  return t;
+}
+
+Throttle::Throttle(Options options) : options_(std::move(options)) {
+  if (!(options_.rpm > 0) || !std::isfinite(options_.rpm)) options_.rpm = 60;
+  if (!(options_.safety > 0 && options_.safety <= 1)) options_.safety = 0.985;
+  if (!options_.clock) options_.clock = WallSeconds;
+}
+
+std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
+  const double now = options_.clock();
+  const double rate = options_.rpm / 60.0 * options_.safety;
+  auto wait_for = [](double seconds) {
+    // Round up: asking again a little late is fine, early only costs a retry.
+    const auto ms = std::int64_t(std::ceil(seconds * 1000.0));
+    return std::chrono::milliseconds(std::max<std::int64_t>(ms, 1));
+  };
+  std::lock_guard lock(mu_);
+  if (paused_until_ > 0) {
+    if (now < paused_until_) return wait_for(paused_until_ - now);
+    // The server's window was reset at paused_until: the request that was
+    // waiting for it may go at once.
+    paused_until_ = 0;
+    tokens_ = std::max(tokens_, 1.0);
+    refilled_at_ = now;
+  }
+  if (options_.shared) {
+    Result<double> taken = options_.shared->Take(options_.key, rate, 1.0, now);
+    if (taken.ok()) {
+      if (*taken <= 0) {
+        ++granted_;
+        return std::nullopt;
+      }
+      return wait_for(*taken);
+    }
+    // Store unusable: fall through to this process's own bucket.
+  }
+  if (refilled_at_ == 0) refilled_at_ = now;  // a fresh bucket holds its one token
+  if (now > refilled_at_) {
+    tokens_ = std::min(1.0, tokens_ + (now - refilled_at_) * rate);
+    refilled_at_ = now;
+  }
+  if (tokens_ >= 1.0) {
+    tokens_ -= 1.0;
+    ++granted_;
+    return std::nullopt;
+  }
+  return wait_for((1.0 - tokens_) / rate);
+}
+
+bool Throttle::OnResponse(long status, const std::multimap<std::string, std::string>& headers) {
+  const double now = options_.clock();
+  double until = 0;
+  if (status == 429) {
+    auto when = Header(headers, "retry-after", now);
+    if (!when) when = Header(headers, "x-ratelimit-reset", now);
+    until = when ? *when : now + kFallbackPause;
+    if (until <= now) until = now + kPastResetPause;
+    until = std::min(until, now + kMaxPause) + Jitter();
+  } else {
+    // The last request of the window went through: wait for the reset rather
+    // than collect a 429. Only when the reset time is known and ahead.
+    auto it = headers.find("x-ratelimit-remaining");
+    if (it != headers.end() && Trim(it->second) == "0") {
+      if (auto reset = Header(headers, "x-ratelimit-reset", now); reset && *reset > now) {
+        until = std::min(*reset, now + kMaxPause) + Jitter();
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (status == 429) ++got_429_;
+  if (until > 0) {
+    if (until > paused_until_) paused_until_ = until;
+    tokens_ = 0;
+    if (options_.shared) {
+      // Best effort: the local pause holds for this process whatever happens.
+      (void)options_.shared->Pause(options_.key, until);
+    }
+  }
+  return status == 429;
+}
+
+std::int64_t Throttle::granted() const {
+  std::lock_guard lock(mu_);
+  return granted_;
+}
+
+std::int64_t Throttle::throttled_429() const {
+  std::lock_guard lock(mu_);
+  return got_429_;
+}
+
+double Throttle::paused_until() const {
+  const double now = options_.clock();
+  std::lock_guard lock(mu_);
+  return paused_until_ > now ? paused_until_ : 0;
+}
+
+}  // namespace shotsync

@@ -1,0 +1,80 @@
+// Sync: carries out the plan against Shootbin, exactly once
+// (architecture §5, docs/resume.md).
+//
+//   reconcile   jobs left in_flight by an earlier (killed) run are looked up
+//               on the server before anything is sent again
+//   plan        BuildPlan streams upload/revision decisions
+//   dispatch    each job is committed in_flight, then handed to the
+//               TransferEngine (bounded: back-pressure reaches the planner)
+//   answer      2xx: done + remote id in one transaction; permanent refusal:
+//               rejected with the server's message; transient: retried with
+//               exponential backoff and full jitter; ambiguous (no answer
+//               after the body went out, or 5xx): reconciled by listing the
+//               album before any resend
+//
+// Stop (SIGINT/SIGTERM) stops new transfers, lets running ones end, commits
+// and returns kCancelled; the next run resumes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "shotsync/config.hpp"
+#include "shotsync/manifest.hpp"
+#include "shotsync/planner.hpp"
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+struct SyncOptions {
+  bool dry_run = false;
+  int jobs = 0;                 // 0 = config.jobs
+  std::int64_t bwlimit = 0;     // bytes/s, 0 = none
+  int max_attempts = 5;         // per file per run, for transient failures
+  std::string command = "sync"; // recorded in the runs table
+  const std::atomic<bool>* stop = nullptr;   // finish running transfers, start no more
+  const std::atomic<bool>* abort = nullptr;  // cancel running transfers too
+};
+
+struct SyncFailure {
+  std::string path;
+  std::string reason;
+  bool permanent = false;  // rejected (will not be retried) vs failed (next run retries)
+};
+
+// Progress events, delivered from engine threads one at a time.
+struct SyncEvent {
+  enum Kind { kPlanned, kStarted, kDone, kFailed } kind = kPlanned;
+  const PlanItem* item = nullptr;  // kPlanned
+  std::string path;
+  std::uint64_t bytes = 0;
+  std::string reason;
+};
+using SyncEventFn = std::function<void(const SyncEvent&)>;
+
+struct SyncReport {
+  PlanStats plan;
+  std::int64_t uploaded = 0, revised = 0, failed = 0, rejected = 0, reconciled = 0;
+  std::uint64_t bytes_sent = 0;
+  double seconds = 0;
+  std::int64_t requests = 0, throttled_429 = 0;
+  std::vector<SyncFailure> failures;  // every failed or rejected file, with its reason
+  Status status;  // ok; kCancelled when stopped; kUnauthenticated/kForbidden when the token failed
+};
+
+// Runs a whole sync (or, with dry_run, only the plan). The report is always
+// filled in as far as the run got; report.status says how it ended.
+SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,
+                   const SyncEventFn& on_event);
+
+}  // namespace shotsync
+
+namespace shotsync {
+// The process exit code for a finished sync (README "Exit codes"): 0 all
+// done; 1 some files failed or were rejected; 3 authentication or
+// authorization; 5 interrupted.
+int SyncExitCode(const SyncReport& report);
+}  // namespace shotsync

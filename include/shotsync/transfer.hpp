@@ -1,0 +1,122 @@
+// TransferEngine: every HTTP request shotsync makes goes through here.
+//
+// One thread runs the libcurl multi loop (curl_multi_poll /
+// curl_multi_info_read) and owns every easy handle; other threads hand it
+// requests through a bounded queue (Submit blocks when it is full) and get
+// the answer through a callback that runs on the engine thread (keep it
+// short: record, then hand off). Connections are reused (keep-alive, HTTP/2
+// multiplexing when offered), capped per host; TLS verification is always
+// on. Upload bodies are streamed from disk with the mime API and download
+// bodies are written straight to a file: no file is ever held in memory.
+//
+// Each request names a Throttle; the engine starts a request only when its
+// throttle grants a token, and feeds every response back to it. A 429 is
+// retried transparently after the pause (it never reaches the callback).
+// Other retries (5xx, network errors) are the caller's decision, because
+// only the caller knows whether a retry is safe (exactly-once, resume.md).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shotsync/status.hpp"
+#include "shotsync/throttle.hpp"
+
+namespace shotsync {
+
+struct MimePart {
+  std::string name;
+  std::string value;      // a plain field, when file_path is empty
+  std::string file_path;  // a file part, streamed from disk
+  std::string filename;   // the part's filename (default: base name of file_path)
+  std::string content_type;
+};
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;                  // small bodies (JSON); ignored when mime is set
+  std::vector<MimePart> mime;        // multipart/form-data, boundary set by curl
+  // Download: the body is written to this path (created, or appended to from
+  // resume_from with a Range request). Empty = body returned in memory.
+  // Only a 2xx body goes to the file (an error page stays in `body`); a 200
+  // to a range request rewrites the file from byte 0. Not fsynced: the caller
+  // syncs and renames.
+  std::string download_path;
+  std::uint64_t resume_from = 0;
+  std::uint64_t max_body = 16 << 20;  // in-memory bodies larger than this fail (hostile servers)
+  Throttle* throttle = nullptr;       // nullptr = not rate limited (e.g. CDN downloads)
+  std::chrono::seconds timeout{300};  // whole transfer
+  std::chrono::seconds low_speed_time{30};  // abort when < 1 KB/s for this long
+};
+
+struct HttpResponse {
+  long status = 0;      // 0 when no HTTP answer arrived (transport error)
+  std::multimap<std::string, std::string> headers;  // lower-cased names
+  std::string body;     // when not downloading to a file
+  // ok, or why no usable answer arrived; the message names method and URL
+  // (without query string or user info) and never carries a header or token:
+  //   kNetwork   curl's error (refused, reset, timeout, TLS...)
+  //   kIo        local file error: download file (open, write: ENOSPC...) or
+  //              an unreadable upload part, naming the file
+  //   kCorrupt   answer body over max_body, or a 206 for another range
+  //   kInvalidArgument  resume_from past the end of download_path
+  //   kCancelled Shutdown; kInternal curl setup failure
+  Status transport;
+  bool request_sent = false;      // the whole request body went out (ambiguous failure if no answer)
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;  // body bytes (for downloads: written to the file)
+  std::string Header(std::string_view lower_name) const;  // first value or ""
+};
+
+struct TransferOptions {
+  int max_concurrent = 8;      // transfers at once
+  int max_per_host = 8;        // connections per host
+  // bytes/s over all transfers, 0 = none. Approximate: each transfer gets
+  // bwlimit / (transfers running when it starts) per direction, enforced by
+  // curl (CURLOPT_MAX_SEND/RECV_SPEED_LARGE), which averages over seconds.
+  std::int64_t bwlimit = 0;
+  std::string ca_file;         // extra CA bundle; verification stays on
+  std::string user_agent = "shotsync/" SHOTSYNC_VERSION;
+  std::chrono::seconds connect_timeout{15};
+  std::size_t queue_capacity = 64;
+};
+
+class TransferEngine {
+ public:
+  using Callback = std::function<void(HttpResponse&&)>;
+
+  explicit TransferEngine(TransferOptions options);
+  ~TransferEngine();  // Shutdown(false) and join
+  TransferEngine(const TransferEngine&) = delete;
+  TransferEngine& operator=(const TransferEngine&) = delete;
+
+  // Thread-safe. Blocks while the queue is full. After Shutdown the callback
+  // gets a kCancelled transport status at once.
+  void Submit(HttpRequest request, Callback done);
+  // Convenience for callers that want to wait (listing, setup calls).
+  HttpResponse Perform(HttpRequest request);
+
+  // Stop starting new transfers. abort=false lets running ones finish;
+  // abort=true cancels them (callbacks get kCancelled). Then joins the loop.
+  void Shutdown(bool abort);
+
+  // Live figures for progress displays.
+  struct Counters {
+    std::int64_t started = 0, finished = 0, active = 0, queued = 0;
+    std::uint64_t bytes_sent = 0, bytes_received = 0;
+  };
+  Counters counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shotsync

@@ -1,0 +1,383 @@
+// Throttle: token-bucket pacing, server feedback (429, X-RateLimit-*), the
+// reset-time parser (hostile input), and a bucket shared through a store.
+#include "shotsync/throttle.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using shotsync::BucketStore;
+using shotsync::ParseResetTime;
+using shotsync::Result;
+using shotsync::Status;
+using shotsync::Throttle;
+using Headers = std::multimap<std::string, std::string>;
+
+namespace {
+
+constexpr double kT0 = 1705314660.0;  // 2024-01-15T10:31:00Z
+
+// A fake wall clock the throttles read.
+struct FakeClock {
+  std::shared_ptr<double> now = std::make_shared<double>(kT0);
+  std::function<double()> fn() const {
+    return [n = now] { return *n; };
+  }
+  void advance(double s) { *now += s; }
+  double operator()() const { return *now; }
+};
+
+// In-memory BucketStore with the manifest's semantics (Manifest::TakeToken).
+class MemoryBuckets : public BucketStore {
+ public:
+  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
+    std::lock_guard lock(mu_);
+    ++takes;
+    if (fail) return Status(shotsync::Code::kIo, "store down");
+    burst = std::max(burst, 1.0);
+    auto [it, fresh] = rows_.try_emplace(std::string(key), Row{burst, now, 0});
+    Row& r = it->second;
+    if (now > r.refilled_at) {
+      r.tokens = std::min(burst, r.tokens + (now - r.refilled_at) * rate);
+      r.refilled_at = now;
+    }
+    if (r.paused_until > 0 && now < r.paused_until) return r.paused_until - now;
+    if (r.paused_until > 0) {
+      r.tokens = std::max(r.tokens, 1.0);
+      r.paused_until = 0;
+    }
+    if (r.tokens >= 1.0) {
+      r.tokens -= 1.0;
+      return 0.0;
+    }
+    return (1.0 - r.tokens) / rate;
+  }
+  Status Pause(std::string_view key, double until) override {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = rows_.try_emplace(std::string(key), Row{0, until, until});
+    it->second.tokens = 0;
+    it->second.paused_until = std::max(it->second.paused_until, until);
+    ++pauses;
+    return Status::Ok();
+  }
+  double paused_until(const std::string& key) {
+    std::lock_guard lock(mu_);
+    return rows_.count(key) ? rows_[key].paused_until : 0;
+  }
+  int takes = 0, pauses = 0;
+  bool fail = false;
+
+ private:
+  struct Row {
+    double tokens, refilled_at, paused_until;
+  };
+  std::mutex mu_;
+  std::map<std::string, Row> rows_;
+};
+
+// Steps the fake clock in `step` seconds for `seconds`, asking every throttle
+// each step; returns the grant times.
+std::vector<double> Drive(FakeClock& clock, std::vector<Throttle*> throttles, double seconds,
+                          double step) {
+  std::vector<double> grants;
+  const double end = clock() + seconds;
+  std::mt19937 rng(7);
+  while (clock() < end) {
+    std::shuffle(throttles.begin(), throttles.end(), rng);  // who asks first varies
+    for (Throttle* t : throttles) {
+      if (!t->TryAcquire()) grants.push_back(clock());
+    }
+    clock.advance(step);
+  }
+  return grants;
+}
+
+// The most grants inside any window of `window` seconds (closed interval).
+std::size_t MaxInWindow(const std::vector<double>& times, double window) {
+  std::size_t best = 0, lo = 0;
+  for (std::size_t hi = 0; hi < times.size(); ++hi) {
+    while (times[hi] - times[lo] > window) ++lo;
+    best = std::max(best, hi - lo + 1);
+  }
+  return best;
+}
+
+}  // namespace
+
+TEST_CASE("ParseResetTime reads epochs, deltas, ISO-8601 and HTTP dates", "[throttle]") {
+  const double now = kT0 - 100;
+  CHECK(ParseResetTime("30", now) == Approx(now + 30));
+  CHECK(ParseResetTime("0", now) == Approx(now));
+  CHECK(ParseResetTime(" 30\r\n", now) == Approx(now + 30));
+  CHECK(ParseResetTime("1.5", now) == Approx(now + 1.5));
+  CHECK(ParseResetTime("1705314660", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-01-15T10:31:00.000Z", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-01-15T10:31:00Z", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-01-15T10:31:00.250Z", now) == Approx(kT0 + 0.25));
+  CHECK(ParseResetTime("2024-01-15T10:31:00.123456Z", now) == Approx(kT0 + 0.123456));
+  CHECK(ParseResetTime("2024-01-15T10:31:00", now) == Approx(kT0));  // no zone: UTC
+  CHECK(ParseResetTime("2024-01-15T11:31:00+01:00", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-01-15T09:01:00-0130", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-01-15 10:31:00Z", now) == Approx(kT0));
+  CHECK(ParseResetTime("2024-02-29T00:00:00Z", now) == Approx(1709164800.0));
+  CHECK(ParseResetTime("1970-01-01T00:00:00Z", now) == Approx(0.0));
+  CHECK(ParseResetTime("Mon, 15 Jan 2024 10:31:00 GMT", now) == Approx(kT0));
+}
+
+TEST_CASE("ParseResetTime refuses garbage without crashing", "[throttle]") {
+  const double now = kT0;
+  const char* bad[] = {"",
+                       "   ",
+                       "abc",
+                       "-5",
+                       "-1705314660",
+                       "+30",
+                       "12abc",
+                       "1e5",
+                       "0x10",
+                       "NaN",
+                       "inf",
+                       "1.",
+                       ".5",
+                       "1..5",
+                       "30 s",
+                       "99999999999999999999",
+                       "999999999999",
+                       "100000000000.5",
+                       "2024-13-45T10:00:00Z",
+                       "2024-01-15T25:00:00Z",
+                       "2024-01-15T10:60:00Z",
+                       "2024-02-30T00:00:00Z",
+                       "2023-02-29T00:00:00Z",
+                       "2024-00-10T00:00:00Z",
+                       "1969-12-31T23:59:59Z",
+                       "2024-01-15",
+                       "2024-01-15T10:31",
+                       "2024-01-15T10:31:00.Z",
+                       "2024-01-15T10:31:00Zjunk",
+                       "2024-01-15T10:31:00+25:00",
+                       "2024-01-15T10:31:00+01:",
+                       "2024-1-15T10:31:00Z",
+                       "2024-01-15X10:31:00Z",
+                       "Mon, 15 Foo 2024 10:31:00 GMT",
+                       "Mon, 15 Jan 2024 10:31:00 UTC",
+                       "Mon, 32 Jan 2024 10:31:00 GMT",
+                       "\xff\xfe",
+                       "2024-01-15T10:31:00.1234567890123Z"};
+  for (const char* s : bad) {
+    INFO("input: \"" << s << "\"");
+    CHECK_FALSE(ParseResetTime(s, now).has_value());
+  }
+  CHECK_FALSE(ParseResetTime(std::string("30\0", 3), now).has_value());
+  CHECK_FALSE(ParseResetTime(std::string(200, '9'), now).has_value());
+  CHECK_FALSE(ParseResetTime(std::string(10000, '1'), now).has_value());
+  CHECK_FALSE(ParseResetTime("30", NAN).has_value());
+
+  // Random bytes, and random mutations of good values: no crash, and
+  // anything accepted is a finite, plausible time.
+  std::mt19937 rng(42);
+  const std::string seeds[] = {"2024-01-15T10:31:00.000Z", "1705314660", "30",
+                               "Mon, 15 Jan 2024 10:31:00 GMT"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    if (i % 2 == 0) {
+      s.resize(rng() % 40);
+      for (char& c : s) c = char(rng() % 256);
+    } else {
+      s = seeds[rng() % 4];
+      for (int k = 0; k < 3; ++k) s[rng() % s.size()] = "0123456789-:TZ.+ ,x"[rng() % 19];
+    }
+    const auto v = ParseResetTime(s, now);
+    if (v) {
+      INFO("input: \"" << s << "\" -> " << *v);
+      CHECK(std::isfinite(*v));
+      CHECK(*v >= 0);
+      CHECK(*v <= 1e11);
+    }
+  }
+}
+
+TEST_CASE("Throttle paces at rpm/60*safety with a burst of one", "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "k", .rpm = 600, .clock = clock.fn()});
+  // 3 s at 600 rpm (9.85/s): 30 +- 1 grants, the first at once.
+  REQUIRE_FALSE(t.TryAcquire().has_value());
+  auto second = t.TryAcquire();
+  REQUIRE(second.has_value());
+  CHECK(second->count() == Approx(1000.0 / 9.85).margin(1.0));
+  const auto grants = Drive(clock, {&t}, 3.0, 0.001);
+  CHECK(std::abs(int(grants.size()) + 1 - 30) <= 1);
+  CHECK(t.granted() == std::int64_t(grants.size()) + 1);
+}
+
+TEST_CASE("Throttle never exceeds rpm in any 60 s window and achieves >= 0.97", "[throttle]") {
+  for (double rpm : {60.0, 300.0, 1000.0}) {
+    FakeClock clock;
+    Throttle t({.key = "k", .rpm = rpm, .clock = clock.fn()});
+    const auto grants = Drive(clock, {&t}, 600.0, 0.001);
+    INFO("rpm " << rpm << ", grants " << grants.size());
+    CHECK(MaxInWindow(grants, 60.0) <= std::size_t(rpm));
+    CHECK(double(grants.size()) / (rpm * 10) >= 0.97);
+  }
+}
+
+TEST_CASE("Throttle real-clock rate: rpm 600 for 3 s gives 30 +- 1 grants", "[throttle]") {
+  Throttle t({.key = "k", .rpm = 600});
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(3000);
+  int grants = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    if (auto wait = t.TryAcquire()) {
+      std::this_thread::sleep_for(
+          std::min<std::chrono::milliseconds>(*wait, std::chrono::milliseconds(5)));
+    } else {
+      ++grants;
+    }
+  }
+  CHECK(std::abs(grants - 30) <= 1);
+}
+
+TEST_CASE("429 with Retry-After pauses for that long plus jitter", "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "k", .rpm = 6000, .clock = clock.fn()});
+  REQUIRE_FALSE(t.TryAcquire());
+  CHECK(t.OnResponse(
+      429, {{"retry-after", "30"}, {"x-ratelimit-reset", std::to_string(long(kT0 + 50))}}));
+  CHECK(t.throttled_429() == 1);
+  CHECK(t.paused_until() >= kT0 + 30.05);
+  CHECK(t.paused_until() <= kT0 + 30.25);
+  auto wait = t.TryAcquire();
+  REQUIRE(wait);
+  CHECK(wait->count() >= 30050);
+  CHECK(wait->count() <= 30250);
+  clock.advance(29.9);
+  CHECK(t.TryAcquire());
+  clock.advance(0.4);
+  CHECK_FALSE(t.TryAcquire());  // the pause is over: the waiting request goes at once
+  CHECK(t.paused_until() == 0);
+}
+
+TEST_CASE("429 with only X-RateLimit-Reset (epoch or ISO) pauses until the reset", "[throttle]") {
+  FakeClock clock;
+  SECTION("Shootbin: epoch seconds") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "1705314702"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 42 + 0.15).margin(0.1001));
+  }
+  SECTION("HeadshotPro: ISO-8601") {
+    Throttle t({.key = "k", .rpm = 300, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "2024-01-15T10:31:20.500Z"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 20.5 + 0.15).margin(0.1001));
+  }
+  SECTION("garbage Retry-After falls back to the reset") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"retry-after", "soon"}, {"x-ratelimit-reset", "1705314670"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 10.15).margin(0.1001));
+  }
+  SECTION("no usable header: 60 s") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "tomorrow"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 60.15).margin(0.1001));
+  }
+  SECTION("reset in the past: 1 s") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "1705314000"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 1.15).margin(0.1001));
+  }
+  SECTION("reset far ahead (wrong clock): capped at 65 s") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
+    CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "2030-01-01T00:00:00Z"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 65.15).margin(0.1001));
+    CHECK(t.OnResponse(429, {{"retry-after", "86400"}}));
+    CHECK(t.paused_until() <= kT0 + 65.25);
+    CHECK(t.throttled_429() == 2);
+  }
+}
+
+TEST_CASE("X-RateLimit-Remaining 0 pauses until the reset without a 429", "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "k", .rpm = 6000, .clock = clock.fn()});
+  CHECK_FALSE(
+      t.OnResponse(200, {{"x-ratelimit-remaining", "5"}, {"x-ratelimit-reset", "1705314690"}}));
+  CHECK(t.paused_until() == 0);
+  CHECK_FALSE(
+      t.OnResponse(200, {{"x-ratelimit-remaining", "0"}}));  // no reset known: nothing to do
+  CHECK(t.paused_until() == 0);
+  CHECK_FALSE(t.OnResponse(
+      201, {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset", "2024-01-15T10:31:30.000Z"}}));
+  CHECK(t.paused_until() == Approx(kT0 + 30.15).margin(0.1001));
+  CHECK(t.throttled_429() == 0);
+  CHECK(t.TryAcquire());
+  clock.advance(30.3);
+  CHECK_FALSE(t.TryAcquire());
+}
+
+TEST_CASE("Two throttles sharing a store stay within the rate together", "[throttle]") {
+  FakeClock clock;
+  MemoryBuckets store;
+  Throttle a({.key = "shootbin:abc", .rpm = 120, .shared = &store, .clock = clock.fn()});
+  Throttle b({.key = "shootbin:abc", .rpm = 120, .shared = &store, .clock = clock.fn()});
+  const auto grants = Drive(clock, {&a, &b}, 300.0, 0.001);
+  CHECK(MaxInWindow(grants, 60.0) <= 120);
+  CHECK(double(grants.size()) / (120 * 5) >= 0.97);
+  CHECK(a.granted() > 100);
+  CHECK(b.granted() > 100);
+  CHECK(a.granted() + b.granted() == std::int64_t(grants.size()));
+
+  // A 429 seen by one pauses the other through the store.
+  CHECK(a.OnResponse(429, {{"retry-after", "20"}}));
+  CHECK(store.pauses == 1);
+  CHECK(store.paused_until("shootbin:abc") > clock() + 20);
+  auto wait = b.TryAcquire();
+  REQUIRE(wait);
+  CHECK(wait->count() >= 20000);
+}
+
+TEST_CASE("Shared store: real threads in two throttles never exceed the rate", "[throttle]") {
+  MemoryBuckets store;
+  Throttle a({.key = "k", .rpm = 1200, .shared = &store});  // 19.7/s
+  Throttle b({.key = "k", .rpm = 1200, .shared = &store});
+  std::mutex mu;
+  std::vector<double> times;
+  auto worker = [&](Throttle& t) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+    while (std::chrono::steady_clock::now() < end) {
+      if (auto wait = t.TryAcquire()) {
+        std::this_thread::sleep_for(
+            std::min<std::chrono::milliseconds>(*wait, std::chrono::milliseconds(3)));
+      } else {
+        std::lock_guard lock(mu);
+        times.push_back(shotsync::WallSeconds());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back(worker, std::ref(a));
+    threads.emplace_back(worker, std::ref(b));
+  }
+  for (auto& th : threads) th.join();
+  // 1 + 2 s * 19.7/s = 40.4 at most.
+  CHECK(times.size() <= 41);
+  CHECK(times.size() >= 38);
+  CHECK(a.granted() + b.granted() == std::int64_t(times.size()));
+}
+
+TEST_CASE("A failing store falls back to the local bucket", "[throttle]") {
+  FakeClock clock;
+  MemoryBuckets store;
+  store.fail = true;
+  Throttle t({.key = "k", .rpm = 60, .shared = &store, .clock = clock.fn()});
+  CHECK_FALSE(t.TryAcquire());
+  CHECK(t.TryAcquire());
+  clock.advance(1.1);
+  CHECK_FALSE(t.TryAcquire());
+  CHECK(store.takes == 3);
+}
