@@ -1,13 +1,24 @@
+// Hasher: XXH3-128 over open + posix_fadvise(SEQUENTIAL) + read into one
+// page-aligned buffer per thread, fstat before and after; HashMany is a
+// three-stage oneTBB pipeline (serial input, parallel hash, serial output)
+// bounded by 2 * threads live tokens, run in an arena of `threads` slots.
 #include "shotsync/hasher.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+// libxxhash exports runtime-dispatched (SSE2/AVX2/AVX-512) entry points; the
+// header maps XXH3_128bits* onto them, as xxhsum itself does.
+#include <xxh_x86dispatch.h>
+#endif
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -16,11 +27,33 @@
 namespace shotsync {
 namespace {
 
-constexpr std::size_t kBufferSize = 1 << 20;
+std::atomic<std::size_t> g_buffer_size{kHashBufferSize};
+std::function<void(const std::string&)> g_after_read_hook;  // tests only
+std::atomic<bool> g_has_hook{false};
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
+
+// One read buffer per thread, reused for every file that thread hashes.
+void* ThreadBuffer(std::size_t size) {
+  thread_local std::unique_ptr<void, FreeDeleter> buf;
+  thread_local std::size_t buf_size = 0;
+  if (buf_size != size) {
+    buf.reset(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096));
+    buf_size = buf ? size : 0;
+  }
+  return buf.get();
+}
+
+struct StateDeleter {
+  void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
+};
+
+XXH3_state_t* ThreadState() {
+  thread_local std::unique_ptr<XXH3_state_t, StateDeleter> state(XXH3_createState());
+  return state.get();
+}
 
 FileStat StatOf(const struct stat& st) {
   return {std::uint64_t(st.st_size), std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
@@ -31,16 +64,28 @@ std::string Hex(const XXH128_hash_t& h) {
   // Canonical (big-endian) form, as xxhsum -H2 prints it.
   XXH128_canonical_t c;
   XXH128_canonicalFromHash(&c, h);
-  static const char* digits = "0123456789abcdef";
+  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(32, '0');
-  for (int i = 0; i < 16; ++i) {
-    out[std::size_t(2 * i)] = digits[c.digest[i] >> 4];
-    out[std::size_t(2 * i + 1)] = digits[c.digest[i] & 15];
+  for (std::size_t i = 0; i < 16; ++i) {
+    out[2 * i] = kDigits[c.digest[i] >> 4];
+    out[2 * i + 1] = kDigits[c.digest[i] & 15];
   }
   return out;
 }
 
 }  // namespace
+
+namespace detail {
+
+void SetHashAfterReadHook(std::function<void(const std::string& path)> hook) {
+  g_has_hook.store(false);
+  g_after_read_hook = std::move(hook);
+  g_has_hook.store(bool(g_after_read_hook));
+}
+
+void SetHashBufferSize(std::size_t bytes) { g_buffer_size.store(bytes ? bytes : kHashBufferSize); }
+
+}  // namespace detail
 
 std::string HashBytes(const void* data, std::size_t size) { return Hex(XXH3_128bits(data, size)); }
 
@@ -49,28 +94,31 @@ Result<HashOutcome> HashFile(const std::string& path) {
   if (!fd) return Status::Io(path, errno);
   struct stat before {};
   if (::fstat(fd.get(), &before) != 0) return Status::Io(path, errno);
+  if (!S_ISREG(before.st_mode)) return Status::Invalid(path + ": not a regular file");
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::unique_ptr<void, FreeDeleter> buf(std::aligned_alloc(4096, kBufferSize));
-  if (!buf) return Status::Io(path, ENOMEM);
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), XXH3_freeState);
-  XXH3_128bits_reset(state.get());
+  const std::size_t size = g_buffer_size.load(std::memory_order_relaxed);
+  void* buf = ThreadBuffer(size);
+  XXH3_state_t* state = ThreadState();
+  if (buf == nullptr || state == nullptr) return Status::Io(path, ENOMEM);
+  XXH3_128bits_reset(state);
   for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.get(), kBufferSize);
+    const ssize_t n = ::read(fd.get(), buf, size);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::Io(path, errno);
     }
     if (n == 0) break;
-    XXH3_128bits_update(state.get(), buf.get(), std::size_t(n));
+    XXH3_128bits_update(state, buf, std::size_t(n));
   }
+  if (g_has_hook.load(std::memory_order_acquire)) g_after_read_hook(path);
   struct stat after {};
   if (::fstat(fd.get(), &after) != 0) return Status::Io(path, errno);
   HashOutcome out;
-  out.hash = Hex(XXH3_128bits_digest(state.get()));
+  out.hash = Hex(XXH3_128bits_digest(state));
   out.stat = StatOf(after);
   out.changed = !(StatOf(before) == out.stat);
   if (!out.changed) {
-    // A rename or replacement of the path while we read the old inode.
+    // The path renamed over or replaced while we read the old inode.
     struct stat now {};
     if (::stat(path.c_str(), &now) != 0 || !(StatOf(now) == out.stat)) out.changed = true;
   }
@@ -80,10 +128,16 @@ Result<HashOutcome> HashFile(const std::string& path) {
 void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
               const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done) {
   threads = threads > 0 ? threads : 1;
+  // shared_ptr, not a raw pointer: items still in the pipeline are freed
+  // when a callback throws and TBB cancels the pipeline.
   struct Item {
     HashTask task;
     std::optional<Result<HashOutcome>> outcome;
   };
+  // The serial input and output filters are each serial, but TBB may run one
+  // while the other runs on another thread; callers keep state shared between
+  // next and done (the planner's pending map), so they are made exclusive.
+  std::mutex callbacks;
   tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::parallel_pipeline(
@@ -91,14 +145,16 @@ void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
         tbb::make_filter<void, std::shared_ptr<Item>>(
             tbb::filter_mode::serial_in_order,
             [&](tbb::flow_control& fc) -> std::shared_ptr<Item> {
-              std::optional<HashTask> t = next();
+              std::optional<HashTask> t;
+              {
+                std::lock_guard lock(callbacks);
+                t = next();
+              }
               if (!t) {
                 fc.stop();
                 return nullptr;
               }
-              auto item = std::make_shared<Item>();
-              item->task = std::move(*t);
-              return item;
+              return std::make_shared<Item>(Item{std::move(*t), std::nullopt});
             }) &
             tbb::make_filter<std::shared_ptr<Item>, std::shared_ptr<Item>>(
                 tbb::filter_mode::parallel,
@@ -108,6 +164,7 @@ void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
                 }) &
             tbb::make_filter<std::shared_ptr<Item>, void>(
                 tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Item> item) {
+                  std::lock_guard lock(callbacks);
                   done(std::move(item->task), std::move(*item->outcome));
                 }));
   });

@@ -28,7 +28,12 @@ struct HashOutcome {
   bool changed = false;  // the file changed while being read: hash is not valid
 };
 
-// Hashes one file. Errors name the file (kIo with errno text).
+// Size of the read buffer HashFile streams through (one per thread, page
+// aligned). 1 MiB and 256 KiB measured alike here (benchmarks/run hash).
+inline constexpr std::size_t kHashBufferSize = std::size_t(1) << 20;
+
+// Hashes one file. Errors name the file (kIo with errno text; kInvalidArgument
+// for something that is not a regular file, e.g. a FIFO).
 Result<HashOutcome> HashFile(const std::string& path);
 
 // Hash of a byte string, same format as HashFile (used by tests and the emulator).
@@ -39,12 +44,23 @@ struct HashTask {
   std::uint64_t cookie = 0;  // caller's identifier, handed back
 };
 
-// Runs a bounded parallel pipeline: `next` is called from one thread at a
-// time until it returns nullopt; each task is hashed on up to `threads` worker
-// threads; `done` is called from one thread at a time (in input order) with
-// the task and its outcome. At most 2 * threads tasks are in flight, so memory
-// stays flat however many files there are.
+// Runs a bounded parallel pipeline: `next` is called until it returns nullopt;
+// each task is hashed on up to `threads` worker threads; `done` is called (in
+// input order) with the task and its outcome. `next` and `done` are never
+// called concurrently (not even with each other), so they may share state
+// without a lock; they may run on different threads. At most 2 * threads
+// tasks are in flight, so memory stays flat however many files there are.
 void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
               const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done);
+
+namespace detail {
+// Test and benchmark seams; not for production code. Set them only while no
+// hashing runs.
+// Called by HashFile with the path after the last read and before the closing
+// fstat (a test modifies the file there to provoke `changed`). Empty = none.
+void SetHashAfterReadHook(std::function<void(const std::string& path)> hook);
+// Overrides the read buffer size (0 restores kHashBufferSize).
+void SetHashBufferSize(std::size_t bytes);
+}  // namespace detail
 
 }  // namespace shotsync

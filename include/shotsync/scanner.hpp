@@ -29,9 +29,14 @@ struct ScanEntry {
   std::uint64_t inode = 0;
 };
 
+// Folders nested deeper than this below the root are reported and skipped.
+inline constexpr std::size_t kMaxScanDepth = 256;
+
 struct ScanOptions {
   // fnmatch(3) globs; a glob without '/' matches the file or directory name,
-  // one with '/' matches the path relative to the root.
+  // one with '/' matches the path relative to the root (FNM_PATHNAME: '*'
+  // does not cross '/'; a leading '/' is allowed and anchors at the root).
+  // An ignored directory is not entered.
   std::vector<std::string> ignore;
   // Hidden names (leading '.') and temporary downloads (*.part) are always skipped.
 };
@@ -47,8 +52,11 @@ class Scanner {
   // path: the offending path (absolute); status: the reason.
   using ErrorFn = std::function<void(const std::string& path, const Status& status)>;
 
-  // Walks `root`. Returns an error only when the root itself cannot be read
-  // (missing folder, not a directory, permission denied).
+  // Walks `root`, depth first, subfolders in name order; on_dir is called once
+  // per readable folder (also with no files). A folder that cannot be read as
+  // a whole is reported and on_dir is not called for it (a partial listing
+  // would look like deletions). Returns an error only when the root itself
+  // cannot be read (missing folder, not a directory, permission denied).
   Status Walk(const std::string& root, const ScanOptions& options, const DirFn& on_dir,
               const ErrorFn& on_error);
 };
