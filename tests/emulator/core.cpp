@@ -10,7 +10,9 @@
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
-#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <thread>
 
 #include "emulator.hpp"
@@ -49,6 +51,59 @@ Json HpError(const std::string& error, const std::string& code) {
   return Json{{"success", false}, {"error", error}, {"code", code}};
 }
 
+// Laravel's wantsJson(): the Accept header asks for JSON ("application/json",
+// or a "+json" type). "*/*" (curl's default) and a missing header do not.
+bool AcceptsJson(const httplib::Request& req) {
+  const std::string accept = req.get_header_value("Accept");
+  return accept.find("/json") != std::string::npos || accept.find("+json") != std::string::npos;
+}
+
+// Admin POSTs may come without a body (`curl -X POST .../reset`): httplib
+// answers 400 to a POST with neither Content-Length nor chunked encoding
+// unless the route takes a ContentReader, so admin routes read it themselves.
+std::string ReadBody(const httplib::Request& req, const httplib::ContentReader& reader) {
+  std::string body;
+  if (req.has_header("Content-Length") || req.get_header_value("Transfer-Encoding") == "chunked") {
+    reader([&](const char* data, std::size_t n) {
+      if (body.size() < (std::size_t(16) << 20)) body.append(data, n);
+      return true;
+    });
+  }
+  return body;
+}
+
+// Calls fn(fd, local port, peer address, peer port) for every connected TCP
+// socket of this process until fn returns false.
+void ForEachConnection(const std::function<bool(int, int, const std::string&, int)>& fn) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* e = ::readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2 || fd == ::dirfd(dir)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+    char addr[INET6_ADDRSTRLEN] = {};
+    int lport = -1, pport = -1;
+    if (local.ss_family == AF_INET && peer.ss_family == AF_INET) {
+      const auto* l4 = reinterpret_cast<sockaddr_in*>(&local);
+      const auto* p4 = reinterpret_cast<sockaddr_in*>(&peer);
+      lport = ntohs(l4->sin_port), pport = ntohs(p4->sin_port);
+      ::inet_ntop(AF_INET, &p4->sin_addr, addr, sizeof addr);
+    } else if (local.ss_family == AF_INET6 && peer.ss_family == AF_INET6) {
+      const auto* l6 = reinterpret_cast<sockaddr_in6*>(&local);
+      const auto* p6 = reinterpret_cast<sockaddr_in6*>(&peer);
+      lport = ntohs(l6->sin6_port), pport = ntohs(p6->sin6_port);
+      ::inet_ntop(AF_INET6, &p6->sin6_addr, addr, sizeof addr);
+    } else {
+      continue;
+    }
+    if (!fn(fd, lport, addr, pport)) break;
+  }
+  ::closedir(dir);
+}
+
 void SendJson(httplib::Response& res, int status, const Json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
@@ -71,18 +126,68 @@ Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options
   server_.set_keep_alive_timeout(30);
   server_.set_read_timeout(60);
   server_.set_write_timeout(60);
+  // Bodies over 10 MB must still get the contract's 422 (uploads are streamed
+  // and only counted), so the transport limit is far above that.
   server_.set_payload_max_length(std::size_t(1) << 30);
-  server_.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+  // Called after the answer was written (not for connections reset on
+  // purpose): the final status of every API and CDN answer.
+  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    if (req.path.rfind("/_emulator/", 0) == 0) return;
     std::lock_guard lock(mu_);
+    if (!reset_peers_.empty() && reset_peers_.erase(req.remote_addr + ":" + std::to_string(req.remote_port))) return;
     ++stats_.status_counts[res.status];
     if (res.status == 429) ++stats_.rate_limited;
   });
+  // Unrouted Shootbin paths: a JSON 404/405 like the app's, not an empty body.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& req, httplib::Response& res) {
+    const bool shootbin = req.path.rfind("/api/", 0) == 0 && req.path.rfind("/api/v2/", 0) != 0 &&
+                          req.path != "/api/v2";
+    if (!shootbin || !res.body.empty() || res.content_provider_ || res.has_header("Content-Type")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (res.status == 404) SendJson(res, 404, ShootbinError("Not Found."));
+    else if (res.status == 405) SendJson(res, 405, ShootbinError("The " + req.method + " method is not supported for this route."));
+    else return httplib::Server::HandlerResponse::Unhandled;
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  // Slow-body fault for Shootbin answers (HeadshotPro and the CDN trickle
+  // their own bodies): the finished body is re-served by a content provider
+  // that sleeps between chunks. Content-Length is already set from the body.
+  server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/api/", 0) != 0 || req.path.rfind("/api/v2", 0) == 0 || res.body.empty()) return;
+    const int bps = faults().slow_body_bps;
+    if (bps <= 0) return;
+    auto body = std::make_shared<const std::string>(std::move(res.body));
+    res.body.clear();
+    const std::string type = res.get_header_value("Content-Type");
+    res.headers.erase("Content-Type");  // set_content_provider adds it again
+    res.set_content_provider(body->size(), type.c_str(),
+                             [body, bps](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                               const std::size_t chunk = std::min(length, std::max<std::size_t>(1, std::size_t(bps) / 10));
+                               std::this_thread::sleep_for(std::chrono::microseconds(std::int64_t(chunk) * 1000000 / bps));
+                               return sink.write(body->data() + offset, chunk);
+                             });
+  });
+  initial_options_ = options_;
+  initial_tokens_ = tokens_;
   RegisterAdmin();
 }
 
 Emulator::~Emulator() { Stop(); }
 
 int Emulator::Bind() {
+  {
+    // Everything configured so far (flags, --config tokens) is the state
+    // POST /_emulator/reset goes back to.
+    std::lock_guard lock(mu_);
+    initial_options_ = options_;
+    initial_tokens_ = tokens_;
+  }
+  if (!options_.store_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.store_dir, ec);
+  }
   if (options_.port == 0) {
     port_ = server_.bind_to_any_port(options_.host);
   } else {
@@ -94,8 +199,16 @@ int Emulator::Bind() {
 void Emulator::Serve() { server_.listen_after_bind(); }
 
 void Emulator::Stop() {
-  stopping_ = true;
+  if (stopping_.exchange(true)) return;
   server_.stop();
+  if (port_ <= 0) return;
+  // httplib's workers wait out the keep-alive timeout on idle connections
+  // before they notice the stop; shut the server's connections down (not
+  // close: httplib owns the descriptors) so Serve() returns at once.
+  ForEachConnection([&](int fd, int lport, const std::string&, int) {
+    if (lport == port_) ::shutdown(fd, SHUT_RDWR);
+    return true;
+  });
 }
 
 std::string Emulator::BaseUrl() const { return "http://" + options_.host + ":" + std::to_string(port_); }
@@ -148,26 +261,32 @@ void Emulator::AddToken(const std::string& token, TokenInfo info) {
 }
 
 void Emulator::ResetConnection(const httplib::Request& req) {
-  // httplib does not expose the socket; find it by its address pair.
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return;
-  while (dirent* e = ::readdir(dir)) {
-    const int fd = std::atoi(e->d_name);
-    if (fd <= 2) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t ll = sizeof local, pl = sizeof peer;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
-    if (local.ss_family != AF_INET || peer.ss_family != AF_INET) continue;
-    const auto* l4 = reinterpret_cast<sockaddr_in*>(&local);
-    const auto* p4 = reinterpret_cast<sockaddr_in*>(&peer);
-    if (ntohs(l4->sin_port) != port_ || ntohs(p4->sin_port) != req.remote_port) continue;
-    linger lg{1, 0};  // close -> RST, not FIN
+  // httplib does not expose the socket; find it by its address pair
+  // (local port, peer address, peer port).
+  ForEachConnection([&](int fd, int lport, const std::string& addr, int pport) {
+    if (lport != port_ || pport != req.remote_port) return true;
+    if (!req.remote_addr.empty() && req.remote_addr != addr) return true;
+    linger lg{1, 0};  // last close -> RST, not FIN, and unread data dropped
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    ::shutdown(fd, SHUT_RDWR);
-    break;
-  }
-  ::closedir(dir);
+    // httplib owns the descriptor number and will close it, so it must stay
+    // valid: put a fresh unconnected socket in its place. That drops the
+    // last reference to the connection (the peer gets a RST at once), and
+    // httplib's next read/write on the number fails (ENOTCONN), ending its
+    // keep-alive loop. A plain shutdown() is the fallback; it sends a FIN,
+    // and httplib would go on parsing the unread rest of the body as
+    // requests.
+    const int dummy = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (dummy >= 0 && ::dup2(dummy, fd) == fd) {
+      ::close(dummy);
+    } else {
+      if (dummy >= 0) ::close(dummy);
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    std::lock_guard lock(mu_);
+    ++stats_.resets;
+    reset_peers_.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
+    return false;
+  });
 }
 
 std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request& req,
@@ -176,65 +295,81 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
   const std::string route = RouteKey(req.method, req.path);
   std::string auth = req.get_header_value("Authorization");
   std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+  // Shootbin (a Laravel app) answers JSON only to clients that ask for it
+  // (shootbin.md §1: the Accept header is required). Auth failures without it
+  // are a 302 to the login page. Our choice for *authenticated* requests
+  // without it: the same 302 + HTML, so a client that forgets the header
+  // fails loudly instead of passing against a lenient emulator. Such a
+  // request is counted (stats, sliding window) but uses no rate budget.
+  const bool wants_json = !sb || AcceptsJson(req);
   std::optional<TokenInfo> info;
   Faults f;
   int limit = 0, count = 0;
   std::int64_t window_end = 0;
-  bool burst = false;
+  bool burst = false, over = false;
   {
     std::lock_guard lock(mu_);
     ++stats_.requests[route];
     auto it = tokens_.find(token);
     if (it != tokens_.end() && it->second.service == service && !it->second.revoked) info = it->second;
     if (info) {
-      // Sliding 60-s window of every request the token made (for stats).
-      const std::string label = token;
-      auto& w = stats_.window[label];
+      // Sliding 60-s window of every request the token made, admitted or
+      // refused (for stats). Timestamps are appended in order under the lock,
+      // so the expired prefix is found by binary search and erased only when
+      // it is at least half the vector: amortised O(1) per request.
+      auto& w = stats_.window[token];
       const auto now = Clock::now();
       w.push_back(now);
-      auto keep = std::find_if(w.begin(), w.end(), [&](auto t) { return now - t < std::chrono::seconds(60); });
-      w.erase(w.begin(), keep);
-      auto& mx = stats_.max_requests_per_minute[label];
-      mx = std::max<std::uint64_t>(mx, w.size());
-      // Fixed one-minute window for the limit itself.
+      const auto first = std::upper_bound(w.begin(), w.end(), now - std::chrono::seconds(60));
+      const std::size_t expired = std::size_t(first - w.begin());
+      const std::size_t in_window = w.size() - expired;
+      if (expired > 0 && expired * 2 >= w.size()) w.erase(w.begin(), first);
+      auto& mx = stats_.max_requests_per_minute[token];
+      mx = std::max<std::uint64_t>(mx, in_window);
+      // Fixed one-minute window (epoch minute) for the limit itself.
       limit = info->rpm > 0 ? info->rpm : (sb ? options_.shootbin_rpm : options_.headshotpro_rpm);
       const std::int64_t minute = std::int64_t(NowUnix() / 60);
       Window& win = windows_[token];
       if (win.minute != minute) win = Window{minute, 0};
-      count = ++win.count;
       window_end = (minute + 1) * 60;
       f = options_.faults;
-      if (options_.faults.burst_429 > 0) {
-        --options_.faults.burst_429;
-        burst = true;
+      if (wants_json) {
+        if (options_.faults.burst_429 > 0) {
+          --options_.faults.burst_429;
+          burst = true;
+        } else if (win.count >= limit) {
+          over = true;  // refused requests use no budget (Laravel counts hits only when admitted)
+        } else {
+          ++win.count;
+        }
       }
+      count = win.count;
     }
   }
-  if (!info) {
-    if (sb) {
-      const std::string accept = req.get_header_value("Accept");
-      if (accept.find("application/json") == std::string::npos) {
-        // What a Laravel app does for a browser-like client (shootbin.md §1).
-        res.status = 302;
-        res.set_header("Location", "/login");
-        res.set_content("<html><body>Redirecting to <a href=\"/login\">/login</a></body></html>", "text/html");
-      } else {
-        SendJson(res, 401, ShootbinError("Unauthenticated."));
-      }
-    } else {
-      SendJson(res, 401, HpError("Invalid API key", "UNAUTHORIZED"));
-    }
+  if (!wants_json) {
+    // What a Laravel app does for a browser-like client (shootbin.md §1).
+    res.status = 302;
+    res.set_header("Location", "/login");
+    res.set_content("<!DOCTYPE html>\n<html><head><meta http-equiv=\"refresh\" content=\"0;url='/login'\">"
+                    "<title>Redirecting to /login</title></head>"
+                    "<body>Redirecting to <a href=\"/login\">/login</a>.</body></html>\n",
+                    "text/html; charset=UTF-8");
     return std::nullopt;
   }
-  const int remaining = std::max(0, limit - count);
+  if (!info) {
+    if (sb) SendJson(res, 401, ShootbinError("Unauthenticated."));
+    else SendJson(res, 401, HpError("Invalid API key", "UNAUTHORIZED"));
+    return std::nullopt;
+  }
+  const int remaining = over ? 0 : std::max(0, limit - count);
   const std::int64_t now = std::int64_t(NowUnix());
+  // A burst (fault) is a short refusal: retry in a second. Exhausting the
+  // window means waiting for the next one.
+  const std::int64_t reset_at = burst && !over ? now + 1 : window_end;
   res.set_header("X-RateLimit-Limit", std::to_string(limit));
-  res.set_header("X-RateLimit-Remaining", std::to_string(remaining));
-  if (!sb) res.set_header("X-RateLimit-Reset", IsoFromUnix(burst && count <= limit ? now + 1 : window_end));
-  if (count > limit || burst) {
-    // A burst (fault) is a short refusal: retry in a second. Exhausting the
-    // window means waiting for the next one.
-    const std::int64_t reset_at = burst && count <= limit ? now + 1 : window_end;
+  res.set_header("X-RateLimit-Remaining", std::to_string(burst ? 0 : remaining));
+  if (!sb) res.set_header("X-RateLimit-Reset", IsoFromUnix(reset_at));
+  if (over || burst) {
     if (sb) {
       res.set_header("Retry-After", std::to_string(std::max<std::int64_t>(1, reset_at - now)));
       res.set_header("X-RateLimit-Reset", std::to_string(reset_at));
@@ -288,6 +423,7 @@ void Emulator::RegisterAdmin() {
                  {"bytes_received", stats_.bytes_received},
                  {"bytes_sent", stats_.bytes_sent},
                  {"rate_limited", stats_.rate_limited},
+                 {"resets", stats_.resets},
                  {"max_requests_per_minute", maxrpm}};
       for (auto& h : hooks_) {
         if (h.stats) extra.push_back(h.stats);
@@ -296,12 +432,21 @@ void Emulator::RegisterAdmin() {
     for (auto& fn : extra) fn(out);
     SendJson(res, 200, out);
   });
-  server_.Post("/_emulator/reset", [this](const httplib::Request&, httplib::Response& res) {
+  server_.Post("/_emulator/reset", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    ReadBody(req, reader);  // ignored
     std::vector<std::function<void()>> resets;
     {
       std::lock_guard lock(mu_);
       stats_ = Stats{};
       windows_.clear();
+      // Faults, limits and tokens as given by flags/--config; the PRNG restarts.
+      const std::string host = options_.host;
+      const int port = options_.port;
+      options_ = initial_options_;
+      options_.host = host;
+      options_.port = port;
+      tokens_ = initial_tokens_;
+      rng_.seed(options_.seed);
       for (auto& h : hooks_) {
         if (h.reset) resets.push_back(h.reset);
       }
@@ -309,8 +454,9 @@ void Emulator::RegisterAdmin() {
     for (auto& fn : resets) fn();
     SendJson(res, 200, Json{{"ok", true}});
   });
-  server_.Post("/_emulator/seed", [this](const httplib::Request& req, httplib::Response& res) {
-    Json body = Json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+  server_.Post("/_emulator/seed", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    const std::string raw = ReadBody(req, reader);
+    Json body = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
     std::vector<std::function<Json(const Json&)>> seeds;
     {
@@ -337,8 +483,10 @@ void Emulator::RegisterAdmin() {
   server_.Get("/_emulator/faults", [faults_json](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, faults_json());
   });
-  server_.Post("/_emulator/faults", [this, faults_json](const httplib::Request& req, httplib::Response& res) {
-    Json b = Json::parse(req.body, nullptr, false);
+  server_.Post("/_emulator/faults", [this, faults_json](const httplib::Request& req, httplib::Response& res,
+                                                        const httplib::ContentReader& reader) {
+    const std::string raw = ReadBody(req, reader);
+    Json b = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
     if (b.is_discarded() || !b.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
     {
       std::lock_guard lock(mu_);
@@ -351,11 +499,12 @@ void Emulator::RegisterAdmin() {
       f.slow_body_bps = b.value("slow_body_bps", f.slow_body_bps);
       f.rate_hang = b.value("rate_hang", f.rate_hang);
       f.rate_close_keepalive = b.value("rate_close_keepalive", f.rate_close_keepalive);
+      if (b.contains("seed") && b["seed"].is_number_unsigned()) rng_.seed(b["seed"].get<std::uint64_t>());  // restart the draws
     }
     SendJson(res, 200, faults_json());
   });
-  server_.Post("/_emulator/tokens", [this](const httplib::Request& req, httplib::Response& res) {
-    Json b = Json::parse(req.body, nullptr, false);
+  server_.Post("/_emulator/tokens", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    Json b = Json::parse(ReadBody(req, reader), nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.contains("token")) {
       return SendJson(res, 400, Json{{"error", "need {\"token\": ...}"}});
     }
@@ -373,8 +522,16 @@ void Emulator::RegisterAdmin() {
     AddToken(b.at("token").get<std::string>(), t);
     SendJson(res, 200, Json{{"ok", true}});
   });
-  server_.Post("/_emulator/config", [this](const httplib::Request& req, httplib::Response& res) {
-    Json b = Json::parse(req.body, nullptr, false);
+  server_.Get("/_emulator/config", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    SendJson(res, 200, Json{{"shootbin_rpm", options_.shootbin_rpm},
+                            {"headshotpro_rpm", options_.headshotpro_rpm},
+                            {"url_ttl_seconds", options_.url_ttl_seconds},
+                            {"revision_processing_ms", options_.revision_processing_ms}});
+  });
+  server_.Post("/_emulator/config", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    const std::string raw = ReadBody(req, reader);
+    Json b = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
     if (b.is_discarded() || !b.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
     std::lock_guard lock(mu_);
     options_.shootbin_rpm = b.value("shootbin_rpm", options_.shootbin_rpm);

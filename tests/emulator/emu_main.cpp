@@ -3,7 +3,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <functional>
+#include <stdexcept>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -37,6 +42,11 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "JSON file with any of the above (snake_case) and tokens");
   CLI11_PARSE(app, argc, argv);
 
+  // --config FILE: a JSON object with any flag above, spelled as the flag
+  // ("shootbin-rpm", "fault-5xx") or as the option/fault field
+  // ("shootbin_rpm", "rate_5xx", "url_ttl_seconds"), optionally with the
+  // fault fields inside "faults": {...}, plus "tokens": [{...}] in the shape
+  // of POST /_emulator/tokens. Flags given on the command line win.
   std::vector<std::pair<std::string, emu::TokenInfo>> extra_tokens;
   if (!config_file.empty()) {
     std::ifstream in(config_file);
@@ -47,29 +57,71 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "shotsync-emulator: %s: not a JSON object\n", config_file.c_str());
       return 2;
     }
-    o.shootbin_rpm = c.value("shootbin_rpm", o.shootbin_rpm);
-    o.headshotpro_rpm = c.value("headshotpro_rpm", o.headshotpro_rpm);
-    o.url_ttl_seconds = c.value("url_ttl_seconds", o.url_ttl_seconds);
-    o.faults.latency_ms = c.value("latency_ms", o.faults.latency_ms);
-    o.faults.rate_5xx = c.value("rate_5xx", o.faults.rate_5xx);
-    o.faults.rate_reset = c.value("rate_reset", o.faults.rate_reset);
-    o.faults.rate_reset_after_store = c.value("rate_reset_after_store", o.faults.rate_reset_after_store);
-    o.faults.burst_429 = c.value("burst_429", o.faults.burst_429);
-    o.revision_processing_ms = c.value("revision_processing_ms", o.revision_processing_ms);
-    for (const auto& t : c.value("tokens", emu::Json::array())) {
-      emu::TokenInfo info;
-      info.service = t.value("service", std::string("shootbin")) == "headshotpro" ? emu::Service::kHeadshotPro
-                                                                                 : emu::Service::kShootbin;
-      info.plan = t.value("plan", std::string(info.service == emu::Service::kShootbin ? "agency" : "professional"));
-      for (const auto& s : t.value("scopes", emu::Json::array())) {
-        std::string scope = s.get<std::string>();
-        if (scope.rfind("post:", 0) == 0) scope = scope.substr(5);
-        info.scopes.insert(scope);
+    if (c.contains("faults") && c["faults"].is_object()) {
+      for (const auto& [k, v] : c["faults"].items()) c[k] = v;
+    }
+    // key spellings -> (flag, apply)
+    struct Key {
+      std::vector<std::string> names;
+      std::string flag;
+      std::function<void(const emu::Json&)> apply;
+    };
+    const std::vector<Key> keys = {
+        {{"port"}, "--port", [&](const emu::Json& v) { o.port = v.get<int>(); }},
+        {{"host"}, "--host", [&](const emu::Json& v) { o.host = v.get<std::string>(); }},
+        {{"shootbin_rpm"}, "--shootbin-rpm", [&](const emu::Json& v) { o.shootbin_rpm = v.get<int>(); }},
+        {{"headshotpro_rpm"}, "--headshotpro-rpm", [&](const emu::Json& v) { o.headshotpro_rpm = v.get<int>(); }},
+        {{"url_ttl", "url_ttl_seconds"}, "--url-ttl", [&](const emu::Json& v) { o.url_ttl_seconds = v.get<int>(); }},
+        {{"latency_ms"}, "--latency-ms", [&](const emu::Json& v) { o.faults.latency_ms = v.get<int>(); }},
+        {{"fault_5xx", "rate_5xx"}, "--fault-5xx", [&](const emu::Json& v) { o.faults.rate_5xx = v.get<double>(); }},
+        {{"fault_reset", "rate_reset"}, "--fault-reset", [&](const emu::Json& v) { o.faults.rate_reset = v.get<double>(); }},
+        {{"fault_reset_after_store", "rate_reset_after_store"}, "--fault-reset-after-store",
+         [&](const emu::Json& v) { o.faults.rate_reset_after_store = v.get<double>(); }},
+        {{"fault_429_burst", "burst_429"}, "--fault-429-burst", [&](const emu::Json& v) { o.faults.burst_429 = v.get<int>(); }},
+        {{"fault_hang", "rate_hang"}, "--fault-hang", [&](const emu::Json& v) { o.faults.rate_hang = v.get<double>(); }},
+        {{"fault_close", "rate_close_keepalive"}, "--fault-close",
+         [&](const emu::Json& v) { o.faults.rate_close_keepalive = v.get<double>(); }},
+        {{"slow_body_bps"}, "--slow-body-bps", [&](const emu::Json& v) { o.faults.slow_body_bps = v.get<int>(); }},
+        {{"revision_processing_ms"}, "--revision-processing-ms",
+         [&](const emu::Json& v) { o.revision_processing_ms = v.get<int>(); }},
+        {{"seed"}, "--seed", [&](const emu::Json& v) { o.seed = v.get<std::uint64_t>(); }},
+        {{"store", "store_dir"}, "--store", [&](const emu::Json& v) { o.store_dir = v.get<std::string>(); }},
+        {{"threads"}, "--threads", [&](const emu::Json& v) { o.threads = v.get<int>(); }},
+    };
+    try {
+      for (const auto& [raw, value] : c.items()) {
+        std::string k = raw;
+        std::replace(k.begin(), k.end(), '-', '_');
+        if (k == "tokens" || k == "faults") continue;
+        auto key = std::find_if(keys.begin(), keys.end(), [&](const Key& e) {
+          return std::find(e.names.begin(), e.names.end(), k) != e.names.end();
+        });
+        if (key == keys.end()) {
+          std::fprintf(stderr, "shotsync-emulator: %s: unknown key \"%s\" ignored\n", config_file.c_str(), raw.c_str());
+          continue;
+        }
+        if (app.count(key->flag) == 0) key->apply(value);
       }
-      info.rpm = t.value("rpm", 0);
-      info.revoked = t.value("revoked", false);
-      info.user = t.value("user", std::string("owner"));
-      extra_tokens.emplace_back(t.value("token", std::string()), info);
+      for (const auto& t : c.value("tokens", emu::Json::array())) {
+        emu::TokenInfo info;
+        info.service = t.value("service", std::string("shootbin")) == "headshotpro" ? emu::Service::kHeadshotPro
+                                                                                   : emu::Service::kShootbin;
+        info.plan = t.value("plan", std::string(info.service == emu::Service::kShootbin ? "agency" : "professional"));
+        for (const auto& sc : t.value("scopes", emu::Json::array())) {
+          std::string scope = sc.get<std::string>();
+          if (scope.rfind("post:", 0) == 0) scope = scope.substr(5);
+          info.scopes.insert(scope);
+        }
+        info.rpm = t.value("rpm", 0);
+        info.revoked = t.value("revoked", false);
+        info.user = t.value("user", std::string("owner"));
+        const std::string token = t.value("token", std::string());
+        if (token.empty()) throw std::runtime_error("a token needs \"token\"");
+        extra_tokens.emplace_back(token, info);
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "shotsync-emulator: %s: %s\n", config_file.c_str(), e.what());
+      return 2;
     }
   }
 
@@ -91,12 +143,21 @@ int main(int argc, char** argv) {
   }
   std::printf("%s\n", server.BaseUrl().c_str());
   std::fflush(stdout);
+  std::atomic<bool> served{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&set, &sig);
+    if (served) return;
     server.Stop();
+    // A signal that came before Serve() started listening: httplib's stop()
+    // is a no-op until then, so repeat it until Serve() returns.
+    while (!served) {
+      server.server().stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   });
   server.Serve();
+  served = true;
   // Serve returned without a signal (bind lost): wake the waiter.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();

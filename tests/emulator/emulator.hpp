@@ -83,6 +83,7 @@ struct Stats {
   std::uint64_t bytes_received = 0;                    // upload body bytes
   std::uint64_t bytes_sent = 0;                        // CDN body bytes
   std::uint64_t rate_limited = 0;                      // 429s answered (any cause)
+  std::uint64_t resets = 0;                            // connections reset on purpose (faults)
   std::map<std::string, std::uint64_t> max_requests_per_minute;  // token label -> max in any sliding 60 s
   std::map<std::string, std::vector<Clock::time_point>> window;  // sliding-window samples per token label
 };
@@ -165,6 +166,14 @@ class Emulator {
   std::map<std::string, Window> windows_;
   void RegisterAdmin();
   std::atomic<bool> stopping_{false};
+  // What POST /_emulator/reset restores: the options and tokens as they were
+  // when Bind() was called (flags, --config, built-in defaults).
+  Options initial_options_;
+  std::map<std::string, TokenInfo> initial_tokens_;
+  // Peers ("addr:port") whose connection ResetConnection cut: httplib still
+  // "writes" (into the dead socket) and logs one answer for them, which the
+  // logger leaves out of status_counts.
+  std::set<std::string> reset_peers_;
 };
 
 // Route registration for each service (defined in shootbin.cpp / headshotpro.cpp).

@@ -116,6 +116,7 @@ struct State {
   std::map<std::int64_t, User> users;
   std::set<std::string> stored;  // project|original_filename|sha256 for duplicate detection
   std::int64_t next_project = 1, next_album = 1, next_photo = 1, next_annotation = 1, next_user = 2;
+  std::uint64_t next_tmp = 1;  // temporary upload files under --store (never reset)
 
   void Reset() {
     projects.clear();
@@ -356,6 +357,13 @@ void RegisterShootbin(Emulator& emu) {
       if (!b.is_discarded() && b.is_object() && b.contains("name") && b["name"].is_string()) name = b["name"];
     }
     if (req.has_file("description")) desc = req.get_file_value("description").content;
+    else if (req.has_param("description")) desc = req.get_param_value("description");
+    else {
+      Json b = Json::parse(req.body, nullptr, false);
+      if (!b.is_discarded() && b.is_object() && b.contains("description") && b["description"].is_string()) {
+        desc = b["description"];
+      }
+    }
     if (name.empty()) return Invalid(res, "name", "The name field is required.");
     if (name.size() > 255) return Invalid(res, "name", "The name may not be greater than 255 characters.");
     Album a{st->next_album++, pid, name, IsoNow(), desc.empty() ? std::nullopt : std::optional(desc)};
@@ -393,8 +401,9 @@ void RegisterShootbin(Emulator& emu) {
     Json data = Json::array();
     std::int64_t last = 0;
     bool more = false;
-    for (auto it = st->photos.rbegin(); it != st->photos.rend(); ++it) {
-      if (it->second.album_id != aid || it->first >= below) continue;
+    // Ids below the cursor, newest (highest id) first.
+    for (auto it = std::make_reverse_iterator(st->photos.lower_bound(below)); it != st->photos.rend(); ++it) {
+      if (it->second.album_id != aid) continue;
       if (int(data.size()) == per_page) {
         more = true;
         break;
@@ -451,26 +460,38 @@ void RegisterShootbin(Emulator& emu) {
     }
     const Faults f = emu.faults();
     const bool reset = emu.Draw(f.rate_reset);
-    std::string store_path;
-    if (!emu.options().store_dir.empty()) {
+    // --store DIR: the body goes to a temporary file, renamed to
+    // photo-<id> (upload) or photo-<id>-v<n> (revision n-1) once stored;
+    // removed when the upload is refused or cut.
+    struct TempFile {
+      std::string path;
+      bool keep = false;
+      ~TempFile() {
+        if (!path.empty() && !keep) std::remove(path.c_str());
+      }
+    } tmp;
+    const std::string store_dir = emu.options().store_dir;
+    if (!store_dir.empty()) {
       std::lock_guard lock(st->mu);
-      store_path = emu.options().store_dir + "/upload-" + std::to_string(st->next_photo) + "-" +
-                   std::to_string(std::rand());
+      tmp.path = store_dir + "/.upload-" + std::to_string(st->next_tmp++) + ".part";
     }
+    const std::string& store_path = tmp.path;
     const std::vector<std::string> names =
         revision ? std::vector<std::string>{"revision"} : std::vector<std::string>{"photo", "file", "image"};
     const bool complete = ReadUpload(emu, req, reader, names, up, reset, store_path);
+    up.store.reset();  // flush and close the stored copy
     auto done_processing = [&] {
       if (!revision) return;
       std::lock_guard lock(st->mu);
-      Photo& ph = st->photos[photo_id];
-      ph.processing = false;
-      ph.processed_at = Clock::now();
+      auto ph = st->photos.find(photo_id);  // gone if /_emulator/reset ran meanwhile
+      if (ph == st->photos.end()) return;
+      ph->second.processing = false;
+      ph->second.processed_at = Clock::now();
     };
     if (!complete) {
       if (revision) {
         std::lock_guard lock(st->mu);
-        st->photos[photo_id].processing = false;
+        if (auto ph = st->photos.find(photo_id); ph != st->photos.end()) ph->second.processing = false;
       }
       return;  // connection reset (fault) or client gone
     }
@@ -495,11 +516,20 @@ void RegisterShootbin(Emulator& emu) {
                                ? up.fields["client_original_filename"]
                                : up.filename;
     Json answer;
+    bool dup = false;
+    auto keep_file = [&](const Photo& ph) {
+      if (tmp.path.empty()) return;
+      std::string final_path = store_dir + "/photo-" + std::to_string(ph.id);
+      if (!ph.revisions.empty()) final_path += "-v" + std::to_string(ph.revisions.size() + 1);
+      if (std::rename(tmp.path.c_str(), final_path.c_str()) == 0) tmp.keep = true;
+    };
     {
       std::lock_guard lock(st->mu);
       const std::string now = IsoNow();
       if (revision) {
-        Photo& ph = st->photos[photo_id];
+        auto found = st->photos.find(photo_id);
+        if (found == st->photos.end()) return Msg(res, 404, "Not Found.");  // reset meanwhile
+        Photo& ph = found->second;
         ph.revisions.push_back({int(ph.revisions.size()) + 1, ph.original_filename,
                                 ph.revision_uploaded_at.value_or(ph.created_at), int(ph.annotations.size())});
         ph.original_filename = original;
@@ -509,6 +539,7 @@ void RegisterShootbin(Emulator& emu) {
         ph.annotations.clear();
         ph.revision_uploaded_at = now;
         ph.updated_at = now;
+        keep_file(ph);
         answer = {{"success", true}, {"message", "Revision uploaded successfully."},
                   {"photo", PhotoJson(emu.BaseUrl(), ph, true)}};
       } else {
@@ -524,13 +555,17 @@ void RegisterShootbin(Emulator& emu) {
         ph.size = up.size;
         ph.created_at = ph.updated_at = now;
         const std::string key = std::to_string(pid) + "|" + original + "|" + sha;
-        const bool dup = !st->stored.insert(key).second;
-        emu.WithStats([&](Stats& s) { s.duplicates += dup; });
+        dup = !st->stored.insert(key).second;
+        keep_file(ph);
         st->photos[ph.id] = ph;
-        answer = {{"success", true}, {"message", "Photo uploaded."}, {"photo", PhotoJson(emu.BaseUrl(), ph, false)}};
+        answer = {{"success", true}, {"message", "Photo uploaded."}, {"photo", PhotoJson(emu.BaseUrl(), ph, true)}};
       }
     }
-    emu.WithStats([&](Stats& s) { revision ? ++s.revisions : ++s.uploads; });
+    // The emulator's own lock is never taken under State::mu.
+    emu.WithStats([&](Stats& s) {
+      revision ? ++s.revisions : ++s.uploads;
+      s.duplicates += dup;
+    });
     done_processing();
     if (emu.Draw(f.rate_reset_after_store)) {
       emu.ResetConnection(req);  // stored, but the client never hears of it
@@ -687,9 +722,11 @@ void RegisterShootbin(Emulator& emu) {
       auto a = st->albums.find(p.album_id);
       if (aid && p.album_id != aid) continue;
       if (pid && (a == st->albums.end() || a->second.project_id != pid)) continue;
-      out.push_back({{"id", p.id}, {"album_id", p.album_id}, {"original_filename", p.original_filename},
-                     {"title", p.title}, {"size", p.size}, {"sha256", p.sha256},
-                     {"revisions", p.revisions.size()}});
+      out.push_back({{"id", p.id}, {"album_id", p.album_id},
+                     {"project_id", a == st->albums.end() ? Json(nullptr) : Json(a->second.project_id)},
+                     {"original_filename", p.original_filename}, {"title", p.title}, {"size", p.size},
+                     {"sha256", p.sha256}, {"revisions", p.revisions.size()},
+                     {"revision_count", p.revisions.size()}});
     }
     Send(res, 200, out);
   });
