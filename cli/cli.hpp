@@ -57,6 +57,31 @@ struct SyncCommandOptions {
   std::int64_t bwlimit = 0;
 };
 
+struct PullCommandOptions {
+  std::string member;
+  bool favorites = false;
+  bool restore = false;
+  bool dry_run = false;
+  int jobs = 0;
+  int rpm = 0;
+  std::string include;
+  std::string dest;
+};
+
+struct TeamCommandOptions {
+  std::string action;  // status | invite | revoke
+  std::string csv;
+  std::string team;    // default team for CSV lines without one
+  std::vector<std::string> emails;
+  bool dry_run = false;
+};
+
+// `pull` and `team` register their own options (pull_cmd.cpp, team_cmd.cpp).
+CLI::App* AddPullCommand(CLI::App& app, PullCommandOptions& options);
+CLI::App* AddTeamCommand(CLI::App& app, TeamCommandOptions& options);
+int RunPullCommand(const GlobalOptions& options, const PullCommandOptions& pull);
+int RunTeamCommand(const GlobalOptions& options, const TeamCommandOptions& team);
+
 int RunPlan(const GlobalOptions& options);
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync);
 

@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
   sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
   sync->add_option("--bwlimit", bwlimit, "bandwidth limit in bytes/s (suffix K, M, G)");
+  PullCommandOptions pull_options;
+  auto* pull = AddPullCommand(app, pull_options);
+  TeamCommandOptions team_options;
+  auto* team = AddTeamCommand(app, team_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {  // CLI11 reports usage errors by exception
@@ -45,6 +49,8 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (plan->parsed()) return RunPlan(g);
+  if (pull->parsed()) return RunPullCommand(g, pull_options);
+  if (team->parsed()) return RunTeamCommand(g, team_options);
   if (sync->parsed()) {
     if (!bwlimit.empty()) {
       auto rate = ParseRate(bwlimit);

@@ -1,0 +1,99 @@
+// shotsync pull: download a HeadshotPro team's headshots (incremental, resumable).
+#include <cstdio>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "lock.hpp"
+#include "shotsync/pull.hpp"
+#include "signals.hpp"
+
+namespace shotsync::cli {
+
+CLI::App* AddPullCommand(CLI::App& app, PullCommandOptions& o) {
+  auto* pull = app.add_subcommand("pull", "download the team's HeadshotPro headshots into headshotpro.dest");
+  pull->add_option("--member", o.member, "only this member (id or email)");
+  pull->add_flag("--favorites", o.favorites, "only favorites (the member's, or the organization's)");
+  pull->add_flag("--restore", o.restore, "fetch again files that were deleted locally");
+  pull->add_flag("--dry-run", o.dry_run, "list what would be downloaded, download nothing");
+  pull->add_option("-j,--jobs", o.jobs, "concurrent downloads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  pull->add_option("--rpm", o.rpm, "HeadshotPro requests per minute (300; 1000 on Enterprise)")
+      ->check(CLI::Range(1, 1000000));
+  pull->add_option("--include", o.include, "photo variants: main or all (default: config)")
+      ->check(CLI::IsMember({"main", "all"}));
+  pull->add_option("--dest", o.dest, "download folder (default: headshotpro.dest)");
+  return pull;
+}
+
+int RunPullCommand(const GlobalOptions& options, const PullCommandOptions& pull) {
+  StopSignals signals;  // first: every later thread inherits the blocked mask
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return kExitUsage;
+  }
+  if (pull.rpm > 0) config->headshotpro.rpm = pull.rpm;
+  if (!pull.dest.empty()) config->headshotpro.dest = ExpandHome(pull.dest, ProcessEnv());
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(manifest.status());
+    return ExitFor(manifest.status());
+  }
+  // Its own lock: a pull and a sync of the same profile may run together
+  // (the manifest allows it), two pulls may not.
+  const std::string lock_dir = config->state_dir + "/pull";
+  std::error_code ec;
+  std::filesystem::create_directories(lock_dir, ec);
+  auto lock = RunLock::Acquire(lock_dir);
+  if (!lock.ok()) {
+    PrintError(lock.status());
+    return ExitFor(lock.status());
+  }
+  PullOptions po;
+  po.member = pull.member;
+  po.favorites = pull.favorites;
+  po.restore = pull.restore;
+  po.dry_run = pull.dry_run;
+  po.jobs = pull.jobs;
+  po.include = pull.include;
+  po.stop = &signals.stop();
+  po.abort = &signals.abort();
+  auto on_event = [&](const PullEvent& e) {
+    if (e.kind == PullEvent::kFailed) {
+      std::fprintf(stderr, "shotsync: %s: %s\n", e.path.c_str(), e.reason.c_str());
+    } else if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
+      const char* word = e.kind == PullEvent::kDownloaded ? "got" : e.kind == PullEvent::kPlanned ? "would get" : "skip";
+      std::printf("%-9s %s%s%s\n", word, e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
+    }
+  };
+  PullReport r = RunPull(*config, **manifest, po, on_event);
+  const int code = PullExitCode(r);
+  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(r.status);
+  if (options.json) {
+    nlohmann::json failures = nlohmann::json::array();
+    for (const auto& f : r.failures) failures.push_back({{"what", f.what}, {"reason", f.reason}});
+    nlohmann::json out = {
+        {"members", r.members}, {"models", r.models}, {"listed", r.listed},
+        {"downloaded", r.downloaded}, {"skipped", r.skipped}, {"planned", r.planned},
+        {"not_restored", r.not_restored}, {"gone", r.gone}, {"failed", r.failed},
+        {"refreshes", r.refreshes}, {"resumed", r.resumed}, {"retries", r.retries},
+        {"bytes", r.bytes}, {"seconds", r.seconds}, {"requests", r.requests},
+        {"throttled_429", r.throttled_429}, {"failures", failures}, {"exit_code", code},
+        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (!options.quiet) {
+    const double mb = double(r.bytes) / 1e6;
+    std::printf("%s: %lld downloaded, %lld already here, %lld failed, %lld deleted locally (--restore), "
+                "%lld gone; %lld members, %lld models, %lld photos listed; %.1f MB in %.1fs (%.1f files/s)\n",
+                pull.dry_run ? "pull (dry run)" : "pull", (long long)(pull.dry_run ? r.planned : r.downloaded),
+                (long long)r.skipped, (long long)r.failed, (long long)r.not_restored, (long long)r.gone,
+                (long long)r.members, (long long)r.models, (long long)r.listed, mb, r.seconds,
+                r.seconds > 0 ? double(r.downloaded) / r.seconds : 0.0);
+    if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
+  }
+  return code;
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,113 @@
+// Pull: downloads the generated headshots of a HeadshotPro organization into
+// <dest>/<layout> (default "{member}/{model}/{photo}.{ext}"), incrementally.
+//
+// - Listing (one lister thread): finished members -> their active models
+//   (matched by email, plus the member's modelId) -> photos (include main or
+//   all), or only favorites (per model with --member, else org-wide).
+// - Downloads run through the TransferEngine, at most `jobs` at once, into
+//   <file>.part; an interrupted file is resumed with Range from the .part
+//   size, the length is checked against Content-Length / Content-Range, the
+//   file is fsync'ed (by a small finisher pool) and renamed into place; the
+//   directories are fsync'ed before the manifest records the ids as done.
+// - Signed URLs: when expiresAt is past or close (closer than min(5 min, a
+//   quarter of the lifetime seen at listing)) or the CDN answers 401/403/410,
+//   that model's photos are listed again and the download retried; a refusal
+//   right after the listing it caused is a real error, not a loop.
+// - Incremental: ids done in the manifest are skipped; a done file deleted
+//   locally is fetched again only with `restore`.
+// - Names from the server are sanitized (SanitizeComponent) and every
+//   directory is checked with realpath to lie inside dest.
+// - A local I/O error (disk full, unwritable dest) stops the run with one
+//   clear line; .part files stay for the next run.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shotsync/config.hpp"
+#include "shotsync/manifest.hpp"
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+struct PullOptions {
+  std::string member;       // member id or email; "" = every finished member
+  bool favorites = false;   // favorites only
+  bool restore = false;     // fetch again files deleted locally
+  bool dry_run = false;     // list and report, download nothing
+  int jobs = 0;             // concurrent downloads, 0 = config.jobs
+  std::string include;      // "main" | "all"; "" = config
+  int max_attempts = 6;     // per file per run, for transient failures
+  std::string command = "pull";
+  const std::atomic<bool>* stop = nullptr;   // finish running downloads, start no more
+  const std::atomic<bool>* abort = nullptr;  // cancel running downloads too (.part kept)
+};
+
+// Delivered on the calling thread of RunPull.
+struct PullEvent {
+  enum Kind { kDownloaded, kSkipped, kPlanned, kFailed } kind = kDownloaded;
+  std::string path;    // destination file (or what failed)
+  std::uint64_t bytes = 0;
+  std::string reason;
+};
+using PullEventFn = std::function<void(const PullEvent&)>;
+
+struct PullFailure {
+  std::string what;
+  std::string reason;
+};
+
+struct PullReport {
+  std::int64_t members = 0, models = 0, listed = 0;  // what the listing found
+  std::int64_t downloaded = 0, skipped = 0, planned = 0;
+  std::int64_t not_restored = 0;  // done before, deleted locally, no --restore
+  std::int64_t gone = 0;          // listed, then gone from the server (404 / no longer listed)
+  std::int64_t failed = 0;
+  std::int64_t refreshes = 0;     // listings made again for fresh signed URLs
+  std::int64_t resumed = 0;       // downloads continued from a .part
+  std::int64_t retries = 0;
+  std::uint64_t bytes = 0;        // body bytes received
+  double seconds = 0;
+  std::int64_t requests = 0, throttled_429 = 0;
+  std::vector<PullFailure> failures;
+  Status status;  // ok; kCancelled when stopped; the fatal error otherwise
+};
+
+PullReport RunPull(const Config& config, Manifest& manifest, const PullOptions& options,
+                   const PullEventFn& on_event);
+
+// 0 all done; 1 some files failed; 2 config; 3 auth; 5 interrupted.
+int PullExitCode(const PullReport& report);
+
+// --- Name safety (exposed for tests) -----------------------------------------
+
+// One path component from a server-supplied string: no '/', '\\', NUL or
+// other control characters, no characters Windows shares refuse, no leading
+// dots or spaces (so never "." or ".."), no trailing dots or spaces, not a
+// reserved device name (CON, NUL, COM1...), valid UTF-8, at most max_bytes.
+// Empty after cleaning -> `fallback` (cleaned the same way), else "_".
+std::string SanitizeComponent(std::string_view raw, std::string_view fallback = {},
+                              std::size_t max_bytes = 100);
+
+// The extension of a URL's path ("jpg"), lower case, [a-z0-9]{1,5}; "jpg" otherwise.
+std::string UrlExtension(std::string_view url);
+
+// Checks a layout pattern from the config: relative, no "." / ".." segment,
+// only known {variables}, contains {photo}.
+Status ValidateLayout(std::string_view layout);
+
+// Fills in the layout; every value is sanitized with SanitizeComponent
+// first. Returns a relative '/'-separated path whose segments are all
+// non-empty, not "." or "..", and at most 255 bytes.
+Result<std::string> ExpandLayout(std::string_view layout,
+                                 const std::map<std::string, std::string>& vars);
+
+// True when `path` is `root` or lies below it (both canonical, no trailing '/').
+bool PathInside(std::string_view path, std::string_view root);
+
+}  // namespace shotsync

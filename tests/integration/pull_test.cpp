@@ -1,0 +1,359 @@
+// shotsync pull / team against the emulator over loopback: paging, bytes,
+// resume after kill -9, signed-URL expiry, 429/5xx/resets, hostile names,
+// the invite cap.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "shotsync/pull.hpp"
+#include "sync_fixture.hpp"
+
+namespace fs = std::filesystem;
+using shotsync::testing::Sha256File;
+using shotsync::testing::SyncFixture;
+
+namespace {
+
+std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
+  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
+}
+
+std::uint64_t Route(const nlohmann::json& stats, const std::string& route) {
+  const auto& r = stats.at("requests");
+  return r.contains(route) ? r.at(route).get<std::uint64_t>() : 0;
+}
+
+// Finished files under dir (no .part), by photo id (the file stem).
+std::map<std::string, fs::path> Files(const fs::path& dir) {
+  std::map<std::string, fs::path> out;
+  if (!fs::exists(dir)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file() || it->path().extension() == ".part") continue;
+    out[it->path().stem().string()] = it->path();
+  }
+  return out;
+}
+
+std::vector<fs::path> Parts(const fs::path& dir) {
+  std::vector<fs::path> out;
+  if (!fs::exists(dir)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->is_regular_file() && it->path().extension() == ".part") out.push_back(it->path());
+  }
+  return out;
+}
+
+nlohmann::json PhotoInfo(SyncFixture& f, const std::string& id) {
+  return f.emu->Admin("GET", "headshotpro/photos/" + id);
+}
+
+// Every file has the emulator's bytes; returns "" or the first difference.
+std::string CompareBytes(SyncFixture& f, const std::map<std::string, fs::path>& files) {
+  for (const auto& [id, path] : files) {
+    auto info = PhotoInfo(f, id);
+    if (info.at("sha256").get<std::string>() != Sha256File(path)) return "content differs: " + path.string();
+  }
+  return "";
+}
+
+nlohmann::json PullJson(SyncFixture& f, std::vector<std::string> args, int* code, std::string* log = nullptr) {
+  args.insert(args.begin(), "pull");
+  args.push_back("--json");
+  auto r = f.Cli(args);
+  *code = r.code;
+  if (log) *log = r.out + r.err;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+
+const std::string kPhotosRoute = "GET /api/v2/organization/models/{id}/photos";
+const std::string kCdnRoute = "GET /cdn/photos/{file}";
+
+}  // namespace
+
+TEST_CASE("pull: 3 members x 2 models x 170 photos are all fetched once, byte-exact; a rerun fetches nothing",
+          "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 3}, {"models_per_member", 2}, {"photos_per_model", 170}});
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 1020);
+  CHECK(j.at("members") == 3);
+  CHECK(j.at("models") == 6);
+  const fs::path dest = f.tmp.path() / "headshots";
+  auto files = Files(dest);
+  CHECK(files.size() == 1020);
+  CHECK(Parts(dest).empty());
+  auto stats = f.emu->Stats();
+  CHECK(StatU(stats, "downloads") == 1020);  // each photo fetched once
+  CHECK(Route(stats, kPhotosRoute) == 6);    // one page (limit 200) per model
+  CHECK(CompareBytes(f, files) == "");
+  // Layout: <dest>/<member>/<model>/<photo>.jpg
+  const auto& any = files.begin()->second;
+  CHECK(any.extension() == ".jpg");
+  CHECK(fs::relative(any, dest).begin()->string().rfind("Member ", 0) == 0);
+
+  auto again = PullJson(f, {}, &code, &log);
+  CHECK(code == 0);
+  CHECK(again.at("downloaded") == 0);
+  CHECK(again.at("skipped") == 1020);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 1020);
+
+  // A file deleted locally comes back only with --restore.
+  fs::remove(files.begin()->second);
+  again = PullJson(f, {}, &code, &log);
+  CHECK(again.at("downloaded") == 0);
+  CHECK(again.at("not_restored") == 1);
+  again = PullJson(f, {"--restore"}, &code, &log);
+  CHECK(code == 0);
+  CHECK(again.at("downloaded") == 1);
+  CHECK(fs::exists(files.begin()->second));
+  CHECK(StatU(f.emu->Stats(), "downloads") == 1021);
+}
+
+TEST_CASE("pull: paging past 200 photos in one model, include=all fetches every variant", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 450}});
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {"--include", "main"}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 450);
+  CHECK(Route(f.emu->Stats(), kPhotosRoute) == 3);  // 200 + 200 + 50
+
+  SyncFixture g;
+  g.emu->Seed({{"members", 1}, {"photos_per_model", 5}});
+  j = PullJson(g, {"--include", "all"}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 15);
+  std::set<std::string> stems;
+  for (const auto& [stem, p] : Files(g.tmp.path() / "headshots")) stems.insert(stem);
+  CHECK(stems.size() == 15);
+}
+
+TEST_CASE("pull: kill -9 mid-file, the next run fetches only the missing bytes", "[pull]") {
+  SyncFixture f;
+  auto seeded = f.emu->Seed({{"members", 1}, {"photos_per_model", 4}, {"pregenerate", true}});
+  f.emu->SetFaults({{"slow_body_bps", 60000}});
+  const fs::path dest = f.tmp.path() / "headshots";
+  auto child = f.StartCli({"pull", "-j", "4"});
+  // Wait until every download is well under way, none finished.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    auto parts = Parts(dest);
+    std::size_t started = 0;
+    for (const auto& p : parts) started += fs::file_size(p) > 20000 ? 1 : 0;
+    if (started == 4) break;
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  child->Kill(SIGKILL);
+  child->Wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // the server notices the closed sockets
+  REQUIRE(Files(dest).empty());
+  std::uint64_t missing = 0, partial = 0;
+  std::map<std::string, std::uint64_t> sizes;
+  for (const auto& p : Parts(dest)) {
+    const std::string id = p.stem().stem().string();  // <id>.jpg.part
+    const auto size = PhotoInfo(f, id).at("size").get<std::uint64_t>();
+    const auto have = fs::file_size(p);
+    REQUIRE(have < size);
+    missing += size - have;
+    partial += have;
+  }
+  REQUIRE(partial > 0);
+  f.emu->SetFaults({{"slow_body_bps", 0}});
+  const auto before = StatU(f.emu->Stats(), "bytes_sent");
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 4);
+  CHECK(j.at("resumed") == 4);
+  CHECK(StatU(f.emu->Stats(), "bytes_sent") - before == missing);
+  auto files = Files(dest);
+  CHECK(files.size() == 4);
+  CHECK(Parts(dest).empty());
+  CHECK(CompareBytes(f, files) == "");
+}
+
+TEST_CASE("pull: signed URLs expiring in the middle of a run are refreshed, nothing fails", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"models_per_member", 2}, {"photos_per_model", 10}, {"pregenerate", true}});
+  f.emu->Config({{"url_ttl_seconds", 1}});
+  f.emu->SetFaults({{"slow_body_bps", 250000}});  // ~0.4 s a file
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {"-j", "2"}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 20);
+  CHECK(j.at("failed") == 0);
+  CHECK(j.at("refreshes").get<int>() > 0);
+  CHECK(Route(f.emu->Stats(), kPhotosRoute) > 2);  // listed again
+  auto files = Files(f.tmp.path() / "headshots");
+  CHECK(files.size() == 20);
+  CHECK(CompareBytes(f, files) == "");
+}
+
+TEST_CASE("pull: 429 bursts, 5xx and connection resets end with every file once and intact", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 2}, {"photos_per_model", 40}, {"pregenerate", true}});
+  f.emu->SetFaults({{"burst_429", 4}, {"rate_5xx", 0.15}, {"rate_reset", 0.15}});
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 80);
+  CHECK(j.at("throttled_429").get<int>() >= 1);
+  CHECK(j.at("retries").get<int>() > 0);
+  auto files = Files(f.tmp.path() / "headshots");
+  CHECK(files.size() == 80);
+  CHECK(Parts(f.tmp.path() / "headshots").empty());
+  CHECK(CompareBytes(f, files) == "");
+}
+
+TEST_CASE("pull: hostile member names from the server never escape the destination", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 8}, {"photos_per_model", 2}, {"hostile_names", true}});
+  const fs::path dest = f.tmp.path() / "headshots";
+  const auto before = std::set<fs::path>(fs::directory_iterator(f.tmp.path()), fs::directory_iterator());
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 16);
+  auto files = Files(dest);
+  CHECK(files.size() == 16);
+  const std::string root = fs::canonical(dest).string() + "/";
+  for (auto it = fs::recursive_directory_iterator(dest); it != fs::recursive_directory_iterator(); ++it) {
+    INFO(it->path());
+    CHECK(fs::canonical(it->path()).string().rfind(root, 0) == 0);
+    const std::string name = it->path().filename().string();
+    CHECK(name != ".");
+    CHECK(name != "..");
+    CHECK(name.size() <= 255);
+    CHECK(name.front() != '.');
+    CHECK(name.front() != ' ');
+    for (unsigned char c : name) {
+      CHECK(c >= 0x20);
+      CHECK(c != 0x7f);
+      CHECK(c != '\\');
+    }
+  }
+  // Nothing new next to dest (e.g. "etc/passwd" two levels up).
+  const auto after = std::set<fs::path>(fs::directory_iterator(f.tmp.path()), fs::directory_iterator());
+  for (const auto& p : after) {
+    if (!before.count(p)) CHECK((p == dest || p.filename().string().rfind("run", 0) == 0 || p.filename() == "state"));
+  }
+  CHECK(!fs::exists(f.tmp.path() / "etc"));
+  CHECK(!fs::exists("/abs/path"));
+
+  CHECK(shotsync::SanitizeComponent("..") != "..");
+  CHECK(shotsync::SanitizeComponent("../../etc/passwd").find('/') == std::string::npos);
+  CHECK(shotsync::SanitizeComponent(std::string("a\0b", 3)).find('\0') == std::string::npos);
+  CHECK(shotsync::SanitizeComponent(std::string(400, 'x')).size() <= 100);
+  CHECK(shotsync::SanitizeComponent("CON") != "CON");
+  CHECK(shotsync::SanitizeComponent("", "fallback") == "fallback");
+  CHECK(shotsync::PathInside("/a/b/c", "/a/b"));
+  CHECK(!shotsync::PathInside("/a/bc", "/a/b"));
+  CHECK(!shotsync::ExpandLayout("../{photo}", {{"photo", "x"}}).ok());
+  CHECK(*shotsync::ExpandLayout("{member}/{photo}.{ext}", {{"member", "/.."}, {"photo", "id"}, {"ext", "jpg"}}) ==
+        "_/id.jpg");
+}
+
+TEST_CASE("pull: --favorites (org-wide and per member) and --member", "[pull]") {
+  SyncFixture f;
+  auto seeded = f.emu->Seed({{"members", 3}, {"photos_per_model", 6}});
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {"--favorites"}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 3);
+  std::set<std::string> favorites;
+  for (const auto& m : seeded.at("headshotpro").at("models")) favorites.insert(m.at("favorite").get<std::string>());
+  for (const auto& [id, p] : Files(f.tmp.path() / "headshots")) CHECK(favorites.count(id) == 1);
+
+  const std::string member = seeded.at("headshotpro").at("members").at(1).at("id");
+  j = PullJson(f, {"--member", member}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 5);  // its favorite is already here
+  CHECK(j.at("skipped") == 1);
+  j = PullJson(f, {"--member", "nobody@nowhere.test"}, &code, &log);
+  CHECK(code == 2);
+}
+
+TEST_CASE("pull: bad key and unusable destination give one clear line", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 2}});
+  auto r = f.Cli({"pull"}, {{"HEADSHOTPRO_API_KEY", "wrong-key"}});
+  CHECK(r.code == 3);
+  CHECK(r.err.find("Invalid API key [UNAUTHORIZED] (HTTP 401)") != std::string::npos);
+  CHECK(r.err.find("wrong-key") == std::string::npos);
+
+  std::ofstream(f.tmp.path() / "afile") << "x";
+  r = f.Cli({"pull", "--dest", (f.tmp.path() / "afile" / "sub").string()});
+  CHECK(r.code != 0);
+  CHECK(r.err.find("destination") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+TEST_CASE("team invite never exceeds the pending cap of credits x 2; revoke frees room", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"credits", 3}});
+  const fs::path csv = f.tmp.path() / "invites.csv";
+  {
+    std::ofstream out(csv);
+    out << "email,teamId\n";
+    for (int i = 1; i <= 10; ++i) out << "person" << i << "@example.com\n";
+    out << "person1@example.com\n";  // duplicate
+    out << "not-an-email\n";
+  }
+  auto dry = f.Cli({"team", "invite", "--csv", csv.string(), "--dry-run", "--json"});
+  INFO(dry.out << dry.err);
+  auto j = nlohmann::json::parse(dry.out);
+  CHECK(j.at("sent") == 6);
+  CHECK(j.at("surplus") == 4);
+  CHECK(f.emu->Stats().at("headshotpro").at("pending_invites") == 0);
+
+  auto real = f.Cli({"team", "invite", "--csv", csv.string(), "--json"});
+  INFO(real.out << real.err);
+  CHECK(real.code == 1);  // surplus reported
+  j = nlohmann::json::parse(real.out);
+  CHECK(j.at("sent") == 6);
+  CHECK(j.at("surplus") == 4);
+  CHECK(f.emu->Stats().at("headshotpro").at("pending_invites") == 6);
+  CHECK(Route(f.emu->Stats(), "POST /api/v2/organization/invites") == 6);  // never over the cap
+
+  auto rv = f.Cli({"team", "revoke", "person2@example.com"});
+  CHECK(rv.code == 0);
+  CHECK(f.emu->Stats().at("headshotpro").at("pending_invites") == 5);
+  real = f.Cli({"team", "invite", "--csv", csv.string(), "--json"});
+  j = nlohmann::json::parse(real.out);
+  CHECK(j.at("sent") == 1);
+  CHECK(f.emu->Stats().at("headshotpro").at("pending_invites") == 6);
+
+  auto status = f.Cli({"team", "status", "--json"});
+  INFO(status.out << status.err);
+  REQUIRE(status.code == 0);
+  j = nlohmann::json::parse(status.out);
+  CHECK(j.at("credits") == 3);
+  CHECK(j.at("invite_cap") == 6);
+  CHECK(j.at("pending_invites") == 6);
+}
