@@ -679,8 +679,11 @@ TransferEngine::TransferEngine(TransferOptions options)
   CURLM* m = impl_->multi.get();
   curl_multi_setopt(m, CURLMOPT_PIPELINING, long(CURLPIPE_MULTIPLEX));
   curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, long(impl_->opt.max_per_host));
-  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                    long(std::max(impl_->opt.max_concurrent, impl_->opt.max_per_host)));
+  const long connections = std::max(impl_->opt.max_concurrent, impl_->opt.max_per_host);
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, connections);
+  // The idle-connection cache: curl's default (4 x the handles added at the
+  // moment) shrinks when few transfers run and then closes live connections.
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, connections);
   impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
   impl_->loop_id = impl_->thread.get_id();
 }

@@ -90,6 +90,8 @@ class HttpServer {
     REQUIRE(port_ > 0);
     WidenBacklog(port_);
     thread_ = std::thread([this] { svr.listen_after_bind(); });
+    // stop() before the listener runs would be lost and the join would hang.
+    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
