@@ -31,7 +31,7 @@ int RunPlan(const GlobalOptions& options) {
     }
   };
   auto on_error = [&](const std::string&, const Status& st) { PrintError(st); };
-  auto stats = BuildPlan(*config, **manifest, PlanOptions{0, config->dedupe}, on_item, on_error);
+  auto stats = BuildPlan(*config, **manifest, PlanOptions{.dedupe = config->dedupe, .emit_unchanged = options.verbose}, on_item, on_error);
   if (!stats.ok()) {
     PrintError(stats.status());
     return ExitFor(stats.status());

@@ -715,23 +715,26 @@ Result<std::optional<FileRecord>> Manifest::GetFileById(std::int64_t file_id) {
   return impl_->QueryOneFile(st);
 }
 
+Result<std::vector<FileRecord>> Manifest::FilesInDir(std::int64_t root_id, std::string_view dir) {
+  std::vector<FileRecord> rows;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFilesInDir));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, Blob{dir}));
+  for (;;) {
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    SHOTSYNC_ASSIGN_OR_RETURN(FileRecord rec, Impl::ReadFile(*st));
+    rows.push_back(std::move(rec));
+  }
+  return rows;
+}
+
 Status Manifest::ForEachFileInDir(std::int64_t root_id, std::string_view dir,
                                   const std::function<void(const FileRecord&)>& fn) {
   // The directory's rows are read first and fn is called without the lock
   // and with no statement open, so fn may call this Manifest (MarkMissing,
   // PutFile). Memory is bounded by the largest directory, not the tree.
-  std::vector<FileRecord> rows;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFilesInDir));
-    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, Blob{dir}));
-    for (;;) {
-      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (!row) break;
-      SHOTSYNC_ASSIGN_OR_RETURN(FileRecord rec, Impl::ReadFile(*st));
-      rows.push_back(std::move(rec));
-    }
-  }
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<FileRecord> rows, FilesInDir(root_id, dir));
   for (const FileRecord& rec : rows) fn(rec);
   return {};
 }

@@ -184,29 +184,41 @@ class PlanRun {
     if (failed_.load() || Cancelled()) return;
     const std::int64_t root_id = root_ids_[root_index];
     visited_.insert(std::string(dir));
-    std::unordered_map<std::string, FileRecord> known;
-    Status st = manifest_.ForEachFileInDir(root_id, dir, [&](const FileRecord& r) {
-      std::string name = r.rel_path.substr(dir.empty() ? 0 : dir.size() + 1);
-      known.emplace(std::move(name), r);
-    });
-    if (!st.ok()) return Fail(st);
+    // Rows arrive sorted by name, as the walk's files do (both byte order):
+    // a merge join, no per-file map.
+    auto listed = manifest_.FilesInDir(root_id, dir);
+    if (!listed.ok()) return Fail(listed.status());
+    std::vector<FileRecord> rows = std::move(*listed);
+    const std::size_t prefix = dir.empty() ? 0 : dir.size() + 1;
+    auto row_name = [&](const FileRecord& r) { return std::string_view(r.rel_path).substr(prefix); };
+    std::vector<bool> seen(rows.size(), false);
+    std::size_t ri = 0;
 
     // Writes first (missing, oversize), committed before anything that can
     // block: the hash queue and the caller's callback.
     std::vector<HashJob> to_hash;
+    std::int64_t quiet_skips = 0, quiet_rejects = 0;
     for (const ScanEntry& e : files) {
+      while (ri < rows.size() && row_name(rows[ri]) < std::string_view(e.name)) ++ri;
       FileRecord row;
-      auto it = known.find(e.name);
-      if (it != known.end()) {
-        row = std::move(it->second);
-        known.erase(it);
+      if (ri < rows.size() && row_name(rows[ri]) == std::string_view(e.name)) {
+        seen[ri] = true;
+        const FileRecord& known = rows[ri];
         const bool same_stat =
-            row.size == e.size && row.mtime_ns == e.mtime_ns && row.inode == e.inode;
-        if (same_stat && row.state != FileState::kMissing &&
-            (!row.hash.empty() || row.state == FileState::kRejected)) {
-          to_hash.push_back(HashJob{root_index, std::move(row), -1});  // -1: unchanged
+            known.size == e.size && known.mtime_ns == e.mtime_ns && known.inode == e.inode;
+        if (same_stat && known.state != FileState::kMissing &&
+            (!known.hash.empty() || known.state == FileState::kRejected)) {
+          if (!options_.emit_unchanged) {
+            // Nothing to do for it: counted, not reported.
+            std::string unused;
+            const Action a = Decide(known, nullptr, unused);
+            if (a == Action::kSkip) { ++quiet_skips; continue; }
+            if (a == Action::kRejected) { ++quiet_rejects; continue; }
+          }
+          to_hash.push_back(HashJob{root_index, known, -1});  // -1: unchanged
           continue;
         }
+        row = known;
       } else {
         row.root_id = root_id;
         row.rel_path = JoinRel(dir, e.name);
@@ -224,8 +236,9 @@ class PlanRun {
       }
       to_hash.push_back(HashJob{root_index, std::move(row), 0});
     }
-    for (auto& [name, row] : known) {
-      if (row.state == FileState::kMissing) continue;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const FileRecord& row = rows[i];
+      if (seen[i] || row.state == FileState::kMissing) continue;
       if (Status w = writer_.Missing(root_id, row.rel_path); !w.ok()) return Fail(w);
       std::lock_guard lock(mu_);
       ++stats_.missing;
@@ -234,6 +247,8 @@ class PlanRun {
     {
       std::lock_guard lock(mu_);
       stats_.scanned += std::int64_t(files.size());
+      stats_.skip += quiet_skips;
+      stats_.rejected += quiet_rejects;
     }
     for (HashJob& job : to_hash) {
       if (Cancelled()) return;

@@ -146,7 +146,8 @@ class SyncRun {
     }
     if (report_.status.ok()) {
       PlanOptions po{.hash_threads = 0, .dedupe = config_.dedupe,
-                     .flush_before_emit = !options_.dry_run, .cancel = options_.stop};
+                     .flush_before_emit = !options_.dry_run, .cancel = options_.stop,
+                     .emit_unchanged = options_.dry_run};
       auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                             [&](const std::string& path, const Status& st) {
                               Emit({SyncEvent::kFailed, nullptr, path, 0, st.message()});

@@ -136,6 +136,8 @@ class Manifest {
   // Manifest (MarkMissing, PutFile).
   Status ForEachFileInDir(std::int64_t root_id, std::string_view dir,
                           const std::function<void(const FileRecord&)>& fn);
+  // The same rows as one vector, sorted by name (byte order).
+  Result<std::vector<FileRecord>> FilesInDir(std::int64_t root_id, std::string_view dir);
   // Every directory (as above) that holds at least one non-missing file.
   Result<std::vector<std::string>> Dirs(std::int64_t root_id);
   // All files of a root, or of every root when root_id == 0, in rel_path order

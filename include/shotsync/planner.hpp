@@ -58,6 +58,10 @@ struct PlanOptions {
   // item goes out, so no write lock is held while the caller waits.
   bool flush_before_emit = false;
   const std::atomic<bool>* cancel = nullptr;  // stop early (SIGINT)
+  // false: files unchanged on disk whose decision is skip or rejected are
+  // counted in PlanStats but not handed to on_item (a no-op resync of a large
+  // library then costs a stat and a manifest row per file, nothing more).
+  bool emit_unchanged = true;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;
