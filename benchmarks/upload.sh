@@ -61,7 +61,7 @@ state_dir = "$WORK/state"
 jobs = 8
 [shootbin]
 base_url = "$EMU_URL"
-rpm = 100000000
+rpm = 1000000
 [[roots]]
 path = "$WORK/photos"
 project = "1"

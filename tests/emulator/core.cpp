@@ -124,6 +124,7 @@ Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(std::size_t(threads)); };
   server_.set_keep_alive_max_count(1000000);
   server_.set_keep_alive_timeout(30);
+  server_.set_tcp_nodelay(true);  // no 40 ms delayed-ACK stalls between header and body writes
   server_.set_read_timeout(60);
   server_.set_write_timeout(60);
   // Bodies over 10 MB must still get the contract's 422 (uploads are streamed
