@@ -1,3 +1,4 @@
+#include "manifest_buckets.hpp"
 #include "shotsync/pull.hpp"
 
 #include <fcntl.h>
@@ -220,18 +221,6 @@ int PullExitCode(const PullReport& r) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class ManifestBuckets : public BucketStore {
- public:
-  explicit ManifestBuckets(Manifest& m) : m_(m) {}
-  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
-    return m_.TakeToken(key, rate, burst, now);
-  }
-  Status Pause(std::string_view key, double until) override { return m_.PauseBucket(key, until); }
-
- private:
-  Manifest& m_;
-};
 
 std::string Lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));

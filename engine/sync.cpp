@@ -1,3 +1,4 @@
+#include "manifest_buckets.hpp"
 #include "shotsync/sync.hpp"
 
 #include <unistd.h>
@@ -22,18 +23,6 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // The manifest's throttle table as the cross-process bucket.
-class ManifestBuckets : public BucketStore {
- public:
-  explicit ManifestBuckets(Manifest& m) : m_(m) {}
-  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
-    return m_.TakeToken(key, rate, burst, now);
-  }
-  Status Pause(std::string_view key, double until) override { return m_.PauseBucket(key, until); }
-
- private:
-  Manifest& m_;
-};
-
 // Runs callbacks at a later time on its own thread (retry backoff).
 class Scheduler {
  public:

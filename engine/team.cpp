@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "manifest_buckets.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/manifest.hpp"
@@ -14,18 +15,6 @@
 
 namespace shotsync {
 namespace {
-
-class ManifestBuckets : public BucketStore {
- public:
-  explicit ManifestBuckets(Manifest& m) : m_(m) {}
-  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
-    return m_.TakeToken(key, rate, burst, now);
-  }
-  Status Pause(std::string_view key, double until) override { return m_.PauseBucket(key, until); }
-
- private:
-  Manifest& m_;
-};
 
 std::string Lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
