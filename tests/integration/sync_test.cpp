@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -103,25 +104,35 @@ TEST_CASE("under 5xx, resets, 429 bursts and latency every photo arrives exactly
 }
 
 TEST_CASE("kill -9 at random moments, then resume: nothing lost, nothing duplicated", "[sync][crash]") {
-  SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "15", "--seed", "3"});
+  SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "25", "--seed", "3"});
   std::mt19937 rng(12345);
   int next_seed = 1;
   int kills = 0;
-  for (int trial = 0; trial < 20; ++trial) {
-    f.MakePhotos(15, next_seed);  // fresh work for every trial
+  // Each trial adds fresh work and kills the sync at a random moment within
+  // max_delay. A run that finished before the kill does not count, and
+  // shortens max_delay, so the trials land inside runs however fast the
+  // machine is.
+  int max_delay_ms = 400;
+  for (int attempt = 0; kills < 20 && attempt < 100; ++attempt) {
+    f.MakePhotos(15, next_seed);
     next_seed += 15;
     auto child = f.StartCli({"sync", "--quiet"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 250)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(5, max_delay_ms)(rng)));
     child->Kill(SIGKILL);
     auto code = child->Wait(std::chrono::seconds(30));
     REQUIRE(code.has_value());
-    if (*code == 128 + SIGKILL) ++kills;
+    if (*code == 128 + SIGKILL) {
+      ++kills;
+    } else {
+      max_delay_ms = std::max(20, max_delay_ms * 3 / 4);
+    }
   }
   std::string log;
   const int code = SyncUntilDone(f, 3, &log);
   INFO(log << " kills=" << kills);
   CHECK(code == 0);
-  CHECK(kills >= 10);
+  CHECK(kills == 20);
   auto stats = f.emu->Stats();
   CHECK(StatU(stats, "duplicates") == 0);
   CHECK(StatU(stats, "uploads") == std::uint64_t(next_seed - 1));
