@@ -192,10 +192,7 @@ std::int64_t Id(const httplib::Request& req, std::size_t i) {
   }
 }
 
-std::string Sha256Of(const void* data, std::size_t n) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
+std::string Hex(const unsigned char* md, unsigned int len) {
   static const char* hex = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < len; ++i) {
@@ -203,6 +200,13 @@ std::string Sha256Of(const void* data, std::size_t n) {
     out += hex[md[i] & 15];
   }
   return out;
+}
+
+std::string Sha256Of(const void* data, std::size_t n) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
+  return Hex(md, len);
 }
 
 // Streams one multipart upload: fields into memory (small), the file part
@@ -220,13 +224,7 @@ struct Upload {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(sha.get(), md, &len);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out += hex[md[i] >> 4];
-      out += hex[md[i] & 15];
-    }
-    return out;
+    return Hex(md, len);
   }
 };
 
