@@ -433,24 +433,18 @@ class SyncRun {
       AddFailure(j, reason, permanent);
       return Done();
     }
-    if (j.attempts >= options_.max_attempts) {
-      if (ambiguous) {
-        std::lock_guard lock(mu_);
-        ambiguous_.push_back(j);
-        --outstanding_;
-        cv_.notify_all();
-        return;
-      }
-      (void)db_->FailJob(j.job_id, st.message(), false);
-      AddFailure(j, st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)", false);
-      return Done();
-    }
     if (ambiguous) {
+      // Reconciled in a batch at the end (FinishOutstanding enforces the attempt bound).
       std::lock_guard lock(mu_);
       ambiguous_.push_back(j);
       --outstanding_;
       cv_.notify_all();
       return;
+    }
+    if (j.attempts >= options_.max_attempts) {
+      (void)db_->FailJob(j.job_id, st.message(), false);
+      AddFailure(j, st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)", false);
+      return Done();
     }
     // 409: a revision still processing: back off longer (5 s, 10 s, 20 s...).
     Retry(j, Backoff(j.attempts, c == Code::kConflict ? 5.0 : 0.5));
