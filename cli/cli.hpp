@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,39 +51,16 @@ Result<Config> LoadConfigFor(const GlobalOptions& options);
 // Creates the state dir (0700) and opens its manifest.
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
 
-struct SyncCommandOptions {
-  bool dry_run = false;
-  int jobs = 0;
-  int rpm = 0;
-  std::int64_t bwlimit = 0;
+// A subcommand: its CLI11 node and what runs it once parsed. Each command's
+// options live in the `run` closure, so main.cpp only lists the commands.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int(const GlobalOptions&)> run;
 };
 
-struct PullCommandOptions {
-  std::string member;
-  bool favorites = false;
-  bool restore = false;
-  bool dry_run = false;
-  int jobs = 0;
-  int rpm = 0;
-  std::string include;
-  std::string dest;
-};
-
-struct TeamCommandOptions {
-  std::string action;  // status | invite | revoke
-  std::string csv;
-  std::string team;    // default team for CSV lines without one
-  std::vector<std::string> emails;
-  bool dry_run = false;
-};
-
-// `pull` and `team` register their own options (pull_cmd.cpp, team_cmd.cpp).
-CLI::App* AddPullCommand(CLI::App& app, PullCommandOptions& options);
-CLI::App* AddTeamCommand(CLI::App& app, TeamCommandOptions& options);
-int RunPullCommand(const GlobalOptions& options, const PullCommandOptions& pull);
-int RunTeamCommand(const GlobalOptions& options, const TeamCommandOptions& team);
-
-int RunPlan(const GlobalOptions& options);
-int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync);
+Command AddPlanCommand(CLI::App& app);    // plan_cmd.cpp
+Command AddSyncCommand(CLI::App& app);    // sync_cmd.cpp
+Command AddPullCommand(CLI::App& app);    // pull_cmd.cpp
+Command AddTeamCommand(CLI::App& app);    // team_cmd.cpp
 
 }  // namespace shotsync::cli

@@ -1,7 +1,9 @@
 // shotsync command line. Thin: parses arguments, calls the engine, maps
-// results to exit codes (cli.hpp).
+// results to exit codes (cli.hpp). Each command registers its own options
+// in its <name>_cmd.cpp.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -25,18 +27,12 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "machine-readable output");
 
   auto* version = app.add_subcommand("version", "print the version");
-  auto* plan = app.add_subcommand("plan", "show what a sync would upload, revise, skip or reject");
-  SyncCommandOptions so;
-  std::string bwlimit;
-  auto* sync = app.add_subcommand("sync", "scan, plan and upload new photos and revisions");
-  sync->add_flag("--dry-run", so.dry_run, "plan only, send nothing");
-  sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
-  sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
-  sync->add_option("--bwlimit", bwlimit, "bandwidth limit in bytes/s (suffix K, M, G)");
-  PullCommandOptions pull_options;
-  auto* pull = AddPullCommand(app, pull_options);
-  TeamCommandOptions team_options;
-  auto* team = AddTeamCommand(app, team_options);
+  const std::vector<Command> commands = {
+      AddPlanCommand(app),
+      AddSyncCommand(app),
+      AddPullCommand(app),
+      AddTeamCommand(app),
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {  // CLI11 reports usage errors by exception
@@ -48,19 +44,8 @@ int main(int argc, char** argv) {
     std::printf("shotsync %s\n", SHOTSYNC_VERSION);
     return kExitOk;
   }
-  if (plan->parsed()) return RunPlan(g);
-  if (pull->parsed()) return RunPullCommand(g, pull_options);
-  if (team->parsed()) return RunTeamCommand(g, team_options);
-  if (sync->parsed()) {
-    if (!bwlimit.empty()) {
-      auto rate = ParseRate(bwlimit);
-      if (!rate) {
-        std::fprintf(stderr, "shotsync: --bwlimit %s: expected bytes/s like 500K or 4M\n", bwlimit.c_str());
-        return kExitUsage;
-      }
-      so.bwlimit = *rate;
-    }
-    return RunSyncCommand(g, so);
+  for (const Command& c : commands) {
+    if (c.app->parsed()) return c.run(g);
   }
   return kExitUsage;
 }

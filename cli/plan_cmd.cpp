@@ -1,11 +1,14 @@
 // shotsync plan: what a sync would do, without sending anything.
 #include <cstdio>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "shotsync/planner.hpp"
 
 namespace shotsync::cli {
+
+namespace {
 
 int RunPlan(const GlobalOptions& options) {
   auto config = LoadConfigFor(options);
@@ -53,6 +56,13 @@ int RunPlan(const GlobalOptions& options) {
                 (long long)s.hashed, double(s.bytes_to_send) / 1e6);
   }
   return s.errors > 0 ? kExitPartial : kExitOk;
+}
+
+}  // namespace
+
+Command AddPlanCommand(CLI::App& app) {
+  auto* plan = app.add_subcommand("plan", "show what a sync would upload, revise, skip or reject");
+  return {plan, RunPlan};
 }
 
 }  // namespace shotsync::cli

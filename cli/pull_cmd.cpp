@@ -1,6 +1,7 @@
 // shotsync pull: download a HeadshotPro team's headshots (incremental, resumable).
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -12,7 +13,26 @@
 
 namespace shotsync::cli {
 
-CLI::App* AddPullCommand(CLI::App& app, PullCommandOptions& o) {
+namespace {
+
+struct PullCommandOptions {
+  std::string member;
+  bool favorites = false;
+  bool restore = false;
+  bool dry_run = false;
+  int jobs = 0;
+  int rpm = 0;
+  std::string include;
+  std::string dest;
+};
+
+int RunPull(const GlobalOptions& options, const PullCommandOptions& pull);
+
+}  // namespace
+
+Command AddPullCommand(CLI::App& app) {
+  auto opts = std::make_shared<PullCommandOptions>();
+  PullCommandOptions& o = *opts;
   auto* pull = app.add_subcommand("pull", "download the team's HeadshotPro headshots into headshotpro.dest");
   pull->add_option("--member", o.member, "only this member (id or email)");
   pull->add_flag("--favorites", o.favorites, "only favorites (the member's, or the organization's)");
@@ -24,10 +44,12 @@ CLI::App* AddPullCommand(CLI::App& app, PullCommandOptions& o) {
   pull->add_option("--include", o.include, "photo variants: main or all (default: config)")
       ->check(CLI::IsMember({"main", "all"}));
   pull->add_option("--dest", o.dest, "download folder (default: headshotpro.dest)");
-  return pull;
+  return {pull, [opts](const GlobalOptions& g) { return RunPull(g, *opts); }};
 }
 
-int RunPullCommand(const GlobalOptions& options, const PullCommandOptions& pull) {
+namespace {
+
+int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
   auto config = LoadConfigFor(options);
   if (!config.ok()) {
@@ -96,4 +118,5 @@ int RunPullCommand(const GlobalOptions& options, const PullCommandOptions& pull)
   return code;
 }
 
+}  // namespace
 }  // namespace shotsync::cli

@@ -1,5 +1,8 @@
 // shotsync sync: scan, plan and upload; the cron entry point.
 #include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
@@ -8,6 +11,16 @@
 #include "signals.hpp"
 
 namespace shotsync::cli {
+
+namespace {
+
+struct SyncCommandOptions {
+  bool dry_run = false;
+  int jobs = 0;
+  int rpm = 0;
+  std::int64_t bwlimit = 0;
+  std::string bwlimit_text;
+};
 
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
@@ -72,6 +85,30 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
     if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
   }
   return code;
+}
+
+}  // namespace
+
+Command AddSyncCommand(CLI::App& app) {
+  auto opts = std::make_shared<SyncCommandOptions>();
+  SyncCommandOptions& so = *opts;
+  auto* sync = app.add_subcommand("sync", "scan, plan and upload new photos and revisions");
+  sync->add_flag("--dry-run", so.dry_run, "plan only, send nothing");
+  sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
+  sync->add_option("--bwlimit", so.bwlimit_text, "bandwidth limit in bytes/s (suffix K, M, G)");
+  return {sync, [opts](const GlobalOptions& g) {
+            if (!opts->bwlimit_text.empty()) {
+              auto rate = ParseRate(opts->bwlimit_text);
+              if (!rate) {
+                std::fprintf(stderr, "shotsync: --bwlimit %s: expected bytes/s like 500K or 4M\n",
+                             opts->bwlimit_text.c_str());
+                return int(kExitUsage);
+              }
+              opts->bwlimit = *rate;
+            }
+            return RunSyncCommand(g, *opts);
+          }};
 }
 
 }  // namespace shotsync::cli

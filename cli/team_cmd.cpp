@@ -1,5 +1,6 @@
 // shotsync team status|invite|revoke: HeadshotPro team administration.
 #include <cerrno>
+#include <memory>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,14 @@
 
 namespace shotsync::cli {
 namespace {
+
+struct TeamCommandOptions {
+  std::string action;  // status | invite | revoke
+  std::string csv;
+  std::string team;    // default team for CSV lines without one
+  std::vector<std::string> emails;
+  bool dry_run = false;
+};
 
 std::string Dump(const nlohmann::json& j) { return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace); }
 
@@ -144,9 +153,23 @@ int Revoke(const GlobalOptions& options, const Config& config, const TeamCommand
   return (r.failed > 0 || r.not_found > 0) ? kExitPartial : kExitOk;
 }
 
+int RunTeam(const GlobalOptions& options, const TeamCommandOptions& team) {
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return kExitUsage;
+  }
+  if (team.action == "status") return ShowStatus(options, *config);
+  if (team.action == "invite") return Invite(options, *config, team);
+  if (team.action == "revoke") return Revoke(options, *config, team);
+  return kExitUsage;
+}
+
 }  // namespace
 
-CLI::App* AddTeamCommand(CLI::App& app, TeamCommandOptions& o) {
+Command AddTeamCommand(CLI::App& app) {
+  auto opts = std::make_shared<TeamCommandOptions>();
+  TeamCommandOptions& o = *opts;
   auto* team = app.add_subcommand("team", "HeadshotPro team administration: status, invite, revoke");
   team->require_subcommand(1);
   team->fallthrough();
@@ -162,19 +185,7 @@ CLI::App* AddTeamCommand(CLI::App& app, TeamCommandOptions& o) {
   revoke->add_flag("--dry-run", o.dry_run, "show what would be revoked, revoke nothing");
   revoke->callback([&o] { o.action = "revoke"; });
   for (auto* sub : {status, invite, revoke}) sub->fallthrough();
-  return team;
-}
-
-int RunTeamCommand(const GlobalOptions& options, const TeamCommandOptions& team) {
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(config.status());
-    return kExitUsage;
-  }
-  if (team.action == "status") return ShowStatus(options, *config);
-  if (team.action == "invite") return Invite(options, *config, team);
-  if (team.action == "revoke") return Revoke(options, *config, team);
-  return kExitUsage;
+  return {team, [opts](const GlobalOptions& g) { return RunTeam(g, *opts); }};
 }
 
 }  // namespace shotsync::cli

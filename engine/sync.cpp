@@ -143,6 +143,9 @@ class SyncRun {
                             });
       if (plan.ok()) {
         report_.plan = *plan;
+        SyncEvent done{SyncEvent::kPlanComplete};
+        done.plan = &report_.plan;
+        Emit(done);
       } else {
         SetFatal(plan.status());
       }

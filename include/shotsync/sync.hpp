@@ -46,12 +46,15 @@ struct SyncFailure {
 };
 
 // Progress events, delivered from engine threads one at a time.
+// kPlanComplete comes once, after the last kPlanned: from then on the totals
+// (plan->upload + plan->revision files, plan->bytes_to_send) are final.
 struct SyncEvent {
-  enum Kind { kPlanned, kStarted, kDone, kFailed } kind = kPlanned;
+  enum Kind { kPlanned, kStarted, kDone, kFailed, kPlanComplete } kind = kPlanned;
   const PlanItem* item = nullptr;  // kPlanned
   std::string path;
   std::uint64_t bytes = 0;
   std::string reason;
+  const PlanStats* plan = nullptr;  // kPlanComplete
 };
 using SyncEventFn = std::function<void(const SyncEvent&)>;
 
