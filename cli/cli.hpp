@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "shotsync/config.hpp"
+#include "shotsync/log.hpp"
 #include "shotsync/manifest.hpp"
 #include "shotsync/status.hpp"
 
@@ -34,6 +35,8 @@ struct GlobalOptions {
   bool quiet = false;
   bool verbose = false;
   bool json = false;
+  std::string log_file;     // --log-file
+  Logger* log = nullptr;    // set by main: every message goes through it (redacted)
 };
 
 // Maps an engine status to the exit code a cron job should see.
@@ -42,10 +45,11 @@ int ExitFor(const Status& status);
 // "4M" -> 4194304 bytes/s; nullopt for garbage.
 std::optional<std::int64_t> ParseRate(const std::string& text);
 
-// Prints "shotsync: message" on stderr.
-void PrintError(const Status& status);
+// Logs the status as an error: "shotsync: message" on stderr, and in the log file.
+void PrintError(const GlobalOptions& options, const Status& status);
 
-// Config by the lookup rules (--config, $SHOTSYNC_CONFIG, XDG); an error when none is found.
+// Config by the lookup rules (--config, $SHOTSYNC_CONFIG, XDG); an error when
+// none is found. Its tokens are registered with options.log for redaction.
 Result<Config> LoadConfigFor(const GlobalOptions& options);
 
 // Creates the state dir (0700) and opens its manifest.

@@ -23,8 +23,8 @@ int ExitFor(const Status& status) {
   }
 }
 
-void PrintError(const Status& status) {
-  std::fprintf(stderr, "shotsync: %s\n", status.message().c_str());
+void PrintError(const GlobalOptions& options, const Status& status) {
+  options.log->Error(status.message());
 }
 
 std::optional<std::int64_t> ParseRate(const std::string& text) {
@@ -54,7 +54,12 @@ Result<Config> LoadConfigFor(const GlobalOptions& options) {
         "no config file: pass --config FILE, set SHOTSYNC_CONFIG, or create "
         "~/.config/shotsync/config.toml (shotsync init writes one)");
   }
-  return LoadConfig(*path, env);
+  auto config = LoadConfig(*path, env);
+  if (config.ok()) {
+    options.log->AddSecret(config->shootbin.token);
+    options.log->AddSecret(config->headshotpro.key);
+  }
+  return config;
 }
 
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config) {

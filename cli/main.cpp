@@ -2,6 +2,7 @@
 // results to exit codes (cli.hpp). Each command registers its own options
 // in its <name>_cmd.cpp.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "cli.hpp"
 
+using namespace shotsync;
 using namespace shotsync::cli;
 
 int main(int argc, char** argv) {
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "print only errors");
   app.add_flag("-v,--verbose", g.verbose, "one line per file");
   app.add_flag("--json", g.json, "machine-readable output");
+  app.add_option("--log-file", g.log_file, "append timestamped log lines to FILE (tokens redacted)");
 
   auto* version = app.add_subcommand("version", "print the version");
   const std::vector<Command> commands = {
@@ -40,6 +43,20 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
   if (!config_path.empty()) g.config_path = config_path;
+  Logger::Options lo;
+  lo.stderr_level = g.quiet ? LogLevel::kError : LogLevel::kWarn;
+  lo.file = g.log_file;
+  lo.file_level = g.verbose ? LogLevel::kDebug : LogLevel::kInfo;
+  auto log = Logger::Open(lo);
+  if (!log.ok()) {
+    std::fprintf(stderr, "shotsync: %s\n", log.status().message().c_str());
+    return kExitUsage;
+  }
+  // Tokens from the environment are redacted even before a config is read.
+  for (const char* var : {"SHOOTBIN_API_TOKEN", "HEADSHOTPRO_API_KEY"}) {
+    if (const char* v = std::getenv(var)) log->AddSecret(v);
+  }
+  g.log = &*log;
   if (version->parsed()) {
     std::printf("shotsync %s\n", SHOTSYNC_VERSION);
     return kExitOk;

@@ -13,12 +13,12 @@ namespace {
 int RunPlan(const GlobalOptions& options) {
   auto config = LoadConfigFor(options);
   if (!config.ok()) {
-    PrintError(config.status());
+    PrintError(options, config.status());
     return kExitUsage;
   }
   auto manifest = OpenManifestFor(*config);
   if (!manifest.ok()) {
-    PrintError(manifest.status());
+    PrintError(options, manifest.status());
     return ExitFor(manifest.status());
   }
   nlohmann::json items = nlohmann::json::array();
@@ -33,10 +33,10 @@ int RunPlan(const GlobalOptions& options) {
                   item.abs_path.c_str(), item.reason.c_str());
     }
   };
-  auto on_error = [&](const std::string&, const Status& st) { PrintError(st); };
+  auto on_error = [&](const std::string&, const Status& st) { PrintError(options, st); };
   auto stats = BuildPlan(*config, **manifest, PlanOptions{.dedupe = config->dedupe, .emit_unchanged = options.verbose}, on_item, on_error);
   if (!stats.ok()) {
-    PrintError(stats.status());
+    PrintError(options, stats.status());
     return ExitFor(stats.status());
   }
   const PlanStats& s = *stats;

@@ -53,14 +53,14 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
   auto config = LoadConfigFor(options);
   if (!config.ok()) {
-    PrintError(config.status());
+    PrintError(options, config.status());
     return kExitUsage;
   }
   if (pull.rpm > 0) config->headshotpro.rpm = pull.rpm;
   if (!pull.dest.empty()) config->headshotpro.dest = ExpandHome(pull.dest, ProcessEnv());
   auto manifest = OpenManifestFor(*config);
   if (!manifest.ok()) {
-    PrintError(manifest.status());
+    PrintError(options, manifest.status());
     return ExitFor(manifest.status());
   }
   // Its own lock: a pull and a sync of the same profile may run together
@@ -70,7 +70,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   std::filesystem::create_directories(lock_dir, ec);
   auto lock = RunLock::Acquire(lock_dir);
   if (!lock.ok()) {
-    PrintError(lock.status());
+    PrintError(options, lock.status());
     return ExitFor(lock.status());
   }
   PullOptions po;
@@ -84,7 +84,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   po.abort = &signals.abort();
   auto on_event = [&](const PullEvent& e) {
     if (e.kind == PullEvent::kFailed) {
-      std::fprintf(stderr, "shotsync: %s: %s\n", e.path.c_str(), e.reason.c_str());
+      options.log->Error(e.path + ": " + e.reason);
     } else if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
       const char* word = e.kind == PullEvent::kDownloaded ? "got" : e.kind == PullEvent::kPlanned ? "would get" : "skip";
       std::printf("%-9s %s%s%s\n", word, e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
@@ -92,7 +92,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   };
   PullReport r = RunPull(*config, **manifest, po, on_event);
   const int code = PullExitCode(r);
-  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(r.status);
+  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
   if (options.json) {
     nlohmann::json failures = nlohmann::json::array();
     for (const auto& f : r.failures) failures.push_back({{"what", f.what}, {"reason", f.reason}});

@@ -26,18 +26,18 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   StopSignals signals;  // first: every later thread inherits the blocked mask
   auto config = LoadConfigFor(options);
   if (!config.ok()) {
-    PrintError(config.status());
+    PrintError(options, config.status());
     return kExitUsage;
   }
   if (sync.rpm > 0) config->shootbin.rpm = sync.rpm;
   auto manifest = OpenManifestFor(*config);
   if (!manifest.ok()) {
-    PrintError(manifest.status());
+    PrintError(options, manifest.status());
     return ExitFor(manifest.status());
   }
   auto lock = RunLock::Acquire(config->state_dir);
   if (!lock.ok()) {
-    PrintError(lock.status());
+    PrintError(options, lock.status());
     return ExitFor(lock.status());
   }
   SyncOptions so;
@@ -48,7 +48,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.abort = &signals.abort();
   auto on_event = [&](const SyncEvent& e) {
     if (e.kind == SyncEvent::kFailed) {
-      std::fprintf(stderr, "shotsync: %s\n", e.reason.c_str());
+      options.log->Error(e.reason);
     } else if (options.verbose && !options.json) {
       if (e.kind == SyncEvent::kDone) {
         std::printf("sent     %s%s%s\n", e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
@@ -60,7 +60,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   };
   SyncReport r = RunSync(*config, **manifest, so, on_event);
   const int code = SyncExitCode(r);
-  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(r.status);
+  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
   if (options.json) {
     nlohmann::json failures = nlohmann::json::array();
     for (const auto& f : r.failures) {

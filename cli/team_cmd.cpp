@@ -49,7 +49,7 @@ const char* RevokeWord(RevokeOutcome::Kind k) {
 int ShowStatus(const GlobalOptions& options, const Config& config) {
   auto st = GetTeamStatus(config);
   if (!st.ok()) {
-    PrintError(st.status());
+    PrintError(options, st.status());
     return ExitFor(st.status());
   }
   if (options.json) {
@@ -93,20 +93,20 @@ int ShowStatus(const GlobalOptions& options, const Config& config) {
 int Invite(const GlobalOptions& options, const Config& config, const TeamCommandOptions& team) {
   std::ifstream in(team.csv, std::ios::binary);
   if (!in) {
-    PrintError(Status::Io(team.csv, errno));
+    PrintError(options, Status::Io(team.csv, errno));
     return kExitUsage;
   }
   std::stringstream ss;
   ss << in.rdbuf();
   std::vector<std::string> problems;
   std::vector<InviteRequest> list = ParseInviteCsv(ss.str(), &problems);
-  for (const auto& p : problems) std::fprintf(stderr, "shotsync: %s: %s\n", team.csv.c_str(), p.c_str());
+  for (const auto& p : problems) options.log->Error(team.csv + ": " + p);
   for (auto& r : list) {
     if (r.team_id.empty()) r.team_id = team.team;
   }
   InviteReport r = InviteMembers(config, list, team.dry_run);
   if (!r.status.ok()) {
-    PrintError(r.status);
+    PrintError(options, r.status);
     return ExitFor(r.status);
   }
   if (options.json) {
@@ -136,7 +136,7 @@ int Invite(const GlobalOptions& options, const Config& config, const TeamCommand
 int Revoke(const GlobalOptions& options, const Config& config, const TeamCommandOptions& team) {
   RevokeReport r = RevokeInvites(config, team.emails, team.dry_run);
   if (!r.status.ok()) {
-    PrintError(r.status);
+    PrintError(options, r.status);
     return ExitFor(r.status);
   }
   if (options.json) {
@@ -156,7 +156,7 @@ int Revoke(const GlobalOptions& options, const Config& config, const TeamCommand
 int RunTeam(const GlobalOptions& options, const TeamCommandOptions& team) {
   auto config = LoadConfigFor(options);
   if (!config.ok()) {
-    PrintError(config.status());
+    PrintError(options, config.status());
     return kExitUsage;
   }
   if (team.action == "status") return ShowStatus(options, *config);

@@ -1,0 +1,121 @@
+#include "shotsync/log.hpp"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace shotsync {
+namespace {
+
+constexpr std::string_view kRedacted = "[redacted]";
+
+// Writes all of `line`; a log write that fails is dropped (nowhere to report it).
+void WriteAll(int fd, std::string_view line) {
+  while (!line.empty()) {
+    const ssize_t n = ::write(fd, line.data(), line.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    line.remove_prefix(std::size_t(n));
+  }
+}
+
+std::string Timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+  return buf;
+}
+
+// Blanks the value that follows `marker` (up to whitespace, quote, comma or ';').
+void RedactAfter(std::string& text, std::string_view marker) {
+  auto lower = [](char c) { return char(c >= 'A' && c <= 'Z' ? c + 32 : c); };
+  for (std::size_t pos = 0; pos + marker.size() <= text.size();) {
+    const bool match = std::equal(marker.begin(), marker.end(), text.begin() + std::ptrdiff_t(pos),
+                                  [&](char a, char b) { return lower(a) == lower(b); });
+    if (!match) {
+      ++pos;
+      continue;
+    }
+    std::size_t start = pos + marker.size();
+    while (start < text.size() && text[start] == ' ') ++start;
+    std::size_t end = start;
+    while (end < text.size() && std::string_view(" \t\r\n\"',;&").find(text[end]) == std::string_view::npos) ++end;
+    if (end > start && text.compare(start, end - start, kRedacted) != 0) {
+      text.replace(start, end - start, kRedacted);
+    }
+    pos = start + kRedacted.size();
+  }
+}
+
+}  // namespace
+
+std::string_view LogLevelName(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kError: return "ERROR";
+    case LogLevel::kWarn: return "WARN";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kDebug: return "DEBUG";
+  }
+  return "?";
+}
+
+Result<Logger> Logger::Open(const Options& options) {
+  Logger logger;
+  logger.options_ = options;
+  if (!options.file.empty()) {
+    UniqueFd fd(::open(options.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd) return Status::Io("log file " + options.file, errno);
+    logger.file_ = std::move(fd);
+  }
+  return logger;
+}
+
+Logger::Logger(Logger&& other) noexcept
+    : options_(std::move(other.options_)), file_(std::move(other.file_)), secrets_(std::move(other.secrets_)) {}
+
+void Logger::AddSecret(std::string secret) {
+  if (secret.size() < 4) return;
+  std::lock_guard lock(mu_);
+  if (std::find(secrets_.begin(), secrets_.end(), secret) == secrets_.end()) secrets_.push_back(std::move(secret));
+}
+
+std::string Logger::Redact(std::string_view text) const {
+  std::string out(text);
+  {
+    std::lock_guard lock(mu_);
+    for (const std::string& s : secrets_) {
+      for (std::size_t pos = out.find(s); pos != std::string::npos; pos = out.find(s, pos + kRedacted.size())) {
+        out.replace(pos, s.size(), kRedacted);
+      }
+    }
+  }
+  for (std::string_view marker : {"Bearer ", "X-API-Key:", "token=", "api_key="}) RedactAfter(out, marker);
+  return out;
+}
+
+void Logger::Log(LogLevel level, std::string_view message) {
+  if (!Enabled(level)) return;
+  std::string text = Redact(message);
+  std::replace(text.begin(), text.end(), '\n', ' ');  // one event, one line
+  std::lock_guard lock(mu_);
+  if (level <= options_.stderr_level) {
+    const bool prefixed = level <= LogLevel::kWarn;
+    WriteAll(STDERR_FILENO, (prefixed ? "shotsync: " : "") + text + "\n");
+  }
+  if (file_ && level <= options_.file_level) {
+    WriteAll(file_.get(), Timestamp() + " " + std::string(LogLevelName(level)) + " " + text + "\n");
+  }
+}
+
+}  // namespace shotsync
