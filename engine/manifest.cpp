@@ -167,6 +167,15 @@ CREATE TABLE runs(
   exit_code   INTEGER NOT NULL DEFAULT -1
 );
 )sql",
+    // v2: jobs name the process that runs them (a `push` and a `sync` share
+    // the manifest: a job in flight is only reconciled once its owner is
+    // gone); roots remember their resolved Shootbin ids so that `push` sends
+    // without looking them up.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE roots ADD COLUMN remote_project_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE roots ADD COLUMN remote_album_id INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 
@@ -185,9 +194,16 @@ constexpr char kRollbackTo[] = "ROLLBACK TO w";
 
 constexpr char kUpsertRoot[] =
     "INSERT INTO roots(path, project, album) VALUES(?1, ?2, ?3) "
-    "ON CONFLICT(path) DO UPDATE SET project = excluded.project, album = excluded.album "
+    "ON CONFLICT(path) DO UPDATE SET project = excluded.project, album = excluded.album, "
+    "remote_project_id = CASE WHEN project = excluded.project AND album = excluded.album "
+    "THEN remote_project_id ELSE 0 END, "
+    "remote_album_id = CASE WHEN project = excluded.project AND album = excluded.album "
+    "THEN remote_album_id ELSE 0 END "
     "RETURNING id";
-constexpr char kRoots[] = "SELECT id, path, project, album FROM roots ORDER BY id";
+constexpr char kRoots[] =
+    "SELECT id, path, project, album, remote_project_id, remote_album_id FROM roots ORDER BY id";
+constexpr char kSetRootTarget[] =
+    "UPDATE roots SET remote_project_id = ?2, remote_album_id = ?3 WHERE id = ?1";
 
 #define SHOTSYNC_FILE_COLS                                                              \
   "id, root_id, dir, name, size, mtime_ns, inode, hash, remote_photo_id, remote_hash, " \
@@ -209,35 +225,45 @@ constexpr char kSyncedByHash[] =
     "SELECT " SHOTSYNC_FILE_COLS
     " FROM files WHERE hash = ?1 AND hash <> '' "
     "AND state = 'synced' AND remote_photo_id IS NOT NULL ORDER BY id LIMIT 1";
+// An update never writes remote_photo_id / remote_hash: only FinishJob (and
+// ForgetRemote) do, in their own transactions. A planner's row read before
+// another process (a hook's `push`) finished that file must not undo it. For
+// the same reason new/synced is derived from the row's remote columns.
+#define SHOTSYNC_KEEP_SYNC_STATE(state, hash)                                      \
+  "CASE WHEN " state " IN ('new', 'synced') THEN CASE WHEN remote_photo_id IS NOT " \
+  "NULL AND remote_hash = " hash " THEN 'synced' ELSE 'new' END ELSE " state " END"
 constexpr char kInsertFile[] =
     "INSERT INTO files(root_id, dir, name, size, mtime_ns, inode, hash, remote_photo_id, "
     "remote_hash, state, reason, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
     "?12) "
     "ON CONFLICT(root_id, dir, name) DO UPDATE SET size = excluded.size, "
     "mtime_ns = excluded.mtime_ns, inode = excluded.inode, hash = excluded.hash, "
-    "remote_photo_id = excluded.remote_photo_id, remote_hash = excluded.remote_hash, "
-    "state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at "
+    "state = " SHOTSYNC_KEEP_SYNC_STATE("excluded.state", "excluded.hash") ", "
+    "reason = excluded.reason, updated_at = excluded.updated_at "
     "RETURNING id";
 constexpr char kUpdateFile[] =
     "UPDATE files SET root_id = ?1, dir = ?2, name = ?3, size = ?4, mtime_ns = ?5, inode = ?6, "
-    "hash = ?7, remote_photo_id = ?8, remote_hash = ?9, state = ?10, reason = ?11, "
-    "updated_at = ?12 WHERE id = ?13";
+    "hash = ?7, state = " SHOTSYNC_KEEP_SYNC_STATE("?10", "?7") ", reason = ?11, "
+    "updated_at = ?12 WHERE id = ?13";  // ?8, ?9 (remote columns) bound but unused: see above
 constexpr char kMarkMissing[] =
     "UPDATE files SET state = 'missing', updated_at = ?4 "
     "WHERE root_id = ?1 AND dir = ?2 AND name = ?3";
 
 #define SHOTSYNC_JOB_COLS \
-  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at"
+  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at, owner"
 // At most one unfinished (or retryable) job per file: BeginJob takes it over.
 constexpr char kFindReusableJob[] =
-    "SELECT id FROM jobs WHERE file_id = ?1 AND state IN ('pending', 'in_flight', 'failed') "
-    "ORDER BY id DESC LIMIT 1";
+    "SELECT id, state, owner FROM jobs WHERE file_id = ?1 "
+    "AND state IN ('pending', 'in_flight', 'failed') ORDER BY id DESC LIMIT 1";
+constexpr char kFileRemote[] = "SELECT remote_photo_id, remote_hash FROM files WHERE id = ?1";
 constexpr char kRestartJob[] =
     "UPDATE jobs SET kind = ?2, state = 'in_flight', hash = ?3, size = ?4, started_at = ?5, "
-    "finished_at = 0 WHERE id = ?1";
+    "finished_at = 0, owner = ?6 WHERE id = ?1";
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at) "
-    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5) RETURNING id";
+    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at, owner) "
+    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5, ?6) RETURNING id";
+constexpr char kAdoptJob[] =
+    "UPDATE jobs SET owner = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'in_flight'";
 constexpr char kFinishJob[] =
     "UPDATE jobs SET state = 'done', remote_photo_id = ?2, finished_at = ?3, last_error = '' "
     "WHERE id = ?1 RETURNING file_id, hash";
@@ -504,6 +530,7 @@ Result<JobRecord> Manifest::Impl::ReadJob(Stmt& st) {
   j.last_error = st.Text(7);
   j.started_at = st.Int64(8);
   j.finished_at = st.Int64(9);
+  j.owner = st.Text(10);
   return j;
 }
 
@@ -692,9 +719,19 @@ Result<std::vector<RootRecord>> Manifest::Roots() {
   for (;;) {
     SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) break;
-    out.push_back(RootRecord{st->Int64(0), st->Bytes(1), st->Text(2), st->Text(3)});
+    out.push_back(RootRecord{st->Int64(0), st->Bytes(1), st->Text(2), st->Text(3), st->Int64(4),
+                             st->Int64(5)});
   }
   return out;
+}
+
+Status Manifest::SetRootTarget(std::int64_t root_id, std::int64_t project_id, std::int64_t album_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kSetRootTarget));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, project_id, album_id));
+    return st->Run();
+  });
 }
 
 // --- Files -------------------------------------------------------------------
@@ -855,33 +892,75 @@ Status Manifest::CommitBatch() {
 
 // --- Jobs --------------------------------------------------------------------
 
-Result<std::int64_t> Manifest::BeginJob(std::int64_t file_id, JobKind kind, std::string_view hash,
-                                        std::uint64_t size) {
+Result<JobClaim> Manifest::BeginJob(std::int64_t file_id, std::string_view hash, std::uint64_t size,
+                                    const JobOwner& owner) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  std::int64_t id = 0;
+  JobClaim claim;
   SHOTSYNC_RETURN_IF_ERROR(impl_->Write(
       [&]() -> Status {
         const std::int64_t now = NowUnix();
+        std::int64_t id = 0;
         {
           SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFindReusableJob));
           SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id));
           SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-          if (row) id = st->Int64(0);
+          if (row) {
+            id = st->Int64(0);
+            const std::string state = st->Text(1), other = st->Text(2);
+            if (state == "in_flight" && other != owner.token) {
+              if (!owner.alive || owner.alive(other)) {
+                return Status(Code::kBusy, "being sent by another shotsync process");
+              }
+              return Status(Code::kConflict,
+                            "left in flight by an interrupted run; the next run checks the server first");
+            }
+          }
+        }
+        {
+          // Decided from the row as it is now, not as the caller planned it:
+          // another process may have sent this file in between.
+          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileRemote));
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id));
+          SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+          if (!row) return Status::NotFound(impl_->path + ": no file " + std::to_string(file_id));
+          const auto photo = st->OptInt64(0);
+          if (photo && st->Text(1) == hash) {
+            return Status(Code::kAlreadyDone, "already on the server (sent by another run)");
+          }
+          claim.kind = photo ? JobKind::kRevision : JobKind::kUpload;
+          claim.photo_id = photo.value_or(0);
         }
         if (id != 0) {
           SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRestartJob));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(kind), hash, size, now));
-          return st->Run();
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), hash, size, now, owner.token));
+          SHOTSYNC_RETURN_IF_ERROR(st->Run());
+          claim.job_id = id;
+          return {};
         }
         SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kInsertJob));
-        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, JobKindName(kind), hash, size, now));
+        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, JobKindName(claim.kind), hash, size, now, owner.token));
         SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
         if (!row) return Status::Internal(impl_->path + ": insert job returned no id");
-        id = st->Int64(0);
+        claim.job_id = st->Int64(0);
         return {};
       },
       /*durable=*/true));
-  return id;
+  return claim;
+}
+
+Result<bool> Manifest::AdoptJob(std::int64_t job_id, std::string_view from_owner, std::string_view to_owner) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  bool adopted = false;
+  SHOTSYNC_RETURN_IF_ERROR(impl_->Write(
+      [&]() -> Status {
+        SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAdoptJob));
+        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, from_owner, to_owner));
+        SHOTSYNC_RETURN_IF_ERROR(st->Run());
+        adopted = impl_->db.Changes() == 1;
+        return {};
+      },
+      /*durable=*/true));
+  return adopted;
 }
 
 Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id) {

@@ -1,6 +1,12 @@
 #include "shotsync/planner.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <map>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -100,6 +106,11 @@ class PlanRun {
     }
     std::size_t readable = 0;
     for (std::size_t i = 0; i < config_.roots.size(); ++i) {
+      if (!options_.only.empty() && std::none_of(options_.only.begin(), options_.only.end(),
+                                                 [i](const PlanTarget& t) { return t.root_index == i; })) {
+        ++readable;
+        continue;
+      }
       Status st = PlanRoot(i);
       if (failed_.load()) return fatal_;
       if (st.ok()) {
@@ -179,16 +190,27 @@ class PlanRun {
 
   // Differ for one directory: unchanged files are decided from their row,
   // changed and new ones go to the hasher, vanished ones become missing.
+  // `complete`: files is the whole directory (a walk); otherwise only some
+  // of its files (push), and rows of the others are left alone.
   void OnDir(std::size_t root_index, std::string_view dir, std::span<const ScanEntry> files,
-             BoundedQueue<HashJob>& queue) {
+             BoundedQueue<HashJob>& queue, bool complete = true) {
     if (failed_.load() || Cancelled()) return;
     const std::int64_t root_id = root_ids_[root_index];
     visited_.insert(std::string(dir));
     // Rows arrive sorted by name, as the walk's files do (both byte order):
     // a merge join, no per-file map.
-    auto listed = manifest_.FilesInDir(root_id, dir);
-    if (!listed.ok()) return Fail(listed.status());
-    std::vector<FileRecord> rows = std::move(*listed);
+    std::vector<FileRecord> rows;
+    if (complete) {
+      auto listed = manifest_.FilesInDir(root_id, dir);
+      if (!listed.ok()) return Fail(listed.status());
+      rows = std::move(*listed);
+    } else {
+      for (const ScanEntry& e : files) {
+        auto row = manifest_.GetFile(root_id, JoinRel(dir, e.name));
+        if (!row.ok()) return Fail(row.status());
+        if (*row) rows.push_back(std::move(**row));
+      }
+    }
     const std::size_t prefix = dir.empty() ? 0 : dir.size() + 1;
     auto row_name = [&](const FileRecord& r) { return std::string_view(r.rel_path).substr(prefix); };
     std::vector<bool> seen(rows.size(), false);
@@ -316,19 +338,18 @@ class PlanRun {
     BoundedQueue<HashJob> queue(std::size_t(threads) * 8);
     Status walk_status;
     std::thread walker([&] {
+      if (!options_.only.empty()) {
+        StatListed(root_index, queue);
+        queue.Close();
+        return;
+      }
       Scanner scanner;
       walk_status = scanner.Walk(
           rc.path, scan_options,
           [&](std::string_view dir, std::span<const ScanEntry> files) {
             OnDir(root_index, dir, files, queue);
           },
-          [&](const std::string& path, const Status& st) {
-            {
-              std::lock_guard lock(mu_);
-              ++stats_.errors;
-            }
-            on_error_(path, st);
-          });
+          [&](const std::string& path, const Status& st) { ReportError(path, st); });
       queue.Close();
     });
 
@@ -367,7 +388,7 @@ class PlanRun {
       });
     }
     if (!walk_status.ok()) return walk_status;
-    if (failed_.load()) return Status::Ok();
+    if (failed_.load() || !options_.only.empty()) return writer_.Flush();
 
     // Directories that vanished as a whole.
     SHOTSYNC_ASSIGN_OR_RETURN(std::vector<std::string> dirs, manifest_.Dirs(root_id));
@@ -383,6 +404,45 @@ class PlanRun {
       }
     }
     return writer_.Flush();
+  }
+
+  // Push: stats the listed files of this root and hands them to OnDir one
+  // directory at a time, as a walk would.
+  void StatListed(std::size_t root_index, BoundedQueue<HashJob>& queue) {
+    std::map<std::string, std::vector<ScanEntry>> by_dir;
+    for (const PlanTarget& t : options_.only) {
+      if (t.root_index != root_index) continue;
+      const std::string path = AbsPath(root_index, t.rel_path);
+      struct stat st{};
+      if (::lstat(path.c_str(), &st) != 0) {
+        ReportError(path, Status::Io(path, errno));
+        continue;
+      }
+      if (!S_ISREG(st.st_mode)) {
+        ReportError(path, Status::Invalid(path + ": not a regular file"));
+        continue;
+      }
+      const auto slash = t.rel_path.rfind('/');
+      const std::string dir = slash == std::string::npos ? "" : t.rel_path.substr(0, slash);
+      ScanEntry e{t.rel_path.substr(slash == std::string::npos ? 0 : slash + 1), std::uint64_t(st.st_size),
+                  std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, std::uint64_t(st.st_ino)};
+      by_dir[dir].push_back(std::move(e));
+    }
+    for (auto& [dir, entries] : by_dir) {
+      std::sort(entries.begin(), entries.end(), [](const ScanEntry& a, const ScanEntry& b) { return a.name < b.name; });
+      entries.erase(std::unique(entries.begin(), entries.end(),
+                                [](const ScanEntry& a, const ScanEntry& b) { return a.name == b.name; }),
+                    entries.end());
+      OnDir(root_index, dir, entries, queue, /*complete=*/false);
+    }
+  }
+
+  void ReportError(const std::string& path, const Status& st) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.errors;
+    }
+    on_error_(path, st);
   }
 
   const Config& config_;
@@ -430,6 +490,45 @@ Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::strin
   }
   reason = "up to date";
   return Action::kSkip;
+}
+
+Result<PlanTarget> LocateFile(const Config& config, const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return Status::Invalid(path + ": " + ec.message());
+  // The file itself is not resolved (it may be a symlink the walk would
+  // skip); its folder is, as are the roots.
+  const std::filesystem::path dir = std::filesystem::canonical(abs.parent_path(), ec);
+  if (ec) return Status::NotFound(path + ": " + ec.message());
+  const std::string file = (dir / abs.filename()).string();
+  if (::access(file.c_str(), F_OK) != 0) return Status::Io(path, errno);
+  std::optional<PlanTarget> best;
+  std::size_t best_len = 0;
+  for (std::size_t i = 0; i < config.roots.size(); ++i) {
+    std::error_code rec;
+    const std::string root = std::filesystem::canonical(config.roots[i].path, rec).string();
+    if (rec || root.size() < best_len) continue;
+    if (file.size() > root.size() + 1 && file.compare(0, root.size(), root) == 0 &&
+        (root.back() == '/' || file[root.size()] == '/')) {
+      best = PlanTarget{i, file.substr(root.size() + (root.back() == '/' ? 0 : 1))};
+      best_len = root.size();
+    }
+  }
+  if (!best) return Status::Invalid(path + ": not under any configured root (see roots in the config)");
+  // Each folder on the way and the name itself against the root's ignore rules.
+  const ScanOptions scan{config.roots[best->root_index].ignore};
+  std::string_view rel = best->rel_path;
+  for (std::size_t start = 0;;) {
+    const std::size_t slash = rel.find('/', start);
+    const std::string_view dir = start == 0 ? std::string_view() : rel.substr(0, start - 1);
+    const std::string_view name = rel.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (IsIgnored(dir, name, scan)) {
+      return Status::Invalid(path + ": ignored by the root's ignore rules (hidden, *.part or an ignore glob)");
+    }
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return *best;
 }
 
 Result<PlanStats> BuildPlan(const Config& config, Manifest& manifest, const PlanOptions& options,

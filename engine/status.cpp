@@ -19,6 +19,7 @@ std::string_view CodeName(Code code) noexcept {
     case Code::kConflict: return "conflict";
     case Code::kRejected: return "rejected";
     case Code::kBusy: return "busy";
+    case Code::kAlreadyDone: return "already_done";
     case Code::kCancelled: return "cancelled";
     case Code::kUnsupported: return "unsupported";
     case Code::kInternal: return "internal";

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "shotsync/hasher.hpp"
+#include "shotsync/owner.hpp"
 #include "shotsync/shootbin.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
@@ -83,6 +84,7 @@ struct Target {
   std::int64_t root_id = 0;
   std::int64_t project = 0;
   std::int64_t album = 0;
+  bool resolved = false;  // project/album known (looked up, or from the manifest)
   Status status;  // why this root's files cannot be sent (album not found...)
 };
 
@@ -105,10 +107,10 @@ std::string Fingerprint(const std::string& token) {
 
 class SyncRun {
  public:
-  SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manifest> jobs_db,
+  SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manifest> jobs_db, OwnerLease lease,
           const SyncOptions& options, const SyncEventFn& on_event)
-      : config_(config), plan_db_(manifest), db_(std::move(jobs_db)), options_(options),
-        on_event_(on_event), buckets_(*db_),
+      : config_(config), plan_db_(manifest), db_(std::move(jobs_db)), lease_(std::move(lease)),
+        owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event), buckets_(*db_),
         engine_(TransferOptions{.max_concurrent = options.jobs > 0 ? options.jobs : config.jobs,
                                 .max_per_host = options.jobs > 0 ? options.jobs : config.jobs,
                                 .bwlimit = options.bwlimit,
@@ -129,14 +131,19 @@ class SyncRun {
                                 "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file in " +
                                     (config_.source.empty() ? std::string("the config") : config_.source) + ")");
       } else {
+        LocateFiles();
         report_.status = ResolveTargets();
         if (report_.status.ok()) report_.status = ReconcileUnfinished();
       }
+    } else {
+      LocateFiles();
     }
-    if (report_.status.ok()) {
+    const bool nothing_to_push = !options_.files.empty() && only_.empty();
+    if (report_.status.ok() && !nothing_to_push) {
       PlanOptions po{.hash_threads = 0, .dedupe = config_.dedupe,
                      .flush_before_emit = !options_.dry_run, .cancel = options_.stop,
-                     .emit_unchanged = options_.dry_run};
+                     .emit_unchanged = options_.dry_run || !options_.files.empty(),
+                     .only = only_};
       auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                             [&](const std::string& path, const Status& st) {
                               Emit({SyncEvent::kFailed, nullptr, path, 0, st.message()});
@@ -196,17 +203,54 @@ class SyncRun {
     Emit({SyncEvent::kFailed, nullptr, job.abs_path, 0, reason});
   }
 
+  // push: the roots and relative paths of the named files.
+  void LocateFiles() {
+    for (const std::string& path : options_.files) {
+      auto target = LocateFile(config_, path);
+      if (!target.ok()) {
+        std::lock_guard lock(mu_);
+        ++report_.rejected;
+        report_.failures.push_back({path, target.status().message(), true});
+        Emit({SyncEvent::kFailed, nullptr, path, 0, target.status().message()});
+        continue;
+      }
+      only_.push_back(std::move(*target));
+    }
+  }
+
+  bool Involved(std::size_t root_index) const {
+    return options_.files.empty() || std::any_of(only_.begin(), only_.end(), [&](const PlanTarget& t) {
+             return t.root_index == root_index;
+           });
+  }
+
+  // Project and album ids of every root. A sync looks them up (and records
+  // them); a push uses the recorded ones and looks up only what is missing.
   Status ResolveTargets() {
     std::map<std::pair<std::string, std::string>, Target> resolved;
-    for (const RootConfig& rc : config_.roots) {
+    std::map<std::int64_t, RootRecord> known;
+    if (!options_.files.empty()) {
+      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RootRecord> roots, plan_db_.Roots());
+      for (RootRecord& r : roots) known.emplace(r.id, std::move(r));
+    }
+    for (std::size_t i = 0; i < config_.roots.size(); ++i) {
+      const RootConfig& rc = config_.roots[i];
       Target t;
       auto root_id = plan_db_.UpsertRoot({0, rc.path, rc.project, rc.album});
       if (!root_id.ok()) return root_id.status();
       t.root_id = *root_id;
       auto key = std::make_pair(rc.project, rc.album);
-      if (auto it = resolved.find(key); it != resolved.end()) {
+      if (auto k = known.find(t.root_id); k != known.end() && k->second.remote_album_id != 0 &&
+                                           k->second.project == rc.project && k->second.album == rc.album) {
+        t.project = k->second.remote_project_id;
+        t.album = k->second.remote_album_id;
+        t.resolved = true;
+      } else if (!Involved(i)) {
+        // push: not needed for the files named
+      } else if (auto it = resolved.find(key); it != resolved.end()) {
         t.project = it->second.project;
         t.album = it->second.album;
+        t.resolved = it->second.resolved;
         t.status = it->second.status;
       } else {
         auto project = client_.ResolveProject(rc.project, rc.create);
@@ -222,8 +266,10 @@ class SyncRun {
           if (!ShootbinClient::IsLockedProject(t.status)) return t.status;
         }
         if (c == Code::kNetwork || c == Code::kServer) return t.status;
+        t.resolved = t.status.ok();
         resolved[key] = t;
       }
+      if (t.resolved) SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
       if (!t.status.ok()) Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
       targets_.push_back(t);
     }
@@ -237,15 +283,22 @@ class SyncRun {
     return std::nullopt;
   }
 
-  // Jobs an earlier process left in flight: ask the server before resending.
+  // Jobs a process that is gone left in flight: ask the server before
+  // resending. Jobs of running processes (a push beside this sync) are theirs.
   Status ReconcileUnfinished() {
     SHOTSYNC_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, db_->UnfinishedJobs());
     std::vector<Job> pending;
     for (const JobRecord& jr : jobs) {
+      if (owner_.alive(jr.owner)) continue;
       auto file = db_->GetFileById(jr.file_id);
       if (!file.ok()) return file.status();
-      std::optional<std::size_t> root = *file ? RootIndexOf((*file)->root_id) : std::nullopt;
-      if (!root || !targets_[*root].status.ok()) {
+      constexpr std::size_t kNoRoot = SIZE_MAX;
+      std::size_t root = kNoRoot;
+      if (*file) root = RootIndexOf((*file)->root_id).value_or(kNoRoot);
+      if (root != kNoRoot && !targets_[root].resolved && targets_[root].status.ok()) continue;  // push: another root
+      SHOTSYNC_ASSIGN_OR_RETURN(bool mine, db_->AdoptJob(jr.id, jr.owner, owner_.token));
+      if (!mine) continue;  // another process got to it first
+      if (root == kNoRoot || !targets_[root].status.ok()) {
         SHOTSYNC_RETURN_IF_ERROR(db_->FailJob(jr.id, "root no longer configured or its album is unavailable", false));
         continue;
       }
@@ -253,9 +306,9 @@ class SyncRun {
       j.job_id = jr.id;
       j.file_id = jr.file_id;
       j.kind = jr.kind;
-      j.root_index = *root;
+      j.root_index = root;
       j.rel_path = (*file)->rel_path;
-      j.abs_path = config_.roots[*root].path + "/" + j.rel_path;
+      j.abs_path = config_.roots[root].path + "/" + j.rel_path;
       j.hash = jr.hash;
       j.size = jr.size;
       j.photo_id = (*file)->remote_photo_id.value_or(0);
@@ -339,29 +392,70 @@ class SyncRun {
   void OnItem(const PlanItem& item) {
     Emit({SyncEvent::kPlanned, &item, item.abs_path, item.file.size, item.reason});
     if (options_.dry_run || Stopping(false)) return;
+    if (item.action == Action::kRejected && !options_.files.empty()) {
+      // push names its files: say why one is not sent (a sync's plan reports these itself)
+      std::lock_guard lock(mu_);
+      report_.failures.push_back({item.abs_path, item.reason, true});
+    }
     if (item.action != Action::kUpload && item.action != Action::kRevision) return;
     const Target& t = targets_[item.root_index];
     Job j;
     j.file_id = item.file.id;
-    j.kind = item.action == Action::kUpload ? JobKind::kUpload : JobKind::kRevision;
     j.root_index = item.root_index;
     j.abs_path = item.abs_path;
     j.rel_path = item.file.rel_path;
     j.hash = item.file.hash;
     j.size = item.file.size;
-    j.photo_id = item.file.remote_photo_id.value_or(0);
     if (!t.status.ok()) {
       AddFailure(j, t.status.message(), false);
       return;
     }
-    auto job_id = db_->BeginJob(j.file_id, j.kind, j.hash, j.size);
-    if (!job_id.ok()) return SetFatal(job_id.status());
-    j.job_id = *job_id;
-    j.started_at = WallSeconds();
     {
       std::lock_guard lock(mu_);
       ++outstanding_;
-      j.watermark = watermarks_[t.album];
+    }
+    Claim(std::move(j), SteadyClock::now());
+  }
+
+  // Claims the file in the manifest and sends it. Holds one outstanding_.
+  // Upload or revision is decided by the claim, from the manifest as it is
+  // now: another process may have sent this file since it was planned.
+  void Claim(Job j, SteadyClock::time_point first_try) {
+    if (Stopping(false)) return Done();
+    auto claim = db_->BeginJob(j.file_id, j.hash, j.size, owner_);
+    if (!claim.ok()) {
+      const Code c = claim.status().code();
+      const bool waited_enough =
+          SteadyClock::now() - first_try > std::chrono::duration<double>(options_.busy_wait_s);
+      if (c == Code::kBusy && !options_.files.empty() && !waited_enough) {
+        // push: another process is sending this file; once it is done this
+        // content may still differ (a newer export), so ask again.
+        scheduler_.At(SteadyClock::now() + std::chrono::milliseconds(200),
+                      [this, j = std::move(j), first_try]() mutable { Claim(std::move(j), first_try); });
+        return;
+      }
+      if (c == Code::kAlreadyDone || c == Code::kBusy) {
+        {
+          std::lock_guard lock(mu_);
+          ++report_.elsewhere;
+        }
+        Emit({SyncEvent::kDone, nullptr, j.abs_path, 0, claim.status().message()});
+        return Done();
+      }
+      if (c == Code::kConflict) {
+        AddFailure(j, j.abs_path + ": " + claim.status().message(), false);
+        return Done();
+      }
+      SetFatal(claim.status());
+      return Done();
+    }
+    j.job_id = claim->job_id;
+    j.kind = claim->kind;
+    j.photo_id = claim->photo_id;
+    j.started_at = WallSeconds();
+    {
+      std::lock_guard lock(mu_);
+      j.watermark = watermarks_[targets_[j.root_index].album];
     }
     Send(std::move(j));
   }
@@ -427,6 +521,11 @@ class SyncRun {
       AddFailure(j, st.message(), false);
       SetFatal(st);
       return Done();
+    }
+    if (c == Code::kNotFound) {
+      // The album (or photo) is gone: forget the recorded ids so that the
+      // next run looks them up again.
+      (void)db_->SetRootTarget(targets_[j.root_index].root_id, 0, 0);
     }
     if (c == Code::kRejected || c == Code::kForbidden || c == Code::kNotFound) {
       const bool permanent = c == Code::kRejected;
@@ -501,7 +600,10 @@ class SyncRun {
   const Config& config_;
   Manifest& plan_db_;               // the planner's connection (batched writes)
   std::unique_ptr<Manifest> db_;    // jobs, runs and the shared bucket (durable writes)
+  OwnerLease lease_;                // proves to other processes that our jobs are live
+  JobOwner owner_;
   const SyncOptions& options_;
+  std::vector<PlanTarget> only_;    // push: the named files
   const SyncEventFn& on_event_;
   ManifestBuckets buckets_;
   TransferEngine engine_;
@@ -539,12 +641,13 @@ int SyncExitCode(const SyncReport& report) {
 SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,
                    const SyncEventFn& on_event) {
   auto jobs_db = Manifest::Open(config.ManifestPath());
-  if (!jobs_db.ok()) {
+  auto lease = OwnerLease::Acquire(config.state_dir);
+  if (!jobs_db.ok() || !lease.ok()) {
     SyncReport report;
-    report.status = jobs_db.status();
+    report.status = !jobs_db.ok() ? jobs_db.status() : lease.status();
     return report;
   }
-  SyncRun run(config, manifest, std::move(*jobs_db), options, on_event);
+  SyncRun run(config, manifest, std::move(*jobs_db), std::move(*lease), options, on_event);
   return run.Run();
 }
 

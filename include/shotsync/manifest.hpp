@@ -27,7 +27,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 1;
+inline constexpr int kManifestSchemaVersion = 2;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -40,6 +40,10 @@ struct RootRecord {
   std::string path;     // absolute, as configured
   std::string project;  // as configured (id or name)
   std::string album;
+  // Shootbin ids the project/album resolved to (0 = not yet): lets `push`
+  // send without looking them up. Forgotten when project/album change.
+  std::int64_t remote_project_id = 0;
+  std::int64_t remote_album_id = 0;
 };
 
 struct FileRecord {
@@ -72,6 +76,21 @@ struct JobRecord {
   std::string last_error;
   std::int64_t started_at = 0;  // unix seconds
   std::int64_t finished_at = 0;
+  std::string owner;  // JobOwner::token of the process that runs it
+};
+
+// The process running jobs: a token unique to it, and how to tell whether
+// the process behind another token is still running (OwnerLease::IsAlive).
+// Without `alive` every other owner counts as running.
+struct JobOwner {
+  std::string token;
+  std::function<bool(std::string_view token)> alive;
+};
+
+struct JobClaim {
+  std::int64_t job_id = 0;
+  JobKind kind = JobKind::kUpload;
+  std::int64_t photo_id = 0;  // kRevision: the photo it revises
 };
 
 enum class DownloadState { kPending, kPartial, kDone, kFailed };
@@ -148,12 +167,17 @@ class Manifest {
   Result<std::optional<FileRecord>> FindSyncedByHash(std::string_view hash);
   // Inserts (id == 0) or updates by id; sets record.id on insert. An insert of
   // a (root_id, rel_path) already stored updates that row and returns its id.
+  // An update never changes remote_photo_id or remote_hash (FinishJob owns
+  // them), and new/synced follows from them; rejected/missing are kept as given.
   // kNotFound for an unknown id; kInvalidArgument for an empty, absolute or
   // '/'-terminated rel_path.
   Status PutFile(FileRecord& record);
   // Marks the file missing from disk (the row stays: never a remote delete).
   // kNotFound when no such row.
   Status MarkMissing(std::int64_t root_id, std::string_view rel_path);
+
+  // Remembers the Shootbin ids a root resolved to (RootRecord).
+  Status SetRootTarget(std::int64_t root_id, std::int64_t project_id, std::int64_t album_id);
 
   // Groups many writes into one transaction (BEGIN IMMEDIATE ... COMMIT).
   // Without a batch every write is its own transaction. The transaction
@@ -168,13 +192,24 @@ class Manifest {
   Status CommitBatch();
 
   // --- Jobs (exactly-once protocol, docs/resume.md) ------------------------
-  // Records the job as in_flight and commits before returning (with any open
-  // batch, see BeginBatch). A file has at most one job row that is not done
-  // or rejected: when it has one (pending, in_flight left by a killed run, or
-  // failed) that row is taken over (same id, attempts kept) instead of a new
-  // one being added.
-  Result<std::int64_t> BeginJob(std::int64_t file_id, JobKind kind, std::string_view hash,
-                                std::uint64_t size);
+  // Claims the file for sending the content `hash`: records the job as
+  // in_flight, owned by owner.token, and commits before returning (with any
+  // open batch, see BeginBatch). Several processes may plan the same file
+  // (a `sync` and a hook's `push`), so the claim is decided from the rows as
+  // they are inside this transaction, not as the caller planned them:
+  //   kAlreadyDone  the server already holds this content: nothing to send
+  //   kBusy         another running process has the file in flight
+  //   kConflict     a dead process left it in flight: reconcile first
+  //   otherwise     an upload, or a revision of the file's remote photo.
+  // A file has at most one job row that is not done or rejected: when it has
+  // one (pending, failed, or in flight under this owner) that row is taken
+  // over (same id, attempts kept) instead of a new one being added.
+  Result<JobClaim> BeginJob(std::int64_t file_id, std::string_view hash, std::uint64_t size,
+                            const JobOwner& owner);
+  // Takes over an in_flight job of `from_owner` (a dead process) so that only
+  // one process reconciles it. false when the job is no longer in flight
+  // under from_owner (someone else adopted or finished it).
+  Result<bool> AdoptJob(std::int64_t job_id, std::string_view from_owner, std::string_view to_owner);
   // The job is done: job row and file row (remote id, remote hash, state
   // synced) change in one transaction.
   Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id);

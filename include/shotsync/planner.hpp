@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shotsync/config.hpp"
 #include "shotsync/manifest.hpp"
@@ -50,6 +51,12 @@ struct PlanStats {
   std::int64_t errors = 0;    // unreadable directories and similar walk problems
 };
 
+// One file of a root, for plans that do not walk (push).
+struct PlanTarget {
+  std::size_t root_index = 0;  // into Config::roots
+  std::string rel_path;        // '/'-separated, relative to the root
+};
+
 struct PlanOptions {
   int hash_threads = 0;  // 0 = hardware concurrency
   bool dedupe = false;
@@ -62,6 +69,10 @@ struct PlanOptions {
   // counted in PlanStats but not handed to on_item (a no-op resync of a large
   // library then costs a stat and a manifest row per file, nothing more).
   bool emit_unchanged = true;
+  // Non-empty: plan only these files (a hook's `push`). Nothing is walked,
+  // nothing else is marked missing; a listed file that is not on disk is an
+  // error for that file.
+  std::vector<PlanTarget> only;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;
@@ -72,6 +83,12 @@ using PlanErrorFn = std::function<void(const std::string& path, const Status& st
 // differ found unchanged, and after hashing). `duplicate_of` is a synced file
 // with the same content when dedupe is on.
 Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason);
+
+// The root and relative path of a file named on the command line (absolute
+// or relative to the working directory; symlinks resolved on both sides).
+// kNotFound when no such file; kInvalidArgument when it lies under no
+// configured root, or under an ignored name (IsIgnored).
+Result<PlanTarget> LocateFile(const Config& config, const std::string& path);
 
 // Runs the whole local pipeline. Fails only when the run cannot go on
 // (manifest error, no root readable); per-file problems go to on_error and

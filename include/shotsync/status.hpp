@@ -28,6 +28,7 @@ enum class Code {
   kConflict,         // 409
   kRejected,         // permanent refusal of one item (422, 413, size, not an image)
   kBusy,             // lock held by another process
+  kAlreadyDone,      // the work was done by someone else (another process)
   kCancelled,        // interrupted by a signal
   kUnsupported,      // e.g. a manifest schema newer than this binary
   kInternal,

@@ -12,6 +12,11 @@
 //               after the body went out, or 5xx): reconciled by listing the
 //               album before any resend
 //
+// Concurrency: a `sync` and any number of `push` runs may share one manifest.
+// Each process holds an OwnerLease; a job is claimed in the manifest
+// (Manifest::BeginJob) before any byte is sent, so a file is never sent by
+// two processes at once, and only jobs of dead owners are reconciled.
+//
 // Stop (SIGINT/SIGTERM) stops new transfers, lets running ones end, commits
 // and returns kCancelled; the next run resumes.
 #pragma once
@@ -35,6 +40,11 @@ struct SyncOptions {
   std::int64_t bwlimit = 0;     // bytes/s, 0 = none
   int max_attempts = 5;         // per file per run, for transient failures
   std::string command = "sync"; // recorded in the runs table
+  // push: only these files (absolute, or relative to the working directory),
+  // no walk; their roots' Shootbin ids come from the manifest when known.
+  // A file another process is sending is waited for, then claimed again.
+  std::vector<std::string> files;
+  double busy_wait_s = 600;     // push: longest wait for another process's transfer
   const std::atomic<bool>* stop = nullptr;   // finish running transfers, start no more
   const std::atomic<bool>* abort = nullptr;  // cancel running transfers too
 };
@@ -61,6 +71,7 @@ using SyncEventFn = std::function<void(const SyncEvent&)>;
 struct SyncReport {
   PlanStats plan;
   std::int64_t uploaded = 0, revised = 0, failed = 0, rejected = 0, reconciled = 0;
+  std::int64_t elsewhere = 0;  // sent (or being sent) by another shotsync process meanwhile
   std::uint64_t bytes_sent = 0;
   double seconds = 0;
   std::int64_t requests = 0, throttled_429 = 0;

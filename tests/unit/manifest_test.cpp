@@ -31,6 +31,9 @@ using shotsync::testing::TempDir;
 
 namespace {
 
+// One process owning its jobs; every other owner counts as running.
+shotsync::JobOwner TestOwner() { return shotsync::JobOwner{"test-owner", nullptr}; }
+
 std::string DbPath(const TempDir& dir) {
   return (dir.path() / "manifest.db").string();
 }
@@ -394,21 +397,21 @@ TEST_CASE("a job goes in_flight then done, updating the file row in the same tra
   f.hash = "11111111111111111111111111111111";
   REQUIRE(m->PutFile(f).ok());
 
-  auto job = m->BeginJob(f.id, JobKind::kUpload, f.hash, f.size);
+  auto job = m->BeginJob(f.id, f.hash, f.size, TestOwner());
   REQUIRE(job.ok());
   // Durable at once: another connection sees it.
   CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight'") == 1);
   auto unfinished = m->UnfinishedJobs();
   REQUIRE(unfinished.ok());
   REQUIRE(unfinished->size() == 1);
-  CHECK((*unfinished)[0].id == *job);
+  CHECK((*unfinished)[0].id == job->job_id);
   CHECK((*unfinished)[0].state == JobState::kInFlight);
   CHECK((*unfinished)[0].hash == f.hash);
   CHECK((*unfinished)[0].size == 5000);
   CHECK((*unfinished)[0].kind == JobKind::kUpload);
 
   SECTION("done: remote id, remote hash and state change with the job") {
-    REQUIRE(m->FinishJob(*job, 9001).ok());
+    REQUIRE(m->FinishJob(job->job_id, 9001).ok());
     auto got = m->GetFileById(f.id);
     REQUIRE(got.ok());
     CHECK((*got)->state == FileState::kSynced);
@@ -423,7 +426,7 @@ TEST_CASE("a job goes in_flight then done, updating the file row in the same tra
             "CREATE TRIGGER boom BEFORE UPDATE OF state ON files WHEN NEW.state = 'synced' "
             "BEGIN SELECT RAISE(ABORT, 'boom'); END");
     auto reopened = MustOpen(path);  // sees the new schema
-    CHECK_FALSE(reopened->FinishJob(*job, 9001).ok());
+    CHECK_FALSE(reopened->FinishJob(job->job_id, 9001).ok());
     auto jobs = reopened->UnfinishedJobs();
     REQUIRE(jobs.ok());
     REQUIRE(jobs->size() == 1);
@@ -431,9 +434,9 @@ TEST_CASE("a job goes in_flight then done, updating the file row in the same tra
     CHECK_FALSE((*reopened->GetFileById(f.id))->remote_photo_id.has_value());
   }
   SECTION("a retry after a crash takes over the same job row") {
-    auto again = m->BeginJob(f.id, JobKind::kUpload, f.hash, f.size);
+    auto again = m->BeginJob(f.id, f.hash, f.size, TestOwner());
     REQUIRE(again.ok());
-    CHECK(*again == *job);
+    CHECK(again->job_id == job->job_id);
     CHECK(m->UnfinishedJobs()->size() == 1);
   }
 }
@@ -444,9 +447,9 @@ TEST_CASE("FailJob records the reason; a permanent failure rejects the file", "[
   std::int64_t root = AddRoot(*m);
   FileRecord f = MakeFile(root, "a.jpg");
   REQUIRE(m->PutFile(f).ok());
-  auto job = m->BeginJob(f.id, JobKind::kUpload, "h", 1);
+  auto job = m->BeginJob(f.id, "h", 1, TestOwner());
   REQUIRE(job.ok());
-  REQUIRE(m->FailJob(*job, "HTTP 503\nService Unavailable", false).ok());
+  REQUIRE(m->FailJob(job->job_id, "HTTP 503\nService Unavailable", false).ok());
   auto fails = m->RecentFailures(10);
   REQUIRE(fails.ok());
   REQUIRE(fails->size() == 1);
@@ -459,10 +462,10 @@ TEST_CASE("FailJob records the reason; a permanent failure rejects the file", "[
   CHECK(m->UnfinishedJobs()->empty());
 
   // Retried on a later run: same row, attempts keep counting.
-  auto retry = m->BeginJob(f.id, JobKind::kUpload, "h", 1);
+  auto retry = m->BeginJob(f.id, "h", 1, TestOwner());
   REQUIRE(retry.ok());
-  CHECK(*retry == *job);
-  REQUIRE(m->FailJob(*retry, "422: not an image", true).ok());
+  CHECK(retry->job_id == job->job_id);
+  REQUIRE(m->FailJob(retry->job_id, "422: not an image", true).ok());
   fails = m->RecentFailures(10);
   REQUIRE(fails->size() == 1);
   CHECK((*fails)[0].state == JobState::kRejected);
@@ -493,7 +496,7 @@ TEST_CASE("a job left in_flight by a killed process is returned by UnfinishedJob
     if (!(*m)->BeginBatch().ok()) ::_exit(11);
     FileRecord g = MakeFile(1, "day1/b.jpg");
     if (!(*m)->PutFile(g).ok()) ::_exit(12);
-    if (!(*m)->BeginJob(file_id, JobKind::kUpload, "abc", 7).ok()) ::_exit(13);
+    if (!(*m)->BeginJob(file_id, "abc", 7, TestOwner()).ok()) ::_exit(13);
     ::kill(::getpid(), SIGKILL);
     ::_exit(14);
   }
@@ -567,8 +570,8 @@ TEST_CASE("a manifest with a newer schema (user_version 99) is refused as unsupp
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == Code::kUnsupported);
   CHECK_THAT(m.status().message(),
-             Catch::Contains(path + ": schema version 99 is newer than this shotsync (1); "
-                                    "upgrade shotsync"));
+             Catch::Contains(path + ": schema version 99 is newer than this shotsync (" +
+                             std::to_string(shotsync::kManifestSchemaVersion) + "); upgrade shotsync"));
   CHECK(RawInt(path, "PRAGMA user_version") == 99);
   CHECK(ReadAll(path) == before);
 }
@@ -624,8 +627,8 @@ TEST_CASE("two Manifests on one file (two writers) both write and nothing is los
       FileRecord f = MakeFile(*root, "w" + std::to_string(who) + "/" + std::to_string(i));
       if (!(*m)->PutFile(f).ok()) ++failures;
       if (i % 50 == 0) {
-        auto job = (*m)->BeginJob(f.id, JobKind::kUpload, "h", 1);
-        if (!job.ok() || !(*m)->FinishJob(*job, 1000 * who + i).ok()) ++failures;
+        auto job = (*m)->BeginJob(f.id, "h", 1, TestOwner());
+        if (!job.ok() || !(*m)->FinishJob(job->job_id, 1000 * who + i).ok()) ++failures;
       }
     }
   };
@@ -660,8 +663,8 @@ TEST_CASE("a forked child process writes while the parent writes", "[manifest]")
       FileRecord f = MakeFile(root, "child/" + std::to_string(i));
       if (!(*m)->PutFile(f).ok()) ::_exit(11);
       if (i % 30 == 0) {
-        auto job = (*m)->BeginJob(f.id, JobKind::kUpload, "c", 1);
-        if (!job.ok() || !(*m)->FinishJob(*job, i).ok()) ::_exit(12);
+        auto job = (*m)->BeginJob(f.id, "c", 1, TestOwner());
+        if (!job.ok() || !(*m)->FinishJob(job->job_id, i).ok()) ::_exit(12);
       }
     }
     // A hook's push ends without closing cleanly.

@@ -19,6 +19,9 @@ using namespace shotsync;
 
 namespace {
 
+// One process owning its jobs; every other owner counts as running.
+shotsync::JobOwner TestOwner() { return shotsync::JobOwner{"test-owner", nullptr}; }
+
 void WriteBytes(const fs::path& p, const std::vector<std::uint8_t>& b) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary | std::ios::trunc)
@@ -66,9 +69,9 @@ struct Fixture {
 
   // What a successful upload records (the sync does this through FinishJob).
   void MarkUploaded(const PlanItem& item, std::int64_t photo_id) {
-    auto job = manifest->BeginJob(item.file.id, JobKind::kUpload, item.file.hash, item.file.size);
+    auto job = manifest->BeginJob(item.file.id, item.file.hash, item.file.size, TestOwner());
     REQUIRE(job.ok());
-    REQUIRE(manifest->FinishJob(*job, photo_id).ok());
+    REQUIRE(manifest->FinishJob(job->job_id, photo_id).ok());
   }
 };
 
