@@ -66,5 +66,6 @@ Command AddPlanCommand(CLI::App& app);    // plan_cmd.cpp
 Command AddSyncCommand(CLI::App& app);    // sync_cmd.cpp
 Command AddPullCommand(CLI::App& app);    // pull_cmd.cpp
 Command AddTeamCommand(CLI::App& app);    // team_cmd.cpp
+Command AddPushCommand(CLI::App& app);    // push_cmd.cpp
 
 }  // namespace shotsync::cli

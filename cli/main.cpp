@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {
       AddPlanCommand(app),
       AddSyncCommand(app),
+      AddPushCommand(app),
       AddPullCommand(app),
       AddTeamCommand(app),
   };

@@ -385,7 +385,9 @@ class SyncRun {
       std::int64_t& mark = watermarks_[targets_[j.root_index].album];
       mark = std::max(mark, photo_id);
     }
-    Emit({SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""});
+    SyncEvent done{SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""};
+    done.revision = j.kind == JobKind::kRevision;
+    Emit(done);
     return Status::Ok();
   }
 

@@ -65,6 +65,7 @@ struct SyncEvent {
   std::uint64_t bytes = 0;
   std::string reason;
   const PlanStats* plan = nullptr;  // kPlanComplete
+  bool revision = false;            // kDone: a revision (else an upload)
 };
 using SyncEventFn = std::function<void(const SyncEvent&)>;
 

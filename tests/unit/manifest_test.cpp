@@ -816,3 +816,69 @@ TEST_CASE("Checkpoint empties the WAL and IntegrityCheck passes", "[manifest]") 
   CHECK(m->IntegrityCheck().ok());
   CHECK(m->CommitBatch().code() == Code::kInternal);  // no batch open
 }
+
+// --- Several processes on one manifest (sync + push) -------------------------
+
+TEST_CASE("BeginJob decides from the rows as they are now, not as the caller planned", "[manifest][claim]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "a.jpg");
+  f.hash = "11111111111111111111111111111111";
+  REQUIRE(m->PutFile(f).ok());
+  const shotsync::JobOwner push{"push-owner", nullptr};
+  const shotsync::JobOwner sync{"sync-owner", nullptr};
+
+  auto first = m->BeginJob(f.id, f.hash, f.size, push);
+  REQUIRE(first.ok());
+  CHECK(first->kind == JobKind::kUpload);
+  SECTION("while another running process has it in flight: busy") {
+    CHECK(m->BeginJob(f.id, f.hash, f.size, sync).status().code() == Code::kBusy);
+  }
+  SECTION("when its owner died: reconcile first, then adopt it once") {
+    const shotsync::JobOwner sees_dead{"sync-owner", [](std::string_view) { return false; }};
+    CHECK(m->BeginJob(f.id, f.hash, f.size, sees_dead).status().code() == Code::kConflict);
+    CHECK(*m->AdoptJob(first->job_id, "push-owner", "sync-owner"));
+    CHECK_FALSE(*m->AdoptJob(first->job_id, "push-owner", "third-owner"));
+    CHECK((*m->UnfinishedJobs())[0].owner == "sync-owner");
+  }
+  SECTION("once the other finished it: already done, or a revision for newer content") {
+    REQUIRE(m->FinishJob(first->job_id, 501).ok());
+    CHECK(m->BeginJob(f.id, f.hash, f.size, sync).status().code() == Code::kAlreadyDone);
+    auto newer = m->BeginJob(f.id, "22222222222222222222222222222222", f.size, sync);
+    REQUIRE(newer.ok());
+    CHECK(newer->kind == JobKind::kRevision);
+    CHECK(newer->photo_id == 501);
+  }
+}
+
+TEST_CASE("a planner's stale row never undoes another process's finished upload", "[manifest][claim]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "a.jpg");
+  f.hash = "11111111111111111111111111111111";
+  REQUIRE(m->PutFile(f).ok());
+  FileRecord stale = **m->GetFileById(f.id);  // a sync's plan read the row...
+  auto job = m->BeginJob(f.id, f.hash, f.size, TestOwner());  // ...a push sends it...
+  REQUIRE(m->FinishJob(job->job_id, 77).ok());
+  stale.mtime_ns += 1;  // ...then the plan writes its (stale) row back
+  REQUIRE(m->PutFile(stale).ok());
+  auto got = **m->GetFileById(f.id);
+  CHECK(got.remote_photo_id == 77);
+  CHECK(got.remote_hash == f.hash);
+  CHECK(got.state == FileState::kSynced);
+  CHECK(got.mtime_ns == stale.mtime_ns);
+}
+
+TEST_CASE("a root remembers its resolved ids until its project or album changes", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  std::int64_t root = AddRoot(*m);
+  REQUIRE(m->SetRootTarget(root, 3, 9).ok());
+  CHECK((*m->Roots())[0].remote_album_id == 9);
+  AddRoot(*m);  // same project and album: kept
+  CHECK((*m->Roots())[0].remote_project_id == 3);
+  REQUIRE(m->UpsertRoot({0, "/photos", "Client Smith", "Other album"}).ok());
+  CHECK((*m->Roots())[0].remote_album_id == 0);
+}

@@ -1,0 +1,135 @@
+// shotsync push FILE...: the editing-pipeline hook. Uploads or revises just
+// the named files, without walking the roots, next to a running `sync` if
+// there is one (no run lock: the manifest's job claims keep them apart).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "shotsync/sync.hpp"
+#include "signals.hpp"
+
+namespace shotsync::cli {
+namespace {
+
+struct PushCommandOptions {
+  std::vector<std::string> files;
+  bool null_separated = false;
+  int jobs = 0;
+  double wait_s = 600;
+};
+
+// "-" among the files: read more paths from stdin, one per line (or
+// NUL-separated with -0, for `find -print0`).
+std::vector<std::string> ExpandStdin(const PushCommandOptions& o) {
+  std::vector<std::string> out;
+  for (const std::string& f : o.files) {
+    if (f != "-") {
+      out.push_back(f);
+      continue;
+    }
+    std::string line;
+    while (std::getline(std::cin, line, o.null_separated ? '\0' : '\n')) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) out.push_back(line);
+    }
+  }
+  return out;
+}
+
+struct FileOutcome {
+  std::string outcome;  // uploaded | revised | unchanged | elsewhere | rejected | failed
+  std::string reason;
+};
+
+int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
+  StopSignals signals;  // first: every later thread inherits the blocked mask
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(options, config.status());
+    return kExitUsage;
+  }
+  SyncOptions so;
+  so.command = "push";
+  so.files = ExpandStdin(push);
+  so.jobs = push.jobs;
+  so.busy_wait_s = push.wait_s;
+  so.stop = &signals.stop();
+  so.abort = &signals.abort();
+  if (so.files.empty()) {
+    options.log->Error("push: no files given (name them, or '-' to read paths from stdin)");
+    return kExitUsage;
+  }
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(options, manifest.status());
+    return ExitFor(manifest.status());
+  }
+  std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end
+  auto record = [&](const std::string& path, std::string outcome, std::string reason) {
+    if (!options.quiet && !options.json) {
+      std::printf("%-9s %s%s%s\n", outcome.c_str(), path.c_str(), reason.empty() ? "" : "  (",
+                  reason.empty() ? "" : (reason + ")").c_str());
+      std::fflush(stdout);
+    }
+    options.log->Info("push: " + outcome + " " + path + (reason.empty() ? "" : " (" + reason + ")"));
+    results.push_back({path, {std::move(outcome), std::move(reason)}});
+  };
+  auto on_event = [&](const SyncEvent& e) {
+    switch (e.kind) {
+      case SyncEvent::kPlanned:
+        if (e.item && e.item->action == Action::kSkip) record(e.path, "unchanged", e.reason);
+        if (e.item && e.item->action == Action::kRejected) record(e.path, "rejected", e.reason);
+        break;
+      case SyncEvent::kDone:
+        if (e.bytes == 0 && !e.reason.empty()) record(e.path, "elsewhere", e.reason);
+        else record(e.path, e.revision ? "revised" : "uploaded", e.reason);
+        break;
+      case SyncEvent::kFailed:
+        options.log->Error(e.reason);
+        results.push_back({e.path, {"failed", e.reason}});
+        break;
+      default: break;
+    }
+  };
+  SyncReport r = RunSync(*config, **manifest, so, on_event);
+  const int code = SyncExitCode(r);
+  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
+  if (options.json) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& [path, o] : results) {
+      files.push_back({{"path", path}, {"outcome", o.outcome}, {"reason", o.reason}});
+    }
+    nlohmann::json out = {{"files", files},         {"uploaded", r.uploaded}, {"revised", r.revised},
+                          {"unchanged", r.plan.skip}, {"elsewhere", r.elsewhere},
+                          {"rejected", r.rejected + r.plan.rejected},     {"failed", r.failed},
+                          {"bytes", r.bytes_sent},  {"seconds", r.seconds}, {"exit_code", code},
+                          {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (r.status.code() == Code::kCancelled && !options.quiet) {
+    std::printf("%s\n", r.status.message().c_str());
+  }
+  return code;
+}
+
+}  // namespace
+
+Command AddPushCommand(CLI::App& app) {
+  auto opts = std::make_shared<PushCommandOptions>();
+  PushCommandOptions& o = *opts;
+  auto* push = app.add_subcommand(
+      "push", "upload or revise just these files (for export hooks); '-' reads paths from stdin");
+  push->add_option("files", o.files, "photo files under a configured root, or '-'")->required();
+  push->add_flag("-0,--null", o.null_separated, "paths on stdin are NUL-separated (find -print0)");
+  push->add_option("-j,--jobs", o.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  push->add_option("--wait", o.wait_s, "seconds to wait for a file another shotsync is sending (600)")
+      ->check(CLI::Range(0.0, 86400.0));
+  return {push, [opts](const GlobalOptions& g) { return RunPush(g, *opts); }};
+}
+
+}  // namespace shotsync::cli
