@@ -128,6 +128,14 @@ Result<HashOutcome> HashFile(const std::string& path) {
 void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
               const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done) {
   threads = threads > 0 ? threads : 1;
+  if (threads == 1) {
+    // No pool to start: a hook's push hashes one file and must return fast.
+    while (std::optional<HashTask> t = next()) {
+      Result<HashOutcome> outcome = HashFile(t->path);
+      done(std::move(*t), std::move(outcome));
+    }
+    return;
+  }
   // shared_ptr, not a raw pointer: items still in the pipeline are freed
   // when a callback throws and TBB cancels the pipeline.
   struct Item {

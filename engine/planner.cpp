@@ -332,8 +332,10 @@ class PlanRun {
     const std::int64_t root_id = root_ids_[root_index];
     visited_.clear();
     ScanOptions scan_options{rc.ignore};
-    const int threads = options_.hash_threads > 0
-                            ? options_.hash_threads
+    // A few named files (push) are hashed on this thread: no pool to start.
+    const int threads = options_.hash_threads > 0 ? options_.hash_threads
+                        : !options_.only.empty() && options_.only.size() <= 4
+                            ? 1
                             : int(std::max(1u, std::thread::hardware_concurrency()));
     BoundedQueue<HashJob> queue(std::size_t(threads) * 8);
     Status walk_status;
