@@ -882,3 +882,30 @@ TEST_CASE("a root remembers its resolved ids until its project or album changes"
   REQUIRE(m->UpsertRoot({0, "/photos", "Client Smith", "Other album"}).ok());
   CHECK((*m->Roots())[0].remote_album_id == 0);
 }
+
+TEST_CASE("a schema 1 manifest is migrated in place, keeping its rows", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::int64_t file_id = 0;
+  {
+    auto m = MustOpen(path);
+    std::int64_t root = AddRoot(*m);
+    FileRecord f = MakeFile(root, "a.jpg");
+    f.hash = "11111111111111111111111111111111";
+    REQUIRE(m->PutFile(f).ok());
+    file_id = f.id;
+    REQUIRE(m->BeginJob(f.id, f.hash, f.size, TestOwner()).ok());
+  }
+  // Back to what schema 1 looked like.
+  RawExec(path,
+          "ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE roots DROP COLUMN remote_project_id; "
+          "ALTER TABLE roots DROP COLUMN remote_album_id; PRAGMA user_version = 1;");
+  auto m = MustOpen(path);
+  CHECK(m->SchemaVersion() == shotsync::kManifestSchemaVersion);
+  auto jobs = m->UnfinishedJobs();
+  REQUIRE(jobs.ok());
+  REQUIRE(jobs->size() == 1);
+  CHECK((*jobs)[0].file_id == file_id);
+  CHECK((*jobs)[0].owner.empty());  // from before owners: never alive, so reconciled
+  CHECK((*m->Roots())[0].remote_album_id == 0);
+}
