@@ -516,6 +516,11 @@ class SyncRun {
     // when curl cannot tell the size of the multipart body.
     const bool ambiguous = (!answered && (r.request_sent || r.bytes_sent >= j.size)) || c == Code::kServer;
     if (c == Code::kCancelled) {
+      if (!r.request_sent && r.bytes_sent == 0) {
+        // Cancelled before it started: nothing to reconcile.
+        (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+        return Done();
+      }
       // Aborted mid-transfer: the server may have it. The job stays in_flight
       // so that the next run reconciles it before sending anything.
       return Done();
@@ -565,9 +570,11 @@ class SyncRun {
         while (outstanding_ > 0 && !Stopping(true)) {
           cv_.wait_for(lock, std::chrono::milliseconds(200));
           if (Stopping(false)) {
-            // Retries waiting for their backoff give up now (Send sees the stop).
+            // Retries waiting for their backoff give up now (Send sees the
+            // stop), and queued transfers are cancelled unsent; running ones end.
             lock.unlock();
             scheduler_.Drain();
+            engine_.Stop(false);
             lock.lock();
           }
         }

@@ -736,7 +736,7 @@ HttpResponse TransferEngine::Perform(HttpRequest request) {
   return future.get();
 }
 
-void TransferEngine::Shutdown(bool abort) {
+void TransferEngine::Stop(bool abort) {
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
@@ -745,6 +745,10 @@ void TransferEngine::Shutdown(bool abort) {
   }
   impl_->not_full.notify_all();
   curl_multi_wakeup(impl_->multi.get());
+}
+
+void TransferEngine::Shutdown(bool abort) {
+  Stop(abort);
   if (std::this_thread::get_id() == impl_->loop_id)
     return;  // from a callback: the loop ends by itself
   std::lock_guard join(impl_->join_mu);

@@ -103,8 +103,11 @@ class TransferEngine {
   // Convenience for callers that want to wait (listing, setup calls).
   HttpResponse Perform(HttpRequest request);
 
-  // Stop starting new transfers. abort=false lets running ones finish;
-  // abort=true cancels them (callbacks get kCancelled). Then joins the loop.
+  // Stop starting new transfers: queued ones get kCancelled (nothing was
+  // sent). abort=false lets running ones finish; abort=true cancels them
+  // (callbacks get kCancelled). Returns at once; may be called again with
+  // abort=true. Shutdown also joins the loop.
+  void Stop(bool abort);
   void Shutdown(bool abort);
 
   // Live figures for progress displays.
