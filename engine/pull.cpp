@@ -420,6 +420,7 @@ class PullRun {
         engine_(TransferOptions{.max_concurrent = jobs_ + 1,  // + 1: a listing need not wait for a download
                                 .max_per_host = jobs_ + 1,
                                 .ca_file = config.ca_file,
+                                .stall_timeout = std::chrono::seconds(config.stall_timeout),
                                 .queue_capacity = std::size_t(4 * jobs_ + 16)}),
         throttle_(Throttle::Options{.key = "headshotpro:" + Fingerprint(config.headshotpro.key),
                                     .rpm = double(config.headshotpro.rpm),
@@ -885,9 +886,11 @@ class PullRun {
         case Code::kCancelled:
           return;  // stopping; the .part stays
         case Code::kIo:
-        case Code::kInvalidArgument:
           // Disk full, unwritable folder...: every other file would fail the same way.
           return SetFatal(Status(Code::kIo, r.transport.message() + " (partial files are kept for the next run)"));
+        case Code::kInvalidArgument:  // untrusted certificate, or a range past the end
+          return SetFatal(Status(Code::kInvalidArgument,
+                                 r.transport.message() + " (partial files are kept for the next run)"));
         case Code::kCorrupt:  // e.g. a 206 for the wrong range: start the file over
           Truncate(t);
           return Retry(t, r.transport.message());

@@ -114,7 +114,8 @@ class SyncRun {
         engine_(TransferOptions{.max_concurrent = options.jobs > 0 ? options.jobs : config.jobs,
                                 .max_per_host = options.jobs > 0 ? options.jobs : config.jobs,
                                 .bwlimit = options.bwlimit,
-                                .ca_file = config.ca_file}),
+                                .ca_file = config.ca_file,
+                                .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
         throttle_(Throttle::Options{.key = "shootbin:" + Fingerprint(config.shootbin.token),
                                     .rpm = double(config.shootbin.rpm),
                                     .shared = &buckets_}),
@@ -267,7 +268,7 @@ class SyncRun {
         if (c == Code::kUnauthenticated || c == Code::kForbidden) {
           if (!ShootbinClient::IsLockedProject(t.status)) return t.status;
         }
-        if (c == Code::kNetwork || c == Code::kServer) return t.status;
+        if (c == Code::kNetwork || c == Code::kServer || c == Code::kInvalidArgument) return t.status;
         t.resolved = t.status.ok();
         resolved[key] = t;
       }

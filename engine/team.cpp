@@ -51,7 +51,8 @@ class Session {
   explicit Session(const Config& config)
       : db_(OpenDb(config)),
         buckets_(db_ ? std::make_unique<ManifestBuckets>(*db_) : nullptr),
-        engine_(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config.ca_file}),
+        engine_(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config.ca_file,
+                                .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
         throttle_(Throttle::Options{
             .key = "headshotpro:" + HashBytes(config.headshotpro.key.data(), config.headshotpro.key.size()).substr(0, 12),
             .rpm = double(config.headshotpro.rpm),

@@ -341,7 +341,8 @@ struct TransferEngine::Impl {
     set(CURLOPT_CONNECTTIMEOUT_MS, long(std::chrono::milliseconds(opt.connect_timeout).count()));
     set(CURLOPT_TIMEOUT_MS, long(std::chrono::milliseconds(r.timeout).count()));
     set(CURLOPT_LOW_SPEED_LIMIT, kLowSpeedBytes);
-    set(CURLOPT_LOW_SPEED_TIME, long(r.low_speed_time.count()));
+    const auto stall = opt.stall_timeout.count() > 0 ? std::min(r.low_speed_time, opt.stall_timeout) : r.low_speed_time;
+    set(CURLOPT_LOW_SPEED_TIME, long(stall.count()));
     set(CURLOPT_SSL_VERIFYPEER, 1L);
     set(CURLOPT_SSL_VERIFYHOST, 2L);
     if (!opt.ca_file.empty()) set(CURLOPT_CAINFO, opt.ca_file.c_str());
@@ -499,8 +500,16 @@ struct TransferEngine::Impl {
       // (see FilePart): the server may have the request, so it counts as sent.
       if (result == CURLE_SEND_FAIL_REWIND) resp.request_sent = true;
       const char* detail = job->errbuf[0] ? job->errbuf : curl_easy_strerror(result);
-      resp.transport = Status(Code::kNetwork, job->what + ": " + std::string(TrimWs(detail)) +
-                                                  " (curl " + std::to_string(int(result)) + ")");
+      const bool untrusted = result == CURLE_PEER_FAILED_VERIFICATION || result == CURLE_SSL_CACERT_BADFILE ||
+                             result == CURLE_SSL_ISSUER_ERROR;
+      // An untrusted certificate is a setup problem, not a network one:
+      // retrying cannot help, and verification is never switched off.
+      resp.transport = Status(untrusted ? Code::kInvalidArgument : Code::kNetwork,
+                              job->what + ": " + std::string(TrimWs(detail)) + " (curl " +
+                                  std::to_string(int(result)) + ")" +
+                                  (untrusted ? "; if the server uses your own CA, pass --ca-file (or set "
+                                               "ca_file in the config)"
+                                             : ""));
     } else if (job->fd >= 0 && !job->in_body && resp.status == 200 && job->req.resume_from > 0) {
       // A full answer with an empty body to a range request: the file is empty now.
       if (::ftruncate(job->fd, 0) != 0) {

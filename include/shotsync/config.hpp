@@ -52,6 +52,7 @@ struct Config {
   int jobs = 8;                // concurrent transfers
   bool dedupe = false;         // same content under two paths: upload once
   std::string ca_file;         // extra CA bundle (TLS verification is always on)
+  int stall_timeout = 30;      // seconds under 1 KB/s (no answer, stuck body) before a transfer is abandoned
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   std::vector<RootConfig> roots;

@@ -62,7 +62,8 @@ struct HttpResponse {
   std::string body;     // when not downloading to a file
   // ok, or why no usable answer arrived; the message names method and URL
   // (without query string or user info) and never carries a header or token:
-  //   kNetwork   curl's error (refused, reset, timeout, TLS...)
+  //   kNetwork   curl's error (refused, reset, timeout, TLS handshake...)
+  //   kInvalidArgument  the server's certificate is not trusted (see ca_file)
   //   kIo        local file error: download file (open, write: ENOSPC...) or
   //              an unreadable upload part, naming the file
   //   kCorrupt   answer body over max_body, or a 206 for another range
@@ -85,6 +86,9 @@ struct TransferOptions {
   std::string ca_file;         // extra CA bundle; verification stays on
   std::string user_agent = "shotsync/" SHOTSYNC_VERSION;
   std::chrono::seconds connect_timeout{15};
+  // Caps every request's low_speed_time: a server that stops answering (or
+  // a body stuck under 1 KB/s) is given up after this long.
+  std::chrono::seconds stall_timeout{0};  // 0 = the request's own
   std::size_t queue_capacity = 64;
 };
 
