@@ -36,6 +36,7 @@ struct GlobalOptions {
   bool verbose = false;
   bool json = false;
   std::string log_file;     // --log-file
+  std::string ca_file;      // --ca-file: trust this CA bundle (overrides ca_file in the config)
   Logger* log = nullptr;    // set by main: every message goes through it (redacted)
 };
 

@@ -55,6 +55,7 @@ Result<Config> LoadConfigFor(const GlobalOptions& options) {
         "~/.config/shotsync/config.toml (shotsync init writes one)");
   }
   auto config = LoadConfig(*path, env);
+  if (config.ok() && !options.ca_file.empty()) config->ca_file = options.ca_file;
   if (config.ok()) {
     options.log->AddSecret(config->shootbin.token);
     options.log->AddSecret(config->headshotpro.key);

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", g.verbose, "one line per file");
   app.add_flag("--json", g.json, "machine-readable output");
   app.add_option("--log-file", g.log_file, "append timestamped log lines to FILE (tokens redacted)");
+  app.add_option("--ca-file", g.ca_file, "trust the CA certificates in FILE (PEM) for TLS; verification stays on")
+      ->check(CLI::ExistingFile);
 
   auto* version = app.add_subcommand("version", "print the version");
   const std::vector<Command> commands = {

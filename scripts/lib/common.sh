@@ -9,7 +9,7 @@ SHOTSYNC_BUILD_PACKAGES=(
   libcurl4-openssl-dev libboost-filesystem-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev
-  curl
+  curl openssl
 )
 
 _as_root() {

@@ -111,7 +111,15 @@ void SendJson(httplib::Response& res, int status, const Json& body) {
 
 }  // namespace
 
-Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options_.seed) {
+namespace {
+std::unique_ptr<httplib::Server> MakeServer(const Options& o) {
+  if (o.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+}
+}  // namespace
+
+Emulator::Emulator(Options options)
+    : options_(std::move(options)), server_(MakeServer(options_)), rng_(options_.seed) {
   tokens_["sb-test-token"] = TokenInfo{Service::kShootbin, "agency", {"create", "update"}, 0, false, "owner"};
   tokens_["sb-pro-token"] = TokenInfo{Service::kShootbin, "pro", {"create", "update"}, 0, false, "owner"};
   tokens_["sb-readonly-token"] = TokenInfo{Service::kShootbin, "agency", {}, 0, false, "owner"};
@@ -121,18 +129,18 @@ Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options
 
   const int threads = std::max(4, options_.threads);
   // httplib owns the queue it gets from this factory (its API takes a raw pointer).
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(std::size_t(threads)); };
-  server_.set_keep_alive_max_count(1000000);
-  server_.set_keep_alive_timeout(30);
-  server_.set_tcp_nodelay(true);  // no 40 ms delayed-ACK stalls between header and body writes
-  server_.set_read_timeout(60);
-  server_.set_write_timeout(60);
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(std::size_t(threads)); };
+  server_->set_keep_alive_max_count(1000000);
+  server_->set_keep_alive_timeout(30);
+  server_->set_tcp_nodelay(true);  // no 40 ms delayed-ACK stalls between header and body writes
+  server_->set_read_timeout(60);
+  server_->set_write_timeout(60);
   // Bodies over 10 MB must still get the contract's 422 (uploads are streamed
   // and only counted), so the transport limit is far above that.
-  server_.set_payload_max_length(std::size_t(1) << 30);
+  server_->set_payload_max_length(std::size_t(1) << 30);
   // Called after the answer was written (not for connections reset on
   // purpose): the final status of every API and CDN answer.
-  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (req.path.rfind("/_emulator/", 0) == 0) return;
     std::lock_guard lock(mu_);
     if (!reset_peers_.empty() && reset_peers_.erase(req.remote_addr + ":" + std::to_string(req.remote_port))) return;
@@ -140,7 +148,7 @@ Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options
     if (res.status == 429) ++stats_.rate_limited;
   });
   // Unrouted Shootbin paths: a JSON 404/405 like the app's, not an empty body.
-  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& req, httplib::Response& res) {
     const bool shootbin = req.path.rfind("/api/", 0) == 0 && req.path.rfind("/api/v2/", 0) != 0 &&
                           req.path != "/api/v2";
@@ -155,7 +163,7 @@ Emulator::Emulator(Options options) : options_(std::move(options)), rng_(options
   // Slow-body fault for Shootbin answers (HeadshotPro and the CDN trickle
   // their own bodies): the finished body is re-served by a content provider
   // that sleeps between chunks. Content-Length is already set from the body.
-  server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (req.path.rfind("/api/", 0) != 0 || req.path.rfind("/api/v2", 0) == 0 || res.body.empty()) return;
     const int bps = faults().slow_body_bps;
     if (bps <= 0) return;
@@ -190,18 +198,18 @@ int Emulator::Bind() {
     std::filesystem::create_directories(options_.store_dir, ec);
   }
   if (options_.port == 0) {
-    port_ = server_.bind_to_any_port(options_.host);
+    port_ = server_->bind_to_any_port(options_.host);
   } else {
-    port_ = server_.bind_to_port(options_.host, options_.port) ? options_.port : -1;
+    port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
   }
   return port_;
 }
 
-void Emulator::Serve() { server_.listen_after_bind(); }
+void Emulator::Serve() { server_->listen_after_bind(); }
 
 void Emulator::Stop() {
   if (stopping_.exchange(true)) return;
-  server_.stop();
+  server_->stop();
   if (port_ <= 0) return;
   // httplib's workers wait out the keep-alive timeout on idle connections
   // before they notice the stop; shut the server's connections down (not
@@ -212,7 +220,9 @@ void Emulator::Stop() {
   });
 }
 
-std::string Emulator::BaseUrl() const { return "http://" + options_.host + ":" + std::to_string(port_); }
+std::string Emulator::BaseUrl() const {
+  return (options_.tls_cert.empty() ? "http://" : "https://") + options_.host + ":" + std::to_string(port_);
+}
 
 std::uint64_t Emulator::NowUnix() const { return std::uint64_t(std::time(nullptr)); }
 
@@ -404,7 +414,7 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
 }
 
 void Emulator::RegisterAdmin() {
-  server_.Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& res) {
     Json out;
     std::vector<std::function<void(Json&)>> extra;
     {
@@ -433,7 +443,7 @@ void Emulator::RegisterAdmin() {
     for (auto& fn : extra) fn(out);
     SendJson(res, 200, out);
   });
-  server_.Post("/_emulator/reset", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+  server_->Post("/_emulator/reset", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     ReadBody(req, reader);  // ignored
     std::vector<std::function<void()>> resets;
     {
@@ -455,7 +465,7 @@ void Emulator::RegisterAdmin() {
     for (auto& fn : resets) fn();
     SendJson(res, 200, Json{{"ok", true}});
   });
-  server_.Post("/_emulator/seed", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+  server_->Post("/_emulator/seed", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     const std::string raw = ReadBody(req, reader);
     Json body = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
@@ -481,10 +491,10 @@ void Emulator::RegisterAdmin() {
                 {"slow_body_bps", f.slow_body_bps}, {"rate_hang", f.rate_hang},
                 {"rate_close_keepalive", f.rate_close_keepalive}};
   };
-  server_.Get("/_emulator/faults", [faults_json](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/_emulator/faults", [faults_json](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, faults_json());
   });
-  server_.Post("/_emulator/faults", [this, faults_json](const httplib::Request& req, httplib::Response& res,
+  server_->Post("/_emulator/faults", [this, faults_json](const httplib::Request& req, httplib::Response& res,
                                                         const httplib::ContentReader& reader) {
     const std::string raw = ReadBody(req, reader);
     Json b = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
@@ -504,7 +514,7 @@ void Emulator::RegisterAdmin() {
     }
     SendJson(res, 200, faults_json());
   });
-  server_.Post("/_emulator/tokens", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+  server_->Post("/_emulator/tokens", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     Json b = Json::parse(ReadBody(req, reader), nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.contains("token")) {
       return SendJson(res, 400, Json{{"error", "need {\"token\": ...}"}});
@@ -523,14 +533,14 @@ void Emulator::RegisterAdmin() {
     AddToken(b.at("token").get<std::string>(), t);
     SendJson(res, 200, Json{{"ok", true}});
   });
-  server_.Get("/_emulator/config", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/_emulator/config", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard lock(mu_);
     SendJson(res, 200, Json{{"shootbin_rpm", options_.shootbin_rpm},
                             {"headshotpro_rpm", options_.headshotpro_rpm},
                             {"url_ttl_seconds", options_.url_ttl_seconds},
                             {"revision_processing_ms", options_.revision_processing_ms}});
   });
-  server_.Post("/_emulator/config", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+  server_->Post("/_emulator/config", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     const std::string raw = ReadBody(req, reader);
     Json b = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
     if (b.is_discarded() || !b.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   app.add_option("--revision-processing-ms", o.revision_processing_ms, "409 window after a revision");
   app.add_option("--seed", o.seed, "fault PRNG seed");
   app.add_option("--store", o.store_dir, "keep uploaded bytes in this folder");
+  app.add_option("--tls-cert", o.tls_cert, "serve HTTPS with this PEM certificate")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   app.add_option("--threads", o.threads, "server threads (one per keep-alive connection)");
   app.add_option("--config", config_file, "JSON file with any of the above (snake_case) and tokens");
   CLI11_PARSE(app, argc, argv);
@@ -133,7 +135,15 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    std::fprintf(stderr, "shotsync-emulator: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
   emu::Emulator server(o);
+  if (!server.valid()) {
+    std::fprintf(stderr, "shotsync-emulator: cannot load %s / %s\n", o.tls_cert.c_str(), o.tls_key.c_str());
+    return 1;
+  }
   for (auto& [token, info] : extra_tokens) server.AddToken(token, info);
   emu::RegisterShootbin(server);
   emu::RegisterHeadshotPro(server);

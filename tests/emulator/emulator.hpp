@@ -60,6 +60,7 @@ struct Options {
   std::uint64_t seed = 1;
   std::string store_dir;       // when set, uploaded bytes are kept here; else only hashed
   int threads = 64;            // server worker threads (one per keep-alive connection)
+  std::string tls_cert, tls_key;  // PEM files: serve HTTPS (tests of certificate checks)
   Faults faults;
 };
 
@@ -102,7 +103,9 @@ class Emulator {
   void Stop();
   std::string BaseUrl() const;  // "http://127.0.0.1:PORT"
 
-  httplib::Server& server() { return server_; }
+  httplib::Server& server() { return *server_; }
+  // False when TLS was asked for and the certificate or key could not be loaded.
+  bool valid() const { return server_->is_valid(); }
   const Options& options() const { return options_; }
   // The signed-URL lifetime now (POST /_emulator/config may change it at run
   // time, so read it through this locked getter, not options()).
@@ -155,7 +158,7 @@ class Emulator {
 
  private:
   Options options_;
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;  // httplib::SSLServer with tls_cert
   int port_ = -1;
   mutable std::mutex mu_;
   std::map<std::string, TokenInfo> tokens_;

@@ -131,13 +131,16 @@ EmulatorProcess::EmulatorProcess(std::vector<std::string> args, std::string exe)
     line = buf.substr(0, nl);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     out_ = buf.substr(nl + 1);
-    static constexpr std::string_view kPrefix = "http://127.0.0.1:";
-    if (line.rfind(kPrefix, 0) != 0) {
-      failure = "first stdout line is not http://127.0.0.1:PORT: \"" + line + "\"";
+    // http://127.0.0.1:PORT, or https:// when the emulator serves TLS.
+    const std::string_view host = "://127.0.0.1:";
+    const std::size_t at = line.find(host);
+    const std::string scheme = at == std::string::npos ? "" : line.substr(0, at);
+    if (scheme != "http" && scheme != "https") {
+      failure = "first stdout line is not http(s)://127.0.0.1:PORT: \"" + line + "\"";
     } else {
       try {
         std::size_t used = 0;
-        port_ = std::stoi(line.substr(kPrefix.size()), &used);
+        port_ = std::stoi(line.substr(at + host.size()), &used);
         if (port_ <= 0 || port_ > 65535) failure = "bad port in \"" + line + "\"";
       } catch (const std::exception&) {
         failure = "bad port in \"" + line + "\"";
