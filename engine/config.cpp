@@ -32,6 +32,13 @@ class Reader {
     const std::set<std::string_view> k(known);
     for (const auto& [key, node] : table_) {
       if (!k.contains(key.str())) {
+        static const std::set<std::string_view> kSecretish = {"token", "api_token", "api_key", "key", "password", "secret"};
+        if (kSecretish.contains(key.str())) {
+          // Config files get shared and backed up; secrets live elsewhere.
+          return Bad(source_, key.source(),
+                     "'" + Qualified(key.str()) + "': secrets are not read from the config file; set "
+                     "SHOOTBIN_API_TOKEN / HEADSHOTPRO_API_KEY, or token_file / key_file (mode 600)");
+        }
         return Bad(source_, key.source(), "unknown key '" + Qualified(key.str()) + "'");
       }
     }

@@ -78,6 +78,16 @@ TEST_CASE("unknown keys, wrong types and bad values name the file and line", "[c
   check("[[roots]]\npath = \"/p\"\nalbum = \"A\"\n", "needs a 'project'");
   check("[headshotpro]\ninclude = \"some\"\n", "my.toml:2: 'headshotpro.include'");
   check("jobs = [\n", "my.toml:");
+  check("stall_timeout = 0\n", "my.toml:1: 'stall_timeout' must be between 1 and 3600");
+}
+
+TEST_CASE("a token written into the config is refused without echoing it", "[config]") {
+  auto env = FakeEnv({{"HOME", "/h"}});
+  auto c = shotsync::ParseConfig("[shootbin]\ntoken = \"sb-secret-123456\"\n", "my.toml", env);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message().find("my.toml:2: 'shootbin.token': secrets are not read from the config file") !=
+        std::string::npos);
+  CHECK(c.status().message().find("sb-secret-123456") == std::string::npos);
 }
 
 TEST_CASE("a token file readable by others is refused; a private one is used", "[config]") {
