@@ -895,6 +895,22 @@ Status Manifest::CommitBatch() {
 Result<JobClaim> Manifest::BeginJob(std::int64_t file_id, std::string_view hash, std::uint64_t size,
                                     const JobOwner& owner) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  // The one write that must survive power loss, not only a crash: once the
+  // job is in flight the bytes may reach the server, and only this row makes
+  // the next run look there before sending again. WAL + synchronous=FULL
+  // syncs the log at this commit; every other write stays NORMAL (a lost
+  // done/failed row only costs a reconcile).
+  // (The level cannot change inside a transaction: an open batch, which this
+  // durable write would commit anyway, is committed first.)
+  if (impl_->batch_txn_open) {
+    impl_->batch_txn_open = false;
+    SHOTSYNC_RETURN_IF_ERROR(impl_->Commit());
+  }
+  SHOTSYNC_RETURN_IF_ERROR(impl_->db.Exec("PRAGMA synchronous=FULL"));
+  struct Restore {
+    sql::Db& db;
+    ~Restore() { (void)db.Exec("PRAGMA synchronous=NORMAL"); }
+  } restore{impl_->db};
   JobClaim claim;
   SHOTSYNC_RETURN_IF_ERROR(impl_->Write(
       [&]() -> Status {
