@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "lock.hpp"
+#include "progress.hpp"
 #include "shotsync/pull.hpp"
 #include "signals.hpp"
 
@@ -82,15 +83,37 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   po.include = pull.include;
   po.stop = &signals.stop();
   po.abort = &signals.abort();
+  Progress progress(Progress::Wanted(options), {.files = "files", .skipped = "already here"}, po.stop);
+  progress.SetPhase(pull.dry_run ? "listing" : "pulling");
+  Logger& log = *options.log;
   auto on_event = [&](const PullEvent& e) {
-    if (e.kind == PullEvent::kFailed) {
-      options.log->Error(e.path + ": " + e.reason);
-    } else if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
+    switch (e.kind) {
+      case PullEvent::kDownloaded:
+        progress.AddDone(e.bytes);
+        log.Info("got " + e.path + " (" + std::to_string(e.bytes) + " bytes)");
+        break;
+      case PullEvent::kSkipped:
+        progress.AddSkipped();
+        if (log.Enabled(LogLevel::kDebug)) log.Debug("skip " + e.path + ": " + e.reason);
+        break;
+      case PullEvent::kPlanned:
+        progress.AddToTotal(1, 0);
+        if (log.Enabled(LogLevel::kDebug)) log.Debug("would get " + e.path);
+        break;
+      case PullEvent::kFailed:
+        progress.AddFailed();
+        progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
+        return;
+    }
+    if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
       const char* word = e.kind == PullEvent::kDownloaded ? "got" : e.kind == PullEvent::kPlanned ? "would get" : "skip";
-      std::printf("%-9s %s%s%s\n", word, e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
+      char head[16];
+      std::snprintf(head, sizeof head, "%-9s ", word);
+      progress.Print(head + e.path + (e.reason.empty() ? "" : "  ") + e.reason);
     }
   };
   PullReport r = RunPull(*config, **manifest, po, on_event);
+  progress.Finish();  // the summary below replaces the bar
   const int code = PullExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
   if (options.json) {

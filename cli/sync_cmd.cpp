@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "lock.hpp"
+#include "progress.hpp"
 #include "shotsync/sync.hpp"
 #include "signals.hpp"
 
@@ -46,19 +47,57 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.bwlimit = sync.bwlimit;
   so.stop = &signals.stop();
   so.abort = &signals.abort();
+  Progress progress(Progress::Wanted(options), {}, so.stop);
+  Logger& log = *options.log;
   auto on_event = [&](const SyncEvent& e) {
-    if (e.kind == SyncEvent::kFailed) {
-      options.log->Error(e.reason);
-    } else if (options.verbose && !options.json) {
+    switch (e.kind) {
+      case SyncEvent::kPlanned:
+        if (e.item && (e.item->action == Action::kUpload || e.item->action == Action::kRevision)) {
+          progress.AddToTotal(1, e.bytes);
+        } else if (e.item && e.item->action == Action::kRejected) {
+          progress.AddSkipped();
+          // README: every rejected file is named on stderr with its reason.
+          if (!sync.dry_run) progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
+        }
+        progress.SetPhase("planning");
+        if (e.item && log.Enabled(LogLevel::kDebug)) {
+          log.Debug("planned " + std::string(ActionName(e.item->action)) + " " + e.path +
+                    (e.reason.empty() ? "" : " (" + e.reason + ")"));
+        }
+        break;
+      case SyncEvent::kPlanComplete:
+        if (e.plan) {
+          progress.SetTotal(e.plan->upload + e.plan->revision, e.plan->bytes_to_send);
+          log.Info("plan: " + std::to_string(e.plan->upload) + " uploads, " + std::to_string(e.plan->revision) +
+                   " revisions, " + std::to_string(e.plan->bytes_to_send) + " bytes to send");
+        }
+        progress.SetPhase(sync.dry_run ? "planned" : "sending");
+        break;
+      case SyncEvent::kStarted:
+        if (log.Enabled(LogLevel::kDebug)) log.Debug("sending " + e.path + " (" + std::to_string(e.bytes) + " bytes)");
+        break;
+      case SyncEvent::kDone:
+        progress.AddDone(e.bytes);
+        log.Info((e.revision ? "sent revision " : "sent ") + e.path + " (" + std::to_string(e.bytes) + " bytes)" +
+                 (e.reason.empty() ? "" : ": " + e.reason));
+        break;
+      case SyncEvent::kFailed:
+        progress.AddFailed();
+        progress.WithLineCleared([&] { log.Error(e.reason); });
+        break;
+    }
+    if (options.verbose && !options.json) {
       if (e.kind == SyncEvent::kDone) {
-        std::printf("sent     %s%s%s\n", e.path.c_str(), e.reason.empty() ? "" : "  ", e.reason.c_str());
+        progress.Print("sent     " + e.path + (e.reason.empty() ? "" : "  ") + e.reason);
       } else if (e.kind == SyncEvent::kPlanned && e.item && sync.dry_run) {
-        std::printf("%-8s %s  (%s)\n", std::string(ActionName(e.item->action)).c_str(),
-                    e.path.c_str(), e.reason.c_str());
+        char action[16];
+        std::snprintf(action, sizeof action, "%-8s", std::string(ActionName(e.item->action)).c_str());
+        progress.Print(action + (" " + e.path) + "  (" + e.reason + ")");
       }
     }
   };
   SyncReport r = RunSync(*config, **manifest, so, on_event);
+  progress.Finish();  // the summary below replaces the bar
   const int code = SyncExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
   if (options.json) {

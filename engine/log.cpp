@@ -37,7 +37,8 @@ std::string Timestamp() {
   return buf;
 }
 
-// Blanks the value that follows `marker` (up to whitespace, quote, comma or ';').
+// Blanks the value that follows `marker` (a quoted value up to its closing
+// quote; otherwise up to whitespace, quote, comma, ';' or '&').
 void RedactAfter(std::string& text, std::string_view marker) {
   auto lower = [](char c) { return char(c >= 'A' && c <= 'Z' ? c + 32 : c); };
   for (std::size_t pos = 0; pos + marker.size() <= text.size();) {
@@ -50,11 +51,18 @@ void RedactAfter(std::string& text, std::string_view marker) {
     std::size_t start = pos + marker.size();
     while (start < text.size() && text[start] == ' ') ++start;
     std::size_t end = start;
-    while (end < text.size() && std::string_view(" \t\r\n\"',;&").find(text[end]) == std::string_view::npos) ++end;
+    if (start < text.size() && (text[start] == '"' || text[start] == '\'')) {
+      const char quote = text[start++];
+      end = text.find(quote, start);
+      if (end == std::string::npos) end = text.size();
+    } else {
+      while (end < text.size() && std::string_view(" \t\r\n\"',;&").find(text[end]) == std::string_view::npos) ++end;
+    }
     if (end > start && text.compare(start, end - start, kRedacted) != 0) {
       text.replace(start, end - start, kRedacted);
+      end = start + kRedacted.size();
     }
-    pos = start + kRedacted.size();
+    pos = std::max(end, pos + 1);  // never skip a marker that follows an empty value
   }
 }
 
@@ -87,7 +95,10 @@ Logger::Logger(Logger&& other) noexcept
 void Logger::AddSecret(std::string secret) {
   if (secret.size() < 4) return;
   std::lock_guard lock(mu_);
-  if (std::find(secrets_.begin(), secrets_.end(), secret) == secrets_.end()) secrets_.push_back(std::move(secret));
+  if (std::find(secrets_.begin(), secrets_.end(), secret) != secrets_.end()) return;
+  // Longest first: a secret that contains another must not leave its tail behind.
+  auto at = std::find_if(secrets_.begin(), secrets_.end(), [&](const std::string& s) { return s.size() < secret.size(); });
+  secrets_.insert(at, std::move(secret));
 }
 
 std::string Logger::Redact(std::string_view text) const {
@@ -107,7 +118,11 @@ std::string Logger::Redact(std::string_view text) const {
 void Logger::Log(LogLevel level, std::string_view message) {
   if (!Enabled(level)) return;
   std::string text = Redact(message);
-  std::replace(text.begin(), text.end(), '\n', ' ');  // one event, one line
+  // One event, one line; control characters from server text could also
+  // move the cursor or recolour the terminal.
+  for (char& c : text) {
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == '\x7f') c = ' ';
+  }
   std::lock_guard lock(mu_);
   if (level <= options_.stderr_level) {
     const bool prefixed = level <= LogLevel::kWarn;

@@ -1,0 +1,102 @@
+// Progress: one live status line on a terminal for sync, pull and push.
+//
+//   sending  12/40 files  3.4/12.0 MB  1.20 MB/s  ETA 0:07  2 failed
+//
+// Events only bump counters; a small owned thread redraws the line at most
+// 10 times a second ("\r" + text + "\033[K", cut to the terminal width).
+// Anything else printed while the line is shown goes through Print() or
+// WithLineCleared(), which clear the line first and redraw it after, so
+// messages are never glued to the bar. Disabled (every call a no-op) unless
+// stdout is a terminal: nothing of it can reach a pipe or the log file.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "cli.hpp"
+
+namespace shotsync::cli {
+
+class Progress {
+ public:
+  struct Labels {
+    std::string files = "files";    // "12/40 files"
+    std::string skipped = "rejected";  // the extra counter: "3 rejected", "5 already here"
+  };
+
+  // A live line belongs on this stdout: a terminal, TERM is not "dumb",
+  // neither --quiet nor --json.
+  static bool Wanted(const GlobalOptions& options);
+
+  // `stop` (optional): the SIGINT flag, shown as phase "stopping".
+  Progress(bool enabled, Labels labels, const std::atomic<bool>* stop = nullptr);
+  explicit Progress(bool enabled) : Progress(enabled, Labels{}) {}
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  bool enabled() const { return enabled_; }
+
+  void SetPhase(std::string phase);
+  // The total grows while planning; SetTotal makes it final (ETA from then on).
+  void AddToTotal(std::int64_t files, std::uint64_t bytes);
+  void SetTotal(std::int64_t files, std::uint64_t bytes);
+  void AddDone(std::uint64_t bytes);
+  void AddFailed() { failed_.fetch_add(1, std::memory_order_relaxed); }
+  void AddSkipped() { skipped_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Prints `line` (a '\n' is added) on stdout without garbling the bar.
+  void Print(std::string_view line);
+  // Runs `emit` (e.g. a log call writing to stderr) with the bar line cleared.
+  template <class F>
+  void WithLineCleared(F&& emit) {
+    if (!enabled_) return std::forward<F>(emit)();
+    std::lock_guard lock(out_mu_);
+    ClearLocked();
+    std::forward<F>(emit)();
+    DrawLocked(last_text_);
+  }
+
+  // Stops the redraw thread and clears the line; the caller prints its
+  // summary after this. Idempotent; the destructor calls it.
+  void Finish();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void Loop();
+  std::string Render();       // current text, not yet cut to width
+  void ClearLocked();         // out_mu_ held
+  void DrawLocked(const std::string& text);  // out_mu_ held
+
+  const bool enabled_;
+  const Labels labels_;
+  const std::atomic<bool>* stop_flag_;
+  const Clock::time_point start_ = Clock::now();
+
+  std::atomic<std::int64_t> done_{0}, total_{0}, failed_{0}, skipped_{0};
+  std::atomic<std::uint64_t> bytes_done_{0}, bytes_total_{0};
+  std::atomic<bool> total_final_{false};
+
+  std::mutex mu_;  // phase_, samples_, finished_
+  std::condition_variable cv_;
+  std::string phase_ = "scanning";
+  bool finished_ = false;
+  std::deque<std::pair<Clock::time_point, std::uint64_t>> samples_;  // bytes_done_ over ~3 s
+
+  std::mutex out_mu_;  // the terminal line
+  std::string last_text_;
+  bool shown_ = false;
+
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace shotsync::cli
