@@ -86,6 +86,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   Progress progress(Progress::Wanted(options), {.files = "files", .skipped = "already here"}, po.stop);
   progress.SetPhase(pull.dry_run ? "listing" : "pulling");
   Logger& log = *options.log;
+  ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
   auto on_event = [&](const PullEvent& e) {
     switch (e.kind) {
       case PullEvent::kDownloaded:

@@ -19,13 +19,27 @@ StopSignals::StopSignals() {
       if (sigwait(&set_, &sig) != 0) continue;
       if (sig == SIGUSR1) return;
       if (!stop_.exchange(true)) {
-        std::fprintf(stderr, "shotsync: stopping after the running transfers (again to abort)\n");
+        Report("stopping after the running transfers (again to abort)");
       } else {
         abort_ = true;
-        std::fprintf(stderr, "shotsync: aborting; the next run resumes\n");
+        Report("aborting; the next run resumes");
       }
     }
   });
+}
+
+void StopSignals::SetReporter(std::function<void(const char*)> report) {
+  std::lock_guard lock(report_mu_);
+  report_ = std::move(report);
+}
+
+void StopSignals::Report(const char* message) {
+  std::lock_guard lock(report_mu_);
+  if (report_) {
+    report_(message);
+  } else {
+    std::fprintf(stderr, "shotsync: %s\n", message);
+  }
 }
 
 StopSignals::~StopSignals() {

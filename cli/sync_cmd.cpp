@@ -49,6 +49,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.abort = &signals.abort();
   Progress progress(Progress::Wanted(options), {}, so.stop);
   Logger& log = *options.log;
+  ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
   auto on_event = [&](const SyncEvent& e) {
     switch (e.kind) {
       case SyncEvent::kPlanned:
