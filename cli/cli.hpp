@@ -68,5 +68,8 @@ Command AddSyncCommand(CLI::App& app);    // sync_cmd.cpp
 Command AddPullCommand(CLI::App& app);    // pull_cmd.cpp
 Command AddTeamCommand(CLI::App& app);    // team_cmd.cpp
 Command AddPushCommand(CLI::App& app);    // push_cmd.cpp
+Command AddStatusCommand(CLI::App& app);  // status_cmd.cpp
+Command AddVerifyCommand(CLI::App& app);  // verify_cmd.cpp
+Command AddInitCommand(CLI::App& app);    // init_cmd.cpp
 
 }  // namespace shotsync::cli

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
       AddPushCommand(app),
       AddPullCommand(app),
       AddTeamCommand(app),
+      AddStatusCommand(app),
+      AddVerifyCommand(app),
+      AddInitCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -50,6 +50,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   Progress progress(Progress::Wanted(options), {}, so.stop);
   Logger& log = *options.log;
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
+  std::int64_t named_rejected = 0;  // rejected files named on stderr this run
   auto on_event = [&](const SyncEvent& e) {
     switch (e.kind) {
       case SyncEvent::kPlanned:
@@ -57,6 +58,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
           progress.AddToTotal(1, e.bytes);
         } else if (e.item && e.item->action == Action::kRejected) {
           progress.AddSkipped();
+          ++named_rejected;
           // README: every rejected file is named on stderr with its reason.
           if (!sync.dry_run) progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
         }
@@ -101,6 +103,12 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   progress.Finish();  // the summary below replaces the bar
   const int code = SyncExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
+  if (!sync.dry_run && r.plan.rejected > named_rejected) {
+    // Unchanged since an earlier run rejected them: not read again, so not
+    // named above; the exit code still says they are there.
+    log.Error(std::to_string(r.plan.rejected - named_rejected) +
+              " files rejected by earlier runs are unchanged; `shotsync status` lists them with reasons");
+  }
   if (options.json) {
     nlohmann::json failures = nlohmann::json::array();
     for (const auto& f : r.failures) {

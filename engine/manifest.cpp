@@ -1246,4 +1246,68 @@ Status Manifest::IntegrityCheck() {
   return {};
 }
 
+// --- Reports -----------------------------------------------------------------
+
+namespace {
+constexpr char kCountsByRoot[] =
+    "SELECT r.id, r.path, "
+    "SUM(f.state = 'synced'), SUM(f.state = 'new'), SUM(f.state = 'missing'), SUM(f.state = 'rejected') "
+    "FROM roots r LEFT JOIN files f ON f.root_id = r.id GROUP BY r.id ORDER BY r.id";
+constexpr char kFilesInState[] =
+    "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE state = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2";
+constexpr char kBuckets[] = "SELECT key, tokens, refilled_at, paused_until FROM throttle ORDER BY key";
+constexpr char kForgetRemote[] =
+    "UPDATE files SET remote_photo_id = NULL, remote_hash = '', "
+    "state = CASE WHEN state = 'synced' THEN 'new' ELSE state END, updated_at = ?2 WHERE id = ?1";
+}  // namespace
+
+Result<std::vector<Manifest::RootCounts>> Manifest::CountsByRoot() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kCountsByRoot));
+  std::vector<RootCounts> out;
+  for (;;) {
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    out.push_back(RootCounts{st->Int64(0), st->Bytes(1), st->Int64(2), st->Int64(3), st->Int64(4), st->Int64(5)});
+  }
+  return out;
+}
+
+Result<std::vector<FileRecord>> Manifest::FilesInState(FileState state, int limit) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFilesInState));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(FileStateName(state), limit));
+  std::vector<FileRecord> out;
+  for (;;) {
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    SHOTSYNC_ASSIGN_OR_RETURN(FileRecord rec, Impl::ReadFile(*st));
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
+Result<std::vector<Manifest::BucketRecord>> Manifest::Buckets() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kBuckets));
+  std::vector<BucketRecord> out;
+  for (;;) {
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) break;
+    out.push_back(BucketRecord{st->Text(0), st->Double(1), st->Double(2), st->Double(3)});
+  }
+  return out;
+}
+
+Status Manifest::ForgetRemote(std::int64_t file_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kForgetRemote));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, NowUnix()));
+    SHOTSYNC_RETURN_IF_ERROR(st->Run());
+    if (impl_->db.Changes() == 0) return Status::NotFound(impl_->path + ": no file " + std::to_string(file_id));
+    return {};
+  });
+}
+
 }  // namespace shotsync

@@ -227,7 +227,6 @@ std::string Lower(std::string s) {
   return s;
 }
 
-std::string Fingerprint(const std::string& key) { return HashBytes(key.data(), key.size()).substr(0, 12); }
 
 std::optional<std::uint64_t> FileSize(const std::string& path) {
   struct stat st {};
@@ -422,7 +421,7 @@ class PullRun {
                                 .ca_file = config.ca_file,
                                 .stall_timeout = std::chrono::seconds(config.stall_timeout),
                                 .queue_capacity = std::size_t(4 * jobs_ + 16)}),
-        throttle_(Throttle::Options{.key = "headshotpro:" + Fingerprint(config.headshotpro.key),
+        throttle_(Throttle::Options{.key = BucketKey("headshotpro", config.headshotpro.key),
                                     .rpm = double(config.headshotpro.rpm),
                                     .shared = &buckets_}),
         client_(engine_, throttle_, config.headshotpro.base_url, config.headshotpro.key,

@@ -101,10 +101,6 @@ struct Job {
   std::int64_t watermark = 0;  // largest photo id known in the album before the first send
 };
 
-std::string Fingerprint(const std::string& token) {
-  return HashBytes(token.data(), token.size()).substr(0, 12);
-}
-
 class SyncRun {
  public:
   SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manifest> jobs_db, OwnerLease lease,
@@ -116,7 +112,7 @@ class SyncRun {
                                 .bwlimit = options.bwlimit,
                                 .ca_file = config.ca_file,
                                 .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
-        throttle_(Throttle::Options{.key = "shootbin:" + Fingerprint(config.shootbin.token),
+        throttle_(Throttle::Options{.key = BucketKey("shootbin", config.shootbin.token),
                                     .rpm = double(config.shootbin.rpm),
                                     .shared = &buckets_}),
         client_(engine_, throttle_, config.shootbin.base_url, config.shootbin.token,

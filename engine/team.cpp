@@ -54,7 +54,7 @@ class Session {
         engine_(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config.ca_file,
                                 .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
         throttle_(Throttle::Options{
-            .key = "headshotpro:" + HashBytes(config.headshotpro.key.data(), config.headshotpro.key.size()).substr(0, 12),
+            .key = BucketKey("headshotpro", config.headshotpro.key),
             .rpm = double(config.headshotpro.rpm),
             .shared = buckets_.get()}),
         client_(engine_, throttle_, config.headshotpro.base_url, config.headshotpro.key,

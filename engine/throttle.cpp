@@ -12,6 +12,8 @@
 // broken store slows nothing down beyond this process's own limit.
 #include "shotsync/throttle.hpp"
 
+#include "shotsync/hasher.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -315,6 +317,10 @@ double Throttle::paused_until() const {
   const double now = options_.clock();
   std::lock_guard lock(mu_);
   return paused_until_ > now ? paused_until_ : 0;
+}
+
+std::string BucketKey(std::string_view service, std::string_view token) {
+  return std::string(service) + ":" + HashBytes(token.data(), token.size()).substr(0, 12);
 }
 
 }  // namespace shotsync

@@ -252,6 +252,24 @@ class Manifest {
   // PRAGMA quick_check; ok or kCorrupt with the first problem.
   Status IntegrityCheck();
 
+  // --- Reports (status, verify) --------------------------------------------
+  struct RootCounts {
+    std::int64_t root_id = 0;
+    std::string path;
+    std::int64_t synced = 0, pending = 0, missing = 0, rejected = 0;  // pending: new or changed
+  };
+  Result<std::vector<RootCounts>> CountsByRoot();
+  // Files in `state`, most recently changed first.
+  Result<std::vector<FileRecord>> FilesInState(FileState state, int limit);
+  struct BucketRecord {
+    std::string key;  // service + token fingerprint, never the token
+    double tokens = 0, refilled_at = 0, paused_until = 0;  // wall-clock seconds
+  };
+  Result<std::vector<BucketRecord>> Buckets();
+  // The server no longer has the file's photo (verify --remote --repair):
+  // forget the remote id and hash so that the next sync uploads it again.
+  Status ForgetRemote(std::int64_t file_id);
+
  private:
   struct Impl;
   explicit Manifest(std::unique_ptr<Impl> impl);

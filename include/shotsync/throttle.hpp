@@ -41,6 +41,11 @@ class BucketStore {
 // Wall-clock seconds since the epoch, as a double (shared across processes).
 double WallSeconds();
 
+// The shared bucket's key for a service and API token: "shootbin:" plus 12
+// hex digits of the token's hash. Processes using the same token share one
+// bucket; the token itself is never stored.
+std::string BucketKey(std::string_view service, std::string_view token);
+
 // Parses X-RateLimit-Reset / Retry-After style values: integer epoch seconds,
 // a small integer delta (Retry-After), or an ISO-8601 UTC timestamp with
 // optional fraction ("2024-01-15T10:31:00.000Z"). Returns epoch seconds.

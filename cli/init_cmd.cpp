@@ -1,0 +1,151 @@
+// shotsync init: writes a commented config (mode 600) and says where. Never
+// overwrites one without --force; never writes a token.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli.hpp"
+#include "shotsync/fd.hpp"
+
+namespace shotsync::cli {
+namespace {
+
+struct InitOptions {
+  std::vector<std::string> roots;
+  std::string project = "My Project";
+  std::string album = "Selects";
+  std::string base_url = "https://studio.example.com";
+  bool force = false;
+};
+
+std::string DefaultPath() {
+  if (const char* x = std::getenv("SHOTSYNC_CONFIG"); x && *x) return x;
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/shotsync/config.toml";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.config/shotsync/config.toml";
+}
+
+// TOML basic string: quotes and backslashes escaped, control characters dropped.
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + "\"";
+}
+
+std::string Render(const InitOptions& o) {
+  std::string t =
+      "# shotsync profile (written by `shotsync init`). Every key is optional\n"
+      "# unless marked; the values shown are the defaults. Check it with\n"
+      "# `shotsync --config THIS plan`.\n"
+      "#\n"
+      "# Tokens are NOT written here: export SHOOTBIN_API_TOKEN and\n"
+      "# HEADSHOTPRO_API_KEY, or name a token_file / key_file (mode 600).\n"
+      "\n"
+      "# Manifest (what was sent), lock and owner files.\n"
+      "# state_dir = \"~/.local/state/shotsync\"\n"
+      "# Concurrent transfers (1-64).\n"
+      "jobs = 8\n"
+      "# Upload identical content found under two paths only once.\n"
+      "dedupe = false\n"
+      "# Seconds a transfer may make no progress before it is given up.\n"
+      "stall_timeout = 30\n"
+      "# Extra CA bundle (PEM) for a server with its own CA; verification stays on.\n"
+      "# ca_file = \"/etc/ssl/studio-ca.pem\"\n"
+      "\n"
+      "[shootbin]\n"
+      "# Your Shootbin instance.\n"
+      "base_url = " + Quoted(o.base_url) + "\n"
+      "# Requests per minute the token may make (shootbin.md: 60 unless your plan says more).\n"
+      "rpm = 60\n"
+      "# token_file = \"~/.config/shotsync/shootbin.token\"\n"
+      "\n"
+      "[headshotpro]\n"
+      "base_url = \"https://server.headshotpro.com/api/v2\"\n"
+      "# 300 requests per minute; 1000 on Enterprise.\n"
+      "rpm = 300\n"
+      "# Where `shotsync pull` puts the team's headshots.\n"
+      "dest = \"~/Pictures/headshots\"\n"
+      "# main: the main variant of each photo; all: every variant.\n"
+      "include = \"main\"\n"
+      "# key_file = \"~/.config/shotsync/headshotpro.key\"\n";
+  const std::vector<std::string> roots = o.roots.empty() ? std::vector<std::string>{"~/Photos/Exports"} : o.roots;
+  for (const std::string& root : roots) {
+    t += "\n"
+         "# A folder to keep in step with one Shootbin album (repeat [[roots]] for more).\n"
+         "[[roots]]\n"
+         "path = " + Quoted(root) + "\n"
+         "# Project and album, by id or by name (required).\n"
+         "project = " + Quoted(o.project) + "\n"
+         "album = " + Quoted(o.album) + "\n"
+         "# Create the project/album when missing.\n"
+         "create = false\n"
+         "# fnmatch globs to skip; hidden files and *.part are always skipped.\n"
+         "ignore = [\"*.xmp\", \"*.tmp\"]\n";
+  }
+  return t;
+}
+
+int RunInit(const GlobalOptions& options, const InitOptions& o) {
+  const std::string path = options.config_path.value_or(DefaultPath());
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      options.log->Error(parent.string() + ": cannot create: " + ec.message());
+      return kExitUsage;
+    }
+    ::chmod(parent.c_str(), 0700);
+  }
+  // O_EXCL: never replace a config someone wrote (unless --force).
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (o.force ? O_TRUNC : O_EXCL);
+  UniqueFd fd(::open(path.c_str(), flags, 0600));
+  if (!fd) {
+    if (errno == EEXIST) {
+      options.log->Error(path + ": already exists; not overwritten (use --force to replace it)");
+    } else {
+      PrintError(options, Status::Io(path, errno));
+    }
+    return kExitUsage;
+  }
+  ::fchmod(fd.get(), 0600);
+  const std::string text = Render(o);
+  if (::write(fd.get(), text.data(), text.size()) != ssize_t(text.size()) || ::fsync(fd.get()) != 0) {
+    PrintError(options, Status::Io(path, errno));
+    return kExitUsage;
+  }
+  if (!options.quiet) {
+    std::printf("wrote %s\nnext: edit base_url and the roots, export SHOOTBIN_API_TOKEN, then run\n"
+                "  shotsync --config %s plan\n",
+                path.c_str(), path.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddInitCommand(CLI::App& app) {
+  auto opts = std::make_shared<InitOptions>();
+  auto* init = app.add_subcommand("init", "write a commented config file (mode 600) and say where");
+  init->add_option("--root", opts->roots, "a folder to sync (repeatable; absolute or ~/...)");
+  init->add_option("--project", opts->project, "Shootbin project for the roots (id or name)");
+  init->add_option("--album", opts->album, "album in that project (id or name)");
+  init->add_option("--base-url", opts->base_url, "your Shootbin instance");
+  init->add_flag("--force", opts->force, "replace an existing file");
+  return {init, [opts](const GlobalOptions& g) { return RunInit(g, *opts); }};
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,175 @@
+// shotsync status: what the manifest knows, without touching the network or
+// taking the run lock (it works while a sync runs).
+#include <signal.h>
+
+#include <algorithm>
+#include <ctime>
+#include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "shotsync/owner.hpp"
+
+namespace shotsync::cli {
+namespace {
+
+struct StatusOptions {
+  int runs = 10;
+  int files = 20;
+};
+
+std::string LocalTime(std::int64_t unix_s) {
+  if (unix_s <= 0) return "-";
+  const std::time_t t = std::time_t(unix_s);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+double WallNow() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+// Requests per second the bucket refills at, from the config (as Throttle does).
+double RateFor(const Config& config, const std::string& key) {
+  constexpr double kSafety = 0.985;
+  if (key.rfind("shootbin:", 0) == 0) return config.shootbin.rpm * kSafety / 60.0;
+  return config.headshotpro.rpm * kSafety / 60.0;
+}
+
+int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(options, config.status());
+    return kExitUsage;
+  }
+  auto opened = OpenManifestFor(*config);
+  if (!opened.ok()) {
+    PrintError(options, opened.status());
+    return ExitFor(opened.status());
+  }
+  Manifest& m = **opened;
+  auto runs = m.RecentRuns(so.runs);
+  auto jobs = m.UnfinishedJobs();
+  auto failures = m.RecentFailures(so.files);
+  auto rejected = m.FilesInState(FileState::kRejected, so.files);
+  auto roots = m.CountsByRoot();
+  auto buckets = m.Buckets();
+  for (const Status* st : {&runs.status(), &jobs.status(), &failures.status(), &rejected.status(),
+                           &roots.status(), &buckets.status()}) {
+    if (!st->ok()) {
+      PrintError(options, *st);
+      return ExitFor(*st);
+    }
+  }
+  auto path_of = [&](std::int64_t file_id) {
+    auto f = m.GetFileById(file_id);
+    if (!f.ok() || !*f) return "file " + std::to_string(file_id);
+    for (const auto& r : *roots) {
+      if (r.root_id == (*f)->root_id) return r.path + "/" + (*f)->rel_path;
+    }
+    return (*f)->rel_path;
+  };
+  const double now = WallNow();
+  nlohmann::json j_runs = nlohmann::json::array(), j_jobs = nlohmann::json::array(),
+                 j_failures = nlohmann::json::array(), j_rejected = nlohmann::json::array(),
+                 j_roots = nlohmann::json::array(), j_buckets = nlohmann::json::array();
+  for (const RunRecord& r : *runs) {
+    const bool open = r.finished_at == 0;
+    j_runs.push_back({{"command", r.command}, {"started_at", r.started_at}, {"finished_at", r.finished_at},
+                      {"seconds", open ? 0 : r.finished_at - r.started_at}, {"pid", r.pid},
+                      {"exit_code", open ? nlohmann::json(nullptr) : nlohmann::json(r.exit_code)},
+                      {"uploaded", r.counts.uploaded}, {"revised", r.counts.revised},
+                      {"skipped", r.counts.skipped}, {"rejected", r.counts.rejected},
+                      {"failed", r.counts.failed}, {"downloaded", r.counts.downloaded},
+                      {"bytes", r.counts.bytes}});
+  }
+  for (const JobRecord& jr : *jobs) {
+    const bool alive = OwnerLease::IsAlive(config->state_dir, jr.owner);
+    j_jobs.push_back({{"path", path_of(jr.file_id)}, {"kind", JobKindName(jr.kind)},
+                      {"state", alive ? "sending" : "interrupted"}, {"started_at", jr.started_at}});
+  }
+  for (const JobRecord& jr : *failures) {
+    j_failures.push_back({{"path", path_of(jr.file_id)}, {"kind", JobKindName(jr.kind)},
+                          {"state", JobStateName(jr.state)}, {"attempts", jr.attempts},
+                          {"reason", jr.last_error}, {"at", jr.finished_at}});
+  }
+  for (const FileRecord& f : *rejected) {
+    j_rejected.push_back({{"path", path_of(f.id)}, {"reason", f.reason}});
+  }
+  for (const auto& r : *roots) {
+    j_roots.push_back({{"path", r.path}, {"synced", r.synced}, {"pending", r.pending},
+                       {"missing", r.missing}, {"rejected", r.rejected}});
+  }
+  for (const auto& b : *buckets) {
+    const double rate = RateFor(*config, b.key);
+    const double tokens = std::min(1.0, b.tokens + std::max(0.0, now - b.refilled_at) * rate);
+    double wait = tokens >= 1.0 ? 0.0 : (1.0 - tokens) / rate;
+    if (b.paused_until > now) wait = std::max(wait, b.paused_until - now);
+    j_buckets.push_back({{"bucket", b.key}, {"next_request_in_s", wait},
+                         {"paused_until", b.paused_until > now ? b.paused_until : 0.0}});
+  }
+  if (options.json) {
+    nlohmann::json out = {{"runs", j_runs},         {"in_flight", j_jobs}, {"failed", j_failures},
+                          {"rejected", j_rejected}, {"roots", j_roots},    {"throttle", j_buckets}};
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return kExitOk;
+  }
+  if (options.quiet) return kExitOk;
+  std::printf("Last runs (newest first):\n");
+  if (runs->empty()) std::printf("  none yet\n");
+  for (const RunRecord& r : *runs) {
+    const bool open = r.finished_at == 0;
+    const bool alive = open && r.pid > 0 && ::kill(r.pid, 0) == 0;
+    std::printf("  %s  %-5s %-8s %5s  up %lld rev %lld skip %lld rej %lld fail %lld dl %lld  pid %d\n",
+                LocalTime(r.started_at).c_str(), r.command.c_str(),
+                open ? (alive ? "running" : "killed") : ("exit " + std::to_string(r.exit_code)).c_str(),
+                open ? "" : (std::to_string(r.finished_at - r.started_at) + "s").c_str(),
+                (long long)r.counts.uploaded, (long long)r.counts.revised, (long long)r.counts.skipped,
+                (long long)r.counts.rejected, (long long)r.counts.failed, (long long)r.counts.downloaded, r.pid);
+  }
+  std::printf("\nFiles by root:\n");
+  for (const auto& r : *roots) {
+    std::printf("  %s: %lld synced, %lld pending, %lld missing, %lld rejected\n", r.path.c_str(),
+                (long long)r.synced, (long long)r.pending, (long long)r.missing, (long long)r.rejected);
+  }
+  std::printf("\nIn flight: %zu\n", jobs->size());
+  for (const auto& jj : j_jobs) {
+    std::printf("  %-11s %-8s %s\n", jj["state"].get<std::string>().c_str(), jj["kind"].get<std::string>().c_str(),
+                jj["path"].get<std::string>().c_str());
+  }
+  std::printf("\nFailed (retried by the next run) and rejected uploads: %zu\n", failures->size());
+  for (const JobRecord& jr : *failures) {
+    std::printf("  %-8s %s  (%s)\n", std::string(JobStateName(jr.state)).c_str(), path_of(jr.file_id).c_str(),
+                jr.last_error.c_str());
+  }
+  std::printf("\nRejected files: %zu%s\n", rejected->size(), int(rejected->size()) == so.files ? " (newest shown)" : "");
+  for (const FileRecord& f : *rejected) std::printf("  %s  (%s)\n", path_of(f.id).c_str(), f.reason.c_str());
+  std::printf("\nThrottle:\n");
+  if (buckets->empty()) std::printf("  no requests yet\n");
+  for (const auto& jb : j_buckets) {
+    const double wait = jb["next_request_in_s"].get<double>();
+    std::printf("  %s: %s\n", jb["bucket"].get<std::string>().c_str(),
+                wait <= 0 ? "a request may go now" : ("next request in " + std::to_string(int(wait + 0.999)) + " s").c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddStatusCommand(CLI::App& app) {
+  auto opts = std::make_shared<StatusOptions>();
+  auto* status = app.add_subcommand("status", "last runs, files in flight, failed and rejected files, throttle");
+  status->add_option("--runs", opts->runs, "how many runs to show (10)")->check(CLI::Range(1, 1000));
+  status->add_option("--files", opts->files, "how many failed/rejected files to show (20)")->check(CLI::Range(1, 100000));
+  return {status, [opts](const GlobalOptions& g) { return RunStatus(g, *opts); }};
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,81 @@
+// shotsync verify: the manifest against the disk (and the server with
+// --remote); --repair fixes the manifest side only (include/shotsync/verify.hpp).
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "lock.hpp"
+#include "shotsync/verify.hpp"
+
+namespace shotsync::cli {
+namespace {
+
+int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(options, config.status());
+    return kExitUsage;
+  }
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(options, manifest.status());
+    return ExitFor(manifest.status());
+  }
+  // Repairs write the manifest: not while a sync is running.
+  std::optional<RunLock> lock;
+  if (vo.repair) {
+    auto held = RunLock::Acquire(config->state_dir);
+    if (!held.ok()) {
+      PrintError(options, held.status());
+      return ExitFor(held.status());
+    }
+    lock.emplace(std::move(*held));
+  }
+  VerifyReport r = Verify(*config, **manifest, vo);
+  int code = r.differences.empty() ? kExitOk : kExitPartial;
+  if (!r.status.ok()) {
+    PrintError(options, r.status);
+    code = r.status.code() == Code::kCorrupt ? kExitUsage : ExitFor(r.status);
+  }
+  std::int64_t repaired = 0;
+  for (const Difference& d : r.differences) repaired += d.repaired ? 1 : 0;
+  if (options.json) {
+    nlohmann::json diffs = nlohmann::json::array();
+    for (const Difference& d : r.differences) {
+      diffs.push_back({{"kind", DifferenceName(d.kind)}, {"path", d.path}, {"detail", d.detail}, {"repaired", d.repaired}});
+    }
+    nlohmann::json out = {{"differences", diffs},           {"files_checked", r.files_checked},
+                          {"remote_checked", r.remote_checked}, {"repaired", repaired},
+                          {"exit_code", code},
+                          {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return code;
+  }
+  for (const Difference& d : r.differences) {
+    std::printf("%-14s %s  (%s%s)\n", std::string(DifferenceName(d.kind)).c_str(), d.path.c_str(),
+                d.detail.c_str(), d.repaired ? "; repaired" : "");
+  }
+  if (!options.quiet) {
+    std::printf("verify: %lld files checked%s, %zu differences, %lld repaired in the manifest\n",
+                (long long)r.files_checked,
+                vo.remote ? (", " + std::to_string(r.remote_checked) + " photos on the server").c_str() : "",
+                r.differences.size(), (long long)repaired);
+  }
+  return code;
+}
+
+}  // namespace
+
+Command AddVerifyCommand(CLI::App& app) {
+  auto opts = std::make_shared<VerifyOptions>();
+  auto* verify = app.add_subcommand("verify", "check the manifest against the disk (and the server with --remote)");
+  verify->add_flag("--repair", opts->repair, "fix the manifest side (never files, never the server)");
+  verify->add_flag("--remote", opts->remote, "also list the albums on Shootbin and compare");
+  return {verify, [opts](const GlobalOptions& g) { return RunVerify(g, *opts); }};
+}
+
+}  // namespace shotsync::cli

@@ -1,0 +1,215 @@
+#include "shotsync/verify.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <map>
+#include <set>
+
+#include "manifest_buckets.hpp"
+#include "shotsync/owner.hpp"
+#include "shotsync/shootbin.hpp"
+#include "shotsync/throttle.hpp"
+#include "shotsync/transfer.hpp"
+
+namespace shotsync {
+
+std::string_view DifferenceName(Difference::Kind kind) noexcept {
+  switch (kind) {
+    case Difference::kMissingOnDisk: return "missing";
+    case Difference::kReappeared: return "reappeared";
+    case Difference::kChanged: return "changed";
+    case Difference::kNotRegular: return "not-a-file";
+    case Difference::kUnknownRoot: return "unknown-root";
+    case Difference::kInFlight: return "in-flight";
+    case Difference::kMissingOnServer: return "not-on-server";
+    case Difference::kServerOnly: return "server-only";
+    case Difference::kSizeDiffers: return "size-differs";
+  }
+  return "?";
+}
+
+namespace {
+
+class VerifyRun {
+ public:
+  VerifyRun(const Config& c, Manifest& m, const VerifyOptions& o) : config_(c), m_(m), options_(o) {}
+
+  VerifyReport Run() {
+    report_.status = m_.IntegrityCheck();
+    if (report_.status.ok()) report_.status = Local();
+    if (report_.status.ok()) report_.status = Jobs();
+    if (report_.status.ok() && options_.remote) report_.status = Remote();
+    return std::move(report_);
+  }
+
+ private:
+  void Add(Difference::Kind kind, std::string path, std::string detail, bool repaired = false) {
+    report_.differences.push_back({kind, std::move(path), std::move(detail), repaired});
+  }
+
+  // The configured root each manifest root is, by path.
+  Status MapRoots() {
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RootRecord> roots, m_.Roots());
+    for (RootRecord& r : roots) {
+      std::size_t index = SIZE_MAX;
+      for (std::size_t i = 0; i < config_.roots.size(); ++i) {
+        if (config_.roots[i].path == r.path) index = i;
+      }
+      roots_.emplace(r.id, std::make_pair(index, std::move(r)));
+    }
+    return {};
+  }
+
+  Status Local() {
+    SHOTSYNC_RETURN_IF_ERROR(MapRoots());
+    std::vector<FileRecord> repairs_missing, repairs_rehash;
+    for (const auto& [id, entry] : roots_) {
+      const auto& [index, root] = entry;
+      std::int64_t rows = 0;
+      SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(id, [&](const FileRecord& f) {
+        ++rows;
+        if (index == SIZE_MAX) return;
+        ++report_.files_checked;
+        const std::string path = root.path + "/" + f.rel_path;
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) != 0) {
+          if (f.state != FileState::kMissing) repairs_missing.push_back(f);
+          return;
+        }
+        if (!S_ISREG(st.st_mode)) {
+          if (f.state != FileState::kMissing) Add(Difference::kNotRegular, path, "no longer a regular file");
+          return;
+        }
+        if (f.state == FileState::kMissing) {
+          repairs_rehash.push_back(f);
+          return;
+        }
+        const std::int64_t mtime = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        if (std::uint64_t(st.st_size) != f.size || mtime != f.mtime_ns) {
+          Add(Difference::kChanged, path, "changed on disk since it was recorded; the next sync sends it");
+        }
+      }));
+      if (index == SIZE_MAX && rows > 0) {
+        Add(Difference::kUnknownRoot, root.path,
+            std::to_string(rows) + " files recorded for a root that is no longer configured (kept)");
+      }
+    }
+    for (const FileRecord& f : repairs_missing) {
+      bool repaired = false;
+      if (options_.repair) {
+        SHOTSYNC_RETURN_IF_ERROR(m_.MarkMissing(f.root_id, f.rel_path));
+        repaired = true;
+      }
+      Add(Difference::kMissingOnDisk, PathOf(f), "recorded, but gone from disk", repaired);
+    }
+    for (FileRecord f : repairs_rehash) {
+      bool repaired = false;
+      if (options_.repair) {
+        f.hash.clear();  // read again by the next plan
+        f.state = FileState::kNew;
+        SHOTSYNC_RETURN_IF_ERROR(m_.PutFile(f));
+        repaired = true;
+      }
+      Add(Difference::kReappeared, PathOf(f), "recorded as missing, but back on disk", repaired);
+    }
+    return {};
+  }
+
+  Status Jobs() {
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, m_.UnfinishedJobs());
+    for (const JobRecord& j : jobs) {
+      auto file = m_.GetFileById(j.file_id);
+      const std::string path = file.ok() && *file ? PathOf(**file) : "file " + std::to_string(j.file_id);
+      const bool alive = OwnerLease::IsAlive(config_.state_dir, j.owner);
+      Add(Difference::kInFlight, path,
+          std::string(JobKindName(j.kind)) +
+              (alive ? " being sent by a running shotsync" : " left in flight by an interrupted run; the next sync checks the server first"));
+    }
+    return {};
+  }
+
+  Status Remote() {
+    if (config_.shootbin.token.empty()) {
+      return Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file)");
+    }
+    TransferEngine engine(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config_.ca_file,
+                                          .stall_timeout = std::chrono::seconds(config_.stall_timeout)});
+    ManifestBuckets buckets(m_);
+    const std::string& token = config_.shootbin.token;
+    Throttle throttle(Throttle::Options{.key = BucketKey("shootbin", token),
+                                        .rpm = double(config_.shootbin.rpm),
+                                        .shared = &buckets});
+    ShootbinClient client(engine, throttle, config_.shootbin.base_url, token, config_.shootbin.token_source);
+    // One listing per album, shared by the roots that feed it.
+    std::map<std::pair<std::string, std::string>, std::vector<std::int64_t>> albums;
+    for (const auto& [id, entry] : roots_) {
+      if (entry.first != SIZE_MAX) {
+        const RootConfig& rc = config_.roots[entry.first];
+        albums[{rc.project, rc.album}].push_back(id);
+      }
+    }
+    for (const auto& [names, root_ids] : albums) {
+      SHOTSYNC_ASSIGN_OR_RETURN(std::int64_t project, client.ResolveProject(names.first, false));
+      SHOTSYNC_ASSIGN_OR_RETURN(std::int64_t album, client.ResolveAlbum(project, names.second, false));
+      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RemotePhoto> photos, client.ListPhotos(project, album));
+      report_.remote_checked += std::int64_t(photos.size());
+      std::map<std::int64_t, const RemotePhoto*> by_id;
+      for (const RemotePhoto& p : photos) by_id.emplace(p.id, &p);
+      std::set<std::int64_t> known;
+      std::vector<FileRecord> forget;
+      for (std::int64_t root_id : root_ids) {
+        SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(root_id, [&](const FileRecord& f) {
+          if (!f.remote_photo_id) return;
+          known.insert(*f.remote_photo_id);
+          auto it = by_id.find(*f.remote_photo_id);
+          if (it == by_id.end()) {
+            forget.push_back(f);
+          } else if (it->second->file_size && f.hash == f.remote_hash && *it->second->file_size != f.size) {
+            Add(Difference::kSizeDiffers, PathOf(f),
+                "photo " + std::to_string(*f.remote_photo_id) + " has " + std::to_string(*it->second->file_size) +
+                    " bytes on the server, " + std::to_string(f.size) + " here");
+          }
+        }));
+      }
+      for (const FileRecord& f : forget) {
+        bool repaired = false;
+        if (options_.repair) {
+          SHOTSYNC_RETURN_IF_ERROR(m_.ForgetRemote(f.id));
+          repaired = true;
+        }
+        Add(Difference::kMissingOnServer, PathOf(f),
+            "photo " + std::to_string(*f.remote_photo_id) + " is not in album '" + names.second +
+                "'" + (repaired ? "; the next sync uploads it again" : ""),
+            repaired);
+      }
+      for (const RemotePhoto& p : photos) {
+        if (!known.contains(p.id)) {
+          Add(Difference::kServerOnly, p.original_filename,
+              "photo " + std::to_string(p.id) + " in album '" + names.second + "' is not in the manifest");
+        }
+      }
+    }
+    return {};
+  }
+
+  std::string PathOf(const FileRecord& f) const {
+    auto it = roots_.find(f.root_id);
+    return it == roots_.end() ? f.rel_path : it->second.second.path + "/" + f.rel_path;
+  }
+
+  const Config& config_;
+  Manifest& m_;
+  const VerifyOptions& options_;
+  VerifyReport report_;
+  std::map<std::int64_t, std::pair<std::size_t, RootRecord>> roots_;  // manifest root id -> config index, row
+};
+
+}  // namespace
+
+VerifyReport Verify(const Config& config, Manifest& manifest, const VerifyOptions& options) {
+  VerifyRun run(config, manifest, options);
+  return run.Run();
+}
+
+}  // namespace shotsync
