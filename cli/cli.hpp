@@ -56,6 +56,15 @@ Result<Config> LoadConfigFor(const GlobalOptions& options);
 // Creates the state dir (0700) and opens its manifest.
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
 
+// The config and its manifest, as every command that reads the manifest
+// starts. On failure the error is printed and *exit_code says how to exit
+// (2 for the config, ExitFor for the manifest).
+struct Profile {
+  Config config;
+  std::unique_ptr<Manifest> manifest;
+};
+std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code);
+
 // A subcommand: its CLI11 node and what runs it once parsed. Each command's
 // options live in the `run` closure, so main.cpp only lists the commands.
 struct Command {

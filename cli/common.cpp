@@ -63,6 +63,22 @@ Result<Config> LoadConfigFor(const GlobalOptions& options) {
   return config;
 }
 
+std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code) {
+  auto config = LoadConfigFor(options);
+  if (!config.ok()) {
+    PrintError(options, config.status());
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  auto manifest = OpenManifestFor(*config);
+  if (!manifest.ok()) {
+    PrintError(options, manifest.status());
+    *exit_code = ExitFor(manifest.status());
+    return std::nullopt;
+  }
+  return Profile{std::move(*config), std::move(*manifest)};
+}
+
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.state_dir, ec);

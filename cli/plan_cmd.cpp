@@ -11,16 +11,11 @@ namespace shotsync::cli {
 namespace {
 
 int RunPlan(const GlobalOptions& options) {
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
-  auto manifest = OpenManifestFor(*config);
-  if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitFor(manifest.status());
-  }
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  auto& manifest = profile->manifest;
   nlohmann::json items = nlohmann::json::array();
   auto on_item = [&](const PlanItem& item) {
     if (options.json && options.verbose) {
@@ -34,7 +29,7 @@ int RunPlan(const GlobalOptions& options) {
     }
   };
   auto on_error = [&](const std::string&, const Status& st) { PrintError(options, st); };
-  auto stats = BuildPlan(*config, **manifest, PlanOptions{.dedupe = config->dedupe, .emit_unchanged = options.verbose}, on_item, on_error);
+  auto stats = BuildPlan(config, *manifest, PlanOptions{.dedupe = config.dedupe, .emit_unchanged = options.verbose}, on_item, on_error);
   if (!stats.ok()) {
     PrintError(options, stats.status());
     return ExitFor(stats.status());

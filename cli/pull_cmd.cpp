@@ -52,21 +52,16 @@ namespace {
 
 int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
-  if (pull.rpm > 0) config->headshotpro.rpm = pull.rpm;
-  if (!pull.dest.empty()) config->headshotpro.dest = ExpandHome(pull.dest, ProcessEnv());
-  auto manifest = OpenManifestFor(*config);
-  if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitFor(manifest.status());
-  }
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  auto& manifest = profile->manifest;
+  if (pull.rpm > 0) config.headshotpro.rpm = pull.rpm;
+  if (!pull.dest.empty()) config.headshotpro.dest = ExpandHome(pull.dest, ProcessEnv());
   // Its own lock: a pull and a sync of the same profile may run together
   // (the manifest allows it), two pulls may not.
-  const std::string lock_dir = config->state_dir + "/pull";
+  const std::string lock_dir = config.state_dir + "/pull";
   std::error_code ec;
   std::filesystem::create_directories(lock_dir, ec);
   auto lock = RunLock::Acquire(lock_dir);
@@ -113,7 +108,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
       progress.Print(head + e.path + (e.reason.empty() ? "" : "  ") + e.reason);
     }
   };
-  PullReport r = RunPull(*config, **manifest, po, on_event);
+  PullReport r = RunPull(config, *manifest, po, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = PullExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);

@@ -49,11 +49,6 @@ struct FileOutcome {
 
 int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
   SyncOptions so;
   so.command = "push";
   so.files = ExpandStdin(push);
@@ -65,11 +60,11 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
     options.log->Error("push: no files given (name them, or '-' to read paths from stdin)");
     return kExitUsage;
   }
-  auto manifest = OpenManifestFor(*config);
-  if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitFor(manifest.status());
-  }
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  auto& manifest = profile->manifest;
   std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end
   auto record = [&](const std::string& path, std::string outcome, std::string reason) {
     if (!options.quiet && !options.json) {
@@ -97,7 +92,7 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
       default: break;
     }
   };
-  SyncReport r = RunSync(*config, **manifest, so, on_event);
+  SyncReport r = RunSync(config, *manifest, so, on_event);
   const int code = SyncExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
   if (options.json) {

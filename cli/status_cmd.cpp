@@ -45,17 +45,11 @@ double RateFor(const Config& config, const std::string& key) {
 }
 
 int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
-  auto opened = OpenManifestFor(*config);
-  if (!opened.ok()) {
-    PrintError(options, opened.status());
-    return ExitFor(opened.status());
-  }
-  Manifest& m = **opened;
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  Manifest& m = *profile->manifest;
   auto runs = m.RecentRuns(so.runs);
   auto jobs = m.UnfinishedJobs();
   auto failures = m.RecentFailures(so.files);
@@ -92,7 +86,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                       {"bytes", r.counts.bytes}});
   }
   for (const JobRecord& jr : *jobs) {
-    const bool alive = OwnerLease::IsAlive(config->state_dir, jr.owner);
+    const bool alive = OwnerLease::IsAlive(config.state_dir, jr.owner);
     j_jobs.push_back({{"path", path_of(jr.file_id)}, {"kind", JobKindName(jr.kind)},
                       {"state", alive ? "sending" : "interrupted"}, {"started_at", jr.started_at}});
   }
@@ -109,7 +103,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                        {"missing", r.missing}, {"rejected", r.rejected}});
   }
   for (const auto& b : *buckets) {
-    const double rate = RateFor(*config, b.key);
+    const double rate = RateFor(config, b.key);
     const double tokens = std::min(1.0, b.tokens + std::max(0.0, now - b.refilled_at) * rate);
     double wait = tokens >= 1.0 ? 0.0 : (1.0 - tokens) / rate;
     if (b.paused_until > now) wait = std::max(wait, b.paused_until - now);

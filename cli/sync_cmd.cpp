@@ -25,18 +25,13 @@ struct SyncCommandOptions {
 
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
-  if (sync.rpm > 0) config->shootbin.rpm = sync.rpm;
-  auto manifest = OpenManifestFor(*config);
-  if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitFor(manifest.status());
-  }
-  auto lock = RunLock::Acquire(config->state_dir);
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  auto& manifest = profile->manifest;
+  if (sync.rpm > 0) config.shootbin.rpm = sync.rpm;
+  auto lock = RunLock::Acquire(config.state_dir);
   if (!lock.ok()) {
     PrintError(options, lock.status());
     return ExitFor(lock.status());
@@ -99,7 +94,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
       }
     }
   };
-  SyncReport r = RunSync(*config, **manifest, so, on_event);
+  SyncReport r = RunSync(config, *manifest, so, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = SyncExitCode(r);
   if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);

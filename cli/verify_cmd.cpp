@@ -15,27 +15,22 @@ namespace shotsync::cli {
 namespace {
 
 int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
-  auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
-  auto manifest = OpenManifestFor(*config);
-  if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitFor(manifest.status());
-  }
+  int failed = kExitOk;
+  auto profile = OpenProfile(options, &failed);
+  if (!profile) return failed;
+  Config& config = profile->config;
+  auto& manifest = profile->manifest;
   // Repairs write the manifest: not while a sync is running.
   std::optional<RunLock> lock;
   if (vo.repair) {
-    auto held = RunLock::Acquire(config->state_dir);
+    auto held = RunLock::Acquire(config.state_dir);
     if (!held.ok()) {
       PrintError(options, held.status());
       return ExitFor(held.status());
     }
     lock.emplace(std::move(*held));
   }
-  VerifyReport r = Verify(*config, **manifest, vo);
+  VerifyReport r = Verify(config, *manifest, vo);
   int code = r.differences.empty() ? kExitOk : kExitPartial;
   if (!r.status.ok()) {
     PrintError(options, r.status);

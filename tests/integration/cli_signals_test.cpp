@@ -9,13 +9,10 @@
 
 #include "sync_fixture.hpp"
 
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 // latency_ms per answer: resolving the album takes two answers, so after
 // 2.5 x latency uploads are in flight, each for about `latency_ms` more.

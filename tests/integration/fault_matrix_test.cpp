@@ -8,13 +8,10 @@
 
 #include "sync_fixture.hpp"
 
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 // 40 photos through `faults`; runs sync until it exits 0 (at most 6 runs).
 void RunScenario(std::vector<std::string> faults) {

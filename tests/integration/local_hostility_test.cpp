@@ -11,13 +11,10 @@
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 // A mount that is undone on scope exit. ok() is false where mounting is not
 // allowed (not root, no CAP_SYS_ADMIN): those tests are then skipped.

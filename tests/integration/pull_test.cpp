@@ -18,13 +18,10 @@
 
 namespace fs = std::filesystem;
 using shotsync::testing::Sha256File;
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 std::uint64_t Route(const nlohmann::json& stats, const std::string& route) {
   const auto& r = stats.at("requests");

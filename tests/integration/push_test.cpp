@@ -13,13 +13,10 @@
 
 namespace fs = std::filesystem;
 using shotsync::testing::RunProgram;
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 std::string Photo(const SyncFixture& f, int n) {
   char rel[32];

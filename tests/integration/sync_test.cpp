@@ -17,13 +17,10 @@
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 std::uint64_t TotalRequests(const nlohmann::json& stats) {
   std::uint64_t n = 0;

@@ -22,13 +22,10 @@
 
 namespace fs = std::filesystem;
 using shotsync::testing::Sha256File;
+using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
-  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
-}
 
 struct Options {
   int trials = 100;

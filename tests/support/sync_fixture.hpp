@@ -19,6 +19,11 @@ namespace shotsync::testing {
 
 std::string Sha256File(const std::filesystem::path& path);
 
+// A counter from the emulator's /_emulator/stats (0 when absent).
+inline std::uint64_t StatU(const nlohmann::json& stats, const char* key) {
+  return stats.contains(key) ? stats.at(key).get<std::uint64_t>() : 0;
+}
+
 class SyncFixture {
  public:
   explicit SyncFixture(std::vector<std::string> emulator_args = {"--shootbin-rpm", "1000000"});
