@@ -28,11 +28,23 @@ struct InitOptions {
   bool force = false;
 };
 
+// Where FindConfigFile will look first (engine/config.cpp); empty without HOME.
 std::string DefaultPath() {
   if (const char* x = std::getenv("SHOTSYNC_CONFIG"); x && *x) return x;
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/shotsync/config.toml";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : ".") + "/.config/shotsync/config.toml";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.config/shotsync/config.toml";
+  return "";
+}
+
+// Creates the missing folders of `dir`, each 0700 (the config's folder holds
+// token files too). Existing folders are left as they are.
+Status MakePrivateDirs(const std::filesystem::path& dir) {
+  std::filesystem::path sofar;
+  for (const auto& part : dir) {
+    sofar /= part;
+    if (::mkdir(sofar.c_str(), 0700) != 0 && errno != EEXIST) return Status::Io(sofar.string(), errno);
+  }
+  return {};
 }
 
 // TOML basic string: quotes and backslashes escaped, control characters dropped.
@@ -80,9 +92,18 @@ std::string Render(const InitOptions& o) {
       "dest = \"~/Pictures/headshots\"\n"
       "# main: the main variant of each photo; all: every variant.\n"
       "include = \"main\"\n"
+      "# Path of each file under dest; must contain {photo}.\n"
+      "layout = \"{member}/{model}/{photo}.{ext}\"\n"
       "# key_file = \"~/.config/shotsync/headshotpro.key\"\n";
-  const std::vector<std::string> roots = o.roots.empty() ? std::vector<std::string>{"~/Photos/Exports"} : o.roots;
-  for (const std::string& root : roots) {
+  std::vector<std::string> roots = o.roots.empty() ? std::vector<std::string>{"~/Photos/Exports"} : o.roots;
+  for (std::string& root : roots) {
+    // The config wants absolute paths (or ~/): a relative --root means here.
+    if (root.rfind("~/", 0) != 0 && !std::filesystem::path(root).is_absolute()) {
+      std::error_code ec;
+      const auto abs = std::filesystem::absolute(root, ec);
+      if (!ec) root = abs.lexically_normal().string();
+      if (root.size() > 1 && root.back() == '/') root.pop_back();
+    }
     t += "\n"
          "# A folder to keep in step with one Shootbin album (repeat [[roots]] for more).\n"
          "[[roots]]\n"
@@ -100,15 +121,16 @@ std::string Render(const InitOptions& o) {
 
 int RunInit(const GlobalOptions& options, const InitOptions& o) {
   const std::string path = options.config_path.value_or(DefaultPath());
-  std::error_code ec;
+  if (path.empty()) {
+    options.log->Error("no HOME or XDG_CONFIG_HOME: say where with --config FILE");
+    return kExitUsage;
+  }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      options.log->Error(parent.string() + ": cannot create: " + ec.message());
+  if (!parent.empty()) {
+    if (Status st = MakePrivateDirs(parent); !st.ok()) {
+      PrintError(options, st);
       return kExitUsage;
     }
-    ::chmod(parent.c_str(), 0700);
   }
   // O_EXCL: never replace a config someone wrote (unless --force).
   const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (o.force ? O_TRUNC : O_EXCL);

@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "shotsync/owner.hpp"
+#include "shotsync/throttle.hpp"
 
 namespace shotsync::cli {
 namespace {
@@ -29,12 +30,6 @@ std::string LocalTime(std::int64_t unix_s) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
-}
-
-double WallNow() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
 }
 
 // Requests per second the bucket refills at, from the config (as Throttle does).
@@ -71,7 +66,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     }
     return (*f)->rel_path;
   };
-  const double now = WallNow();
+  const double now = WallSeconds();  // the clock Throttle stores buckets on
   nlohmann::json j_runs = nlohmann::json::array(), j_jobs = nlohmann::json::array(),
                  j_failures = nlohmann::json::array(), j_rejected = nlohmann::json::array(),
                  j_roots = nlohmann::json::array(), j_buckets = nlohmann::json::array();
@@ -107,7 +102,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     const double tokens = std::min(1.0, b.tokens + std::max(0.0, now - b.refilled_at) * rate);
     double wait = tokens >= 1.0 ? 0.0 : (1.0 - tokens) / rate;
     if (b.paused_until > now) wait = std::max(wait, b.paused_until - now);
-    j_buckets.push_back({{"bucket", b.key}, {"next_request_in_s", wait},
+    j_buckets.push_back({{"bucket", b.key}, {"tokens", tokens}, {"next_request_in_s", wait},
                          {"paused_until", b.paused_until > now ? b.paused_until : 0.0}});
   }
   if (options.json) {
@@ -135,7 +130,13 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                 (long long)r.synced, (long long)r.pending, (long long)r.missing, (long long)r.rejected);
   }
   std::printf("\nIn flight: %zu\n", jobs->size());
-  for (const auto& jj : j_jobs) {
+  constexpr std::size_t kJobsShown = 10;  // a count matters more than a long list
+  for (std::size_t i = 0; i < j_jobs.size(); ++i) {
+    if (i == kJobsShown) {
+      std::printf("  ... and %zu more (--json lists all)\n", j_jobs.size() - kJobsShown);
+      break;
+    }
+    const auto& jj = j_jobs[i];
     std::printf("  %-11s %-8s %s\n", jj["state"].get<std::string>().c_str(), jj["kind"].get<std::string>().c_str(),
                 jj["path"].get<std::string>().c_str());
   }
@@ -150,8 +151,11 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   if (buckets->empty()) std::printf("  no requests yet\n");
   for (const auto& jb : j_buckets) {
     const double wait = jb["next_request_in_s"].get<double>();
-    std::printf("  %s: %s\n", jb["bucket"].get<std::string>().c_str(),
-                wait <= 0 ? "a request may go now" : ("next request in " + std::to_string(int(wait + 0.999)) + " s").c_str());
+    const double paused = jb["paused_until"].get<double>();
+    std::string line = wait <= 0 ? "a request may go now"
+                                 : "next request in " + std::to_string(int(wait + 0.999)) + " s";
+    if (paused > 0) line += " (server asked to pause until " + LocalTime(std::int64_t(paused + 0.999)) + ")";
+    std::printf("  %s: %s\n", jb["bucket"].get<std::string>().c_str(), line.c_str());
   }
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -20,6 +21,7 @@ std::string_view DifferenceName(Difference::Kind kind) noexcept {
     case Difference::kReappeared: return "reappeared";
     case Difference::kChanged: return "changed";
     case Difference::kNotRegular: return "not-a-file";
+    case Difference::kUnreadable: return "unreadable";
     case Difference::kUnknownRoot: return "unknown-root";
     case Difference::kInFlight: return "in-flight";
     case Difference::kMissingOnServer: return "not-on-server";
@@ -63,18 +65,29 @@ class VerifyRun {
 
   Status Local() {
     SHOTSYNC_RETURN_IF_ERROR(MapRoots());
-    std::vector<FileRecord> repairs_missing, repairs_rehash;
+    std::vector<FileRecord> repairs_missing;
+    std::vector<std::pair<FileRecord, Difference::Kind>> repairs_rehash;  // reappeared or changed
     for (const auto& [id, entry] : roots_) {
-      const auto& [index, root] = entry;
+      // Not a structured binding: clang 14 cannot capture one in the lambda below.
+      const auto& index = entry.first;
+      const auto& root = entry.second;
       std::int64_t rows = 0;
       SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(id, [&](const FileRecord& f) {
         ++rows;
         if (index == SIZE_MAX) return;
         ++report_.files_checked;
         const std::string path = root.path + "/" + f.rel_path;
+        // stat, not lstat: the scanner follows symlinks, so the row describes
+        // the target (a dangling link is gone, as the scanner sees it).
         struct stat st{};
-        if (::lstat(path.c_str(), &st) != 0) {
-          if (f.state != FileState::kMissing) repairs_missing.push_back(f);
+        if (::stat(path.c_str(), &st) != 0) {
+          const int err = errno;
+          if (err == ENOENT || err == ENOTDIR) {
+            if (f.state != FileState::kMissing) repairs_missing.push_back(f);
+          } else {
+            // EACCES, EIO...: it may well be there; never marked missing for it.
+            Add(Difference::kUnreadable, path, std::string("cannot stat: ") + std::strerror(err));
+          }
           return;
         }
         if (!S_ISREG(st.st_mode)) {
@@ -82,12 +95,12 @@ class VerifyRun {
           return;
         }
         if (f.state == FileState::kMissing) {
-          repairs_rehash.push_back(f);
+          repairs_rehash.emplace_back(f, Difference::kReappeared);
           return;
         }
         const std::int64_t mtime = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
         if (std::uint64_t(st.st_size) != f.size || mtime != f.mtime_ns) {
-          Add(Difference::kChanged, path, "changed on disk since it was recorded; the next sync sends it");
+          repairs_rehash.emplace_back(f, Difference::kChanged);
         }
       }));
       if (index == SIZE_MAX && rows > 0) {
@@ -103,15 +116,20 @@ class VerifyRun {
       }
       Add(Difference::kMissingOnDisk, PathOf(f), "recorded, but gone from disk", repaired);
     }
-    for (FileRecord f : repairs_rehash) {
-      bool repaired = false;
-      if (options_.repair) {
-        f.hash.clear();  // read again by the next plan
+    for (auto& [f, kind] : repairs_rehash) {
+      const bool repaired = options_.repair;
+      if (repaired) {
+        // Size and mtime stay as recorded: with no hash the next plan reads the
+        // file again and uploads or revises it. PutFile never touches the
+        // remote id/hash, so a revision still goes to the same photo.
+        f.hash.clear();
         f.state = FileState::kNew;
         SHOTSYNC_RETURN_IF_ERROR(m_.PutFile(f));
-        repaired = true;
       }
-      Add(Difference::kReappeared, PathOf(f), "recorded as missing, but back on disk", repaired);
+      Add(kind, PathOf(f),
+          kind == Difference::kReappeared ? "recorded as missing, but back on disk"
+                                          : "size or mtime differ from the record; the next sync hashes it and may revise it",
+          repaired);
     }
     return {};
   }
@@ -164,6 +182,8 @@ class VerifyRun {
           known.insert(*f.remote_photo_id);
           auto it = by_id.find(*f.remote_photo_id);
           if (it == by_id.end()) {
+            // Gone from disk too: nothing will be sent again, nothing to report.
+            if (f.state == FileState::kMissing) return;
             forget.push_back(f);
           } else if (it->second->file_size && f.hash == f.remote_hash && *it->second->file_size != f.size) {
             Add(Difference::kSizeDiffers, PathOf(f),

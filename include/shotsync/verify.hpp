@@ -3,11 +3,12 @@
 // the manifest side only, never a file and never the server, so that the
 // next sync does the right thing:
 //   missing on disk     marked missing (never deleted remotely)
-//   reappeared          its hash is cleared: the next plan reads it again
+//   reappeared, changed its hash is cleared and it is new again: the next
+//                       plan reads it (remote id kept: a change is a revision)
 //   missing on server   its remote id is forgotten: the next sync uploads it
-// Everything else is reported only (changed files are the next sync's work;
-// jobs in flight are reconciled by the next sync; server-only photos are
-// the studio's business).
+// Everything else is reported only (jobs in flight are reconciled by the
+// next sync; server-only photos are the studio's business; unreadable paths
+// are never taken for missing).
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,8 @@ struct Difference {
     kMissingOnDisk,    // recorded, gone from disk
     kReappeared,       // recorded missing, back on disk
     kChanged,          // size or mtime differ from the record
-    kNotRegular,       // now a directory, symlink...
+    kNotRegular,       // now a directory, fifo...
+    kUnreadable,       // stat failed other than "no such file" (never repaired)
     kUnknownRoot,      // rows of a root no longer in the config
     kInFlight,         // a job not finished
     kMissingOnServer,  // recorded as uploaded, the server does not have it

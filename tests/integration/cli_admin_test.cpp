@@ -4,10 +4,13 @@
 
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "http.hpp"
+#include "jpeg_synth.hpp"
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
@@ -15,6 +18,20 @@ using shotsync::testing::RunProgram;
 using shotsync::testing::SyncFixture;
 
 namespace {
+
+std::string ReadText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The differences of one kind in a verify --json answer.
+std::vector<nlohmann::json> OfKind(const nlohmann::json& j, const std::string& kind) {
+  std::vector<nlohmann::json> out;
+  for (const auto& d : j.at("differences")) {
+    if (d.at("kind") == kind) out.push_back(d);
+  }
+  return out;
+}
 
 nlohmann::json Json(const shotsync::testing::RunResult& r) {
   INFO(r.out << r.err);
@@ -156,4 +173,179 @@ TEST_CASE("init writes a private config that plan accepts, and never overwrites 
   auto forced = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init", "--force"}, f.Env(),
                            (f.tmp.path() / "forced").string());
   CHECK(forced.code == 0);
+}
+
+TEST_CASE("verify reports a file changed on disk, and after --repair the next sync revises it", "[cli][verify]") {
+  SyncFixture f;
+  f.MakePhotos(2);
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  f.MakePhotos(1, 1, 50, 96);  // IMG_0001.jpg again, other pixels and size
+  auto j = Json(f.Cli({"verify", "--json"}));
+  REQUIRE(j.at("differences").size() == 1);
+  CHECK(j.at("differences")[0].at("kind") == "changed");
+  CHECK(j.at("differences")[0].at("path").get<std::string>().find("IMG_0001.jpg") != std::string::npos);
+  CHECK(j.at("exit_code") == 1);
+
+  auto r = f.Cli({"verify", "--repair"});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("changed") != std::string::npos);
+  CHECK(r.out.find("1 repaired") != std::string::npos);
+  // The remote id was kept: a revision of the same photo, not a second upload.
+  auto sync = Json(f.Cli({"sync", "--json"}));
+  CHECK(sync.at("revised") == 1);
+  CHECK(sync.at("uploaded") == 0);
+  CHECK(f.CompareWithServer() == "");
+  CHECK(f.Cli({"verify", "--remote"}).code == 0);
+}
+
+TEST_CASE("verify --remote lists a photo that is only on the server by its filename", "[cli][verify]") {
+  SyncFixture f;
+  f.MakePhotos(2);
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  // Someone uploads through the web page.
+  const auto jpeg = shotsync::testing::SynthJpeg({.width = 32, .height = 24, .seed = 4242});
+  namespace http = shotsync::testing::http;
+  auto up = http::PostMultipart(f.emu->url("/api/projects/1/albums/1/photos"),
+                                {http::Part::Bytes("photo", jpeg, "from-the-web.jpg", "image/jpeg"),
+                                 http::Part::Field("client_original_filename", "from-the-web.jpg")},
+                                {{"Authorization", "Bearer sb-test-token"}, {"Accept", "application/json"}});
+  REQUIRE(up.status / 100 == 2);
+  auto r = f.Cli({"verify", "--remote", "--repair", "--json"});
+  CHECK(r.code == 1);
+  auto j = Json(r);
+  CHECK(j.at("remote_checked") == 3);
+  auto only = OfKind(j, "server-only");
+  REQUIRE(only.size() == 1);
+  CHECK(only[0].at("path") == "from-the-web.jpg");
+  CHECK(only[0].at("repaired") == false);  // the server is never changed
+  CHECK(j.at("differences").size() == 1);
+  CHECK(f.RemotePhotos().size() == 3);
+}
+
+TEST_CASE("verify --remote with a revoked token exits 3", "[cli][verify]") {
+  SyncFixture f;
+  f.MakePhotos(1);
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  nlohmann::json body = {{"token", "sb-test-token"}, {"service", "shootbin"}, {"revoked", true}};
+  f.emu->Admin("POST", "tokens", &body);
+  auto r = f.Cli({"verify", "--remote"});
+  CHECK(r.code == 3);
+  CHECK(r.err.find("sb-test-token") == std::string::npos);
+  CHECK(f.Cli({"verify"}).code == 0);  // the local check needs no token
+}
+
+TEST_CASE("status and verify show a killed sync's run and its job left in flight, and the next sync clears both",
+          "[cli][status][verify]") {
+  SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "400"});
+  f.MakePhotos(12);
+  auto sync = f.StartCli({"sync", "-j", "2", "--quiet"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  sync->Kill(SIGKILL);
+  sync->Wait(std::chrono::seconds(30));
+
+  auto st = Json(f.Cli({"status", "--json"}));
+  CHECK(st.at("runs")[0].at("exit_code").is_null());
+  REQUIRE_FALSE(st.at("in_flight").empty());
+  CHECK(st.at("in_flight")[0].at("state") == "interrupted");
+  auto text = f.Cli({"status"});
+  CHECK(text.out.find("killed") != std::string::npos);
+
+  auto v = f.Cli({"verify", "--json"});
+  CHECK(v.code == 1);
+  auto inflight = OfKind(Json(v), "in-flight");
+  REQUIRE_FALSE(inflight.empty());
+  CHECK(inflight[0].at("detail").get<std::string>().find("interrupted") != std::string::npos);
+
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  CHECK(f.CompareWithServer() == "");
+  CHECK(f.Cli({"verify"}).code == 0);
+  CHECK(Json(f.Cli({"status", "--json"})).at("in_flight").empty());
+}
+
+TEST_CASE("verify reports the rows of a root that left the config and keeps them", "[cli][verify]") {
+  SyncFixture f;
+  f.MakePhotos(3);
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  const fs::path other = f.tmp.path() / "other";
+  fs::create_directories(other);
+  std::string cfg = ReadText(f.config);
+  const std::string from = "path = \"" + f.photos.string() + "\"";
+  REQUIRE(cfg.find(from) != std::string::npos);
+  cfg.replace(cfg.find(from), from.size(), "path = \"" + other.string() + "\"");
+  std::ofstream(f.config, std::ios::trunc) << cfg;
+
+  for (int pass = 0; pass < 2; ++pass) {  // --repair leaves them as they are
+    auto r = f.Cli({"verify", "--repair", "--json"});
+    CHECK(r.code == 1);
+    auto j = Json(r);
+    REQUIRE(j.at("differences").size() == 1);
+    CHECK(j.at("differences")[0].at("kind") == "unknown-root");
+    CHECK(j.at("differences")[0].at("path") == f.photos.string());
+    CHECK(j.at("differences")[0].at("detail").get<std::string>().find("3 files") != std::string::npos);
+  }
+}
+
+TEST_CASE("verify exits 2 when the manifest is damaged", "[cli][verify]") {
+  SyncFixture f;
+  f.MakePhotos(3);
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  const fs::path db = f.state / "manifest.db";
+  const auto size = fs::file_size(db);
+  REQUIRE(size > 8192);
+  {
+    // Every page but the header page: the tables the schema names are junk.
+    std::fstream io(db, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(4096);
+    const std::string junk(std::size_t(size - 4096), '\x5a');
+    io.write(junk.data(), std::streamsize(junk.size()));
+  }
+  fs::remove(f.state / "manifest.db-wal");
+  fs::remove(f.state / "manifest.db-shm");
+  auto r = f.Cli({"verify"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 2);
+  CHECK_FALSE(r.err.empty());
+}
+
+TEST_CASE("init makes a relative --root absolute and creates missing folders 0700", "[cli][init]") {
+  SyncFixture f;
+  const fs::path cwd = f.tmp.path() / "work";
+  fs::create_directories(cwd / "shots");
+  const fs::path cfg = f.tmp.path() / "xdg" / "deep" / "config.toml";
+  // RunProgram keeps the test's cwd: a shell moves into `cwd` first.
+  auto init = RunProgram({"/bin/sh", "-c", "cd \"$1\" && exec \"$2\" --config \"$3\" init --root shots", "sh",
+                          cwd.string(), SHOTSYNC_CLI_PATH, cfg.string()},
+                         f.Env(), (f.tmp.path() / "init").string());
+  INFO(init.out << init.err);
+  REQUIRE(init.code == 0);
+  const std::string text = ReadText(cfg);
+  CHECK(text.find("path = \"" + (cwd / "shots").string() + "\"") != std::string::npos);
+  for (const fs::path& d : {f.tmp.path() / "xdg", f.tmp.path() / "xdg" / "deep"}) {
+    struct stat st{};
+    REQUIRE(::stat(d.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+  }
+  // Every key the parser knows is there, set or commented.
+  for (const char* key : {"state_dir", "jobs", "dedupe", "stall_timeout", "ca_file", "base_url", "rpm",
+                          "token_file", "dest", "include", "layout", "key_file", "project", "album", "create",
+                          "ignore", "SHOOTBIN_API_TOKEN", "HEADSHOTPRO_API_KEY"}) {
+    CHECK(text.find(key) != std::string::npos);
+  }
+  // --quiet: nothing on stdout.
+  auto quiet = RunProgram({SHOTSYNC_CLI_PATH, "--quiet", "--config", (cwd / "q.toml").string(), "init"}, f.Env(),
+                          (f.tmp.path() / "quiet").string());
+  CHECK(quiet.code == 0);
+  CHECK(quiet.out.empty());
+}
+
+TEST_CASE("status --runs limits the runs shown and --quiet prints nothing", "[cli][status]") {
+  SyncFixture f;
+  f.MakePhotos(1);
+  for (int i = 0; i < 3; ++i) REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  auto j = Json(f.Cli({"status", "--json", "--runs", "2"}));
+  CHECK(j.at("runs").size() == 2);
+  CHECK(j.at("runs")[0].at("uploaded") == 0);  // newest first: nothing left to send
+  auto quiet = f.Cli({"status", "--quiet"});
+  CHECK(quiet.code == 0);
+  CHECK(quiet.out.empty());
 }
