@@ -113,6 +113,7 @@ TEST_CASE("tokens never appear in logs, errors or --json output", "[cli][token]"
   std::vector<shotsync::testing::RunResult> runs;
   runs.push_back(f.Cli({"sync", "--json", "-v", "--log-file", log.string()},
                        {{"SHOOTBIN_API_TOKEN", token}, {"HEADSHOTPRO_API_KEY", hp_key}}));
+  INFO("exit " << runs.back().code << ": " << runs.back().err);
   CHECK((runs.back().code == 0 || runs.back().code == 1));
   runs.push_back(f.Cli({"sync", "-v", "--log-file", log.string()},
                        {{"SHOOTBIN_API_TOKEN", token}, {"HEADSHOTPRO_API_KEY", hp_key}}));
