@@ -91,9 +91,158 @@ void Backoff(int attempt) {
 
 }  // namespace
 
-struct HeadshotProClient::PageSink {
-  std::function<void(const Json&)> item;
-};
+// ------------------------------------------------ parsers of server answers
+
+HpAnswer CheckHpAnswer(const HttpResponse& r, const std::string& what, std::string_view key_source) {
+  HpAnswer a;
+  a.http = r.status;
+  if (!r.transport.ok()) {
+    a.status = Status(r.transport.code(), what + ": " + r.transport.message());
+    return a;
+  }
+  auto body = json::Parse(r.body);
+  const bool is_obj = body && body->is_object();
+  std::string error, code;
+  if (is_obj) {
+    error = json::String(*body, "error");
+    code = json::String(*body, "code");
+    if (error.empty() && code.empty()) {  // the error fields inside `data`, just in case
+      error = json::String(Payload(*body), "error");
+      code = json::String(Payload(*body), "code");
+    }
+  }
+  a.code = json::Printable(code, 60);
+  const std::string tail = " (HTTP " + std::to_string(r.status) + ")";
+  const std::string said =
+      (error.empty() ? std::string("no error message") : json::Printable(error)) +
+      (a.code.empty() ? "" : " [" + a.code + "]") + tail;
+  if (r.status >= 200 && r.status < 300) {
+    if (!is_obj) {
+      a.status = Status::Corrupt(what + ": answer is not a JSON object" + tail);
+    } else if (!json::Bool(*body, "success", false)) {
+      // 200 with success:false (or no success at all): an error all the same.
+      a.status = Status(Code::kServer, what + ": " + (json::Field(*body, "success") ? said
+                                                       : "answer has no \"success\" field" + tail));
+    }
+    return a;
+  }
+  if (r.status == 401) {
+    a.status = Status(Code::kUnauthenticated,
+                      what + ": " + said + ": HeadshotPro refused the API key from " + std::string(key_source) +
+                          " (deleted or regenerated keys stop working at once)");
+  } else if (r.status == 403) {
+    a.status = Status(Code::kForbidden, what + ": " + said);
+  } else if (r.status == 404) {
+    a.status = Status(Code::kNotFound, what + ": " + said);
+  } else if (r.status == 429) {
+    a.status = Status(Code::kRateLimited, what + ": " + said);
+  } else if (r.status >= 500) {
+    a.status = Status(Code::kServer, what + ": " + said);
+  } else if (r.status >= 400) {
+    a.status = Status(Code::kRejected, what + ": " + said);
+  } else {
+    a.status = Status(Code::kServer, what + ": unexpected answer: " + said);
+  }
+  return a;
+}
+
+namespace {
+
+// The items of one page's `key` array, de-duplicated on id (or on the id of
+// the item's photo, for favorites), each handed to `add`.
+template <class T, class Add>
+Result<HpPage<T>> ParsePage(std::string_view text, const char* key, const std::string& what,
+                            std::set<std::string>& seen, Add add) {
+  auto body = json::Parse(text);
+  if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
+  const Json& data = Payload(*body);
+  const Json* items = json::Field(data, key);
+  if (!items || !items->is_array()) {
+    return Status::Corrupt(what + ": answer has no \"" + std::string(key) + "\" array");
+  }
+  HpPage<T> page;
+  for (const Json& item : *items) {
+    if (!item.is_object()) continue;
+    // The id of the item, or of its photo for favorites.
+    std::string id = json::String(item, "id");
+    if (id.empty()) {
+      if (const Json* p = json::Field(item, "photo"); p && p->is_object()) id = json::String(*p, "id");
+    }
+    if (id.empty() || !seen.insert(id).second) continue;
+    add(page.items, item);
+  }
+  const Json* pg = json::Field(data, "pagination");
+  if (!pg) pg = json::Field(*body, "pagination");
+  page.returned = items->size();
+  page.has_more = pg && json::Bool(*pg, "hasMore", false);
+  return page;
+}
+
+}  // namespace
+
+Result<HpPage<HpMember>> ParseMembersPage(std::string_view body, const std::string& what,
+                                          std::set<std::string>& seen) {
+  return ParsePage<HpMember>(body, "members", what, seen,
+                             [](std::vector<HpMember>& out, const Json& m) { out.push_back(MemberFrom(m)); });
+}
+
+Result<HpPage<HpModel>> ParseModelsPage(std::string_view body, const std::string& what,
+                                        std::set<std::string>& seen) {
+  return ParsePage<HpModel>(body, "models", what, seen,
+                            [](std::vector<HpModel>& out, const Json& m) { out.push_back(ModelFrom(m)); });
+}
+
+Result<HpPage<HpPhoto>> ParsePhotosPage(std::string_view body, const std::string& model_id,
+                                        const std::string& what, std::set<std::string>& seen) {
+  return ParsePage<HpPhoto>(body, "photos", what, seen, [&](std::vector<HpPhoto>& out, const Json& p) {
+    HpPhoto photo = PhotoFrom(p);
+    if (photo.model_id.empty()) photo.model_id = model_id;
+    out.push_back(std::move(photo));
+  });
+}
+
+Result<HpPage<HpFavorite>> ParseFavoritesPage(std::string_view body, const std::string& what,
+                                              std::set<std::string>& seen) {
+  return ParsePage<HpFavorite>(body, "favorites", what, seen, [](std::vector<HpFavorite>& out, const Json& f) {
+    HpFavorite fav{json::String(f, "modelId"), json::String(f, "email"), json::String(f, "name"),
+                   json::String(f, "teamId"), {}};
+    if (const Json* p = json::Field(f, "photo"); p && p->is_object()) fav.photo = PhotoFrom(*p);
+    if (fav.photo.model_id.empty()) fav.photo.model_id = fav.model_id;
+    if (!fav.photo.id.empty()) out.push_back(std::move(fav));
+  });
+}
+
+Result<std::optional<HpPhoto>> ParseFavoriteAnswer(std::string_view text, const std::string& model_id,
+                                                   const std::string& what) {
+  auto body = json::Parse(text);
+  if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
+  const Json* p = json::Field(Payload(*body), "photo");
+  if (!p || !p->is_object()) return std::optional<HpPhoto>();
+  HpPhoto photo = PhotoFrom(*p);
+  if (photo.id.empty()) return std::optional<HpPhoto>();
+  if (photo.model_id.empty()) photo.model_id = model_id;
+  return std::optional<HpPhoto>(std::move(photo));
+}
+
+Result<std::int64_t> ParseCreditsAnswer(std::string_view text, const std::string& what) {
+  auto body = json::Parse(text);
+  const auto credits = body ? json::Int(Payload(*body), "credits") : std::nullopt;
+  if (!credits) return Status::Corrupt(what + ": answer has no credits number");
+  return *credits;
+}
+
+Result<std::vector<HpInvite>> ParseInvitesAnswer(std::string_view text, const std::string& what) {
+  auto body = json::Parse(text);
+  const Json* items = body ? json::Field(Payload(*body), "invites") : nullptr;
+  if (!items || !items->is_array()) return Status::Corrupt(what + ": answer has no \"invites\" array");
+  std::vector<HpInvite> out;
+  for (const Json& i : *items) {
+    if (i.is_object()) out.push_back(InviteFrom(i));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ client
 
 HeadshotProClient::HeadshotProClient(TransferEngine& engine, Throttle& throttle, std::string base_url,
                                      std::string key, std::string key_source)
@@ -157,56 +306,7 @@ HttpRequest HeadshotProClient::Base(std::string method, const std::string& path)
 }
 
 HpAnswer HeadshotProClient::Check(const HttpResponse& r, const std::string& what) const {
-  HpAnswer a;
-  a.http = r.status;
-  if (!r.transport.ok()) {
-    a.status = Status(r.transport.code(), what + ": " + r.transport.message());
-    return a;
-  }
-  auto body = json::Parse(r.body);
-  const bool is_obj = body && body->is_object();
-  std::string error, code;
-  if (is_obj) {
-    error = json::String(*body, "error");
-    code = json::String(*body, "code");
-    if (error.empty() && code.empty()) {  // the error fields inside `data`, just in case
-      error = json::String(Payload(*body), "error");
-      code = json::String(Payload(*body), "code");
-    }
-  }
-  a.code = json::Printable(code, 60);
-  const std::string tail = " (HTTP " + std::to_string(r.status) + ")";
-  const std::string said =
-      (error.empty() ? std::string("no error message") : json::Printable(error)) +
-      (a.code.empty() ? "" : " [" + a.code + "]") + tail;
-  if (r.status >= 200 && r.status < 300) {
-    if (!is_obj) {
-      a.status = Status::Corrupt(what + ": answer is not a JSON object" + tail);
-    } else if (!json::Bool(*body, "success", false)) {
-      // 200 with success:false (or no success at all): an error all the same.
-      a.status = Status(Code::kServer, what + ": " + (json::Field(*body, "success") ? said
-                                                       : "answer has no \"success\" field" + tail));
-    }
-    return a;
-  }
-  if (r.status == 401) {
-    a.status = Status(Code::kUnauthenticated,
-                      what + ": " + said + ": HeadshotPro refused the API key from " + key_source_ +
-                          " (deleted or regenerated keys stop working at once)");
-  } else if (r.status == 403) {
-    a.status = Status(Code::kForbidden, what + ": " + said);
-  } else if (r.status == 404) {
-    a.status = Status(Code::kNotFound, what + ": " + said);
-  } else if (r.status == 429) {
-    a.status = Status(Code::kRateLimited, what + ": " + said);
-  } else if (r.status >= 500) {
-    a.status = Status(Code::kServer, what + ": " + said);
-  } else if (r.status >= 400) {
-    a.status = Status(Code::kRejected, what + ": " + said);
-  } else {
-    a.status = Status(Code::kServer, what + ": unexpected answer: " + said);
-  }
-  return a;
+  return CheckHpAnswer(r, what, key_source_);
 }
 
 Result<std::string> HeadshotProClient::Get(const std::string& path, const std::string& what) {
@@ -232,120 +332,77 @@ HpAnswer HeadshotProClient::Post(const std::string& path, const std::string& bod
   return a;
 }
 
-Status HeadshotProClient::Pages(const std::string& path, const char* key, const std::string& what,
-                                PageSink& sink) {
+template <class T, class Parse>
+Result<std::vector<T>> HeadshotProClient::Pages(const std::string& path, const std::string& what,
+                                                Parse parse) {
   const char sep = path.find('?') == std::string::npos ? '?' : '&';
   std::set<std::string> seen;
+  std::vector<T> out;
   std::int64_t offset = 0;
   for (int page = 0; page < kMaxPages; ++page) {
     SHOTSYNC_ASSIGN_OR_RETURN(std::string text,
                               Get(path + sep + "limit=" + std::to_string(kPageLimit) +
                                       "&offset=" + std::to_string(offset),
                                   what));
-    auto body = json::Parse(text);
-    if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
-    const Json& data = Payload(*body);
-    const Json* items = json::Field(data, key);
-    if (!items || !items->is_array()) {
-      return Status::Corrupt(what + ": answer has no \"" + std::string(key) + "\" array");
-    }
-    for (const Json& item : *items) {
-      if (!item.is_object()) continue;
-      // The id of the item, or of its photo for favorites.
-      std::string id = json::String(item, "id");
-      if (id.empty()) {
-        if (const Json* p = json::Field(item, "photo"); p && p->is_object()) id = json::String(*p, "id");
-      }
-      if (id.empty() || !seen.insert(id).second) continue;
-      sink.item(item);
-    }
-    const Json* pg = json::Field(data, "pagination");
-    if (!pg) pg = json::Field(*body, "pagination");
-    const bool more = pg && json::Bool(*pg, "hasMore", false);
-    if (!more || items->empty()) return Status::Ok();
-    offset += std::int64_t(items->size());
+    SHOTSYNC_ASSIGN_OR_RETURN(HpPage<T> got, parse(text, seen));
+    for (T& item : got.items) out.push_back(std::move(item));
+    if (!got.has_more || got.returned == 0) return out;
+    offset += std::int64_t(got.returned);
   }
   return Status::Corrupt(what + ": the server keeps returning pages");
 }
 
 Result<std::vector<HpMember>> HeadshotProClient::ListMembers(std::string_view status) {
-  std::vector<HpMember> out;
-  PageSink sink{[&](const Json& m) { out.push_back(MemberFrom(m)); }};
   const std::string path = "/organization/team" + (status.empty() ? std::string() : "?status=" + UrlEscape(status));
-  SHOTSYNC_RETURN_IF_ERROR(Pages(path, "members", "listing HeadshotPro team members", sink));
-  return out;
+  const std::string what = "listing HeadshotPro team members";
+  return Pages<HpMember>(path, what, [&](std::string_view body, std::set<std::string>& seen) {
+    return ParseMembersPage(body, what, seen);
+  });
 }
 
 Result<std::vector<HpModel>> HeadshotProClient::ListModels(std::string_view status) {
-  std::vector<HpModel> out;
-  PageSink sink{[&](const Json& m) { out.push_back(ModelFrom(m)); }};
   const std::string path = "/organization/models" + (status.empty() ? std::string() : "?status=" + UrlEscape(status));
-  SHOTSYNC_RETURN_IF_ERROR(Pages(path, "models", "listing HeadshotPro models", sink));
-  return out;
+  const std::string what = "listing HeadshotPro models";
+  return Pages<HpModel>(path, what, [&](std::string_view body, std::set<std::string>& seen) {
+    return ParseModelsPage(body, what, seen);
+  });
 }
 
 Result<std::vector<HpPhoto>> HeadshotProClient::ListPhotos(const std::string& model_id,
                                                            std::string_view include) {
-  std::vector<HpPhoto> out;
-  PageSink sink{[&](const Json& p) {
-    HpPhoto photo = PhotoFrom(p);
-    if (photo.model_id.empty()) photo.model_id = model_id;
-    out.push_back(std::move(photo));
-  }};
   const std::string path = "/organization/models/" + UrlEscape(model_id) +
                            "/photos?include=" + UrlEscape(include.empty() ? "main" : include);
-  SHOTSYNC_RETURN_IF_ERROR(Pages(path, "photos", "listing photos of model " + json::Printable(model_id, 40), sink));
-  return out;
+  const std::string what = "listing photos of model " + json::Printable(model_id, 40);
+  return Pages<HpPhoto>(path, what, [&](std::string_view body, std::set<std::string>& seen) {
+    return ParsePhotosPage(body, model_id, what, seen);
+  });
 }
 
 Result<std::optional<HpPhoto>> HeadshotProClient::Favorite(const std::string& model_id) {
   const std::string what = "reading the favorite of model " + json::Printable(model_id, 40);
   SHOTSYNC_ASSIGN_OR_RETURN(std::string text,
                             Get("/organization/models/" + UrlEscape(model_id) + "/photos/favorite", what));
-  auto body = json::Parse(text);
-  if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
-  const Json* p = json::Field(Payload(*body), "photo");
-  if (!p || !p->is_object()) return std::optional<HpPhoto>();
-  HpPhoto photo = PhotoFrom(*p);
-  if (photo.id.empty()) return std::optional<HpPhoto>();
-  if (photo.model_id.empty()) photo.model_id = model_id;
-  return std::optional<HpPhoto>(std::move(photo));
+  return ParseFavoriteAnswer(text, model_id, what);
 }
 
 Result<std::vector<HpFavorite>> HeadshotProClient::ListFavorites() {
-  std::vector<HpFavorite> out;
-  PageSink sink{[&](const Json& f) {
-    HpFavorite fav{json::String(f, "modelId"), json::String(f, "email"), json::String(f, "name"),
-                   json::String(f, "teamId"), {}};
-    if (const Json* p = json::Field(f, "photo"); p && p->is_object()) fav.photo = PhotoFrom(*p);
-    if (fav.photo.model_id.empty()) fav.photo.model_id = fav.model_id;
-    if (!fav.photo.id.empty()) out.push_back(std::move(fav));
-  }};
-  SHOTSYNC_RETURN_IF_ERROR(Pages("/organization/photos/favorites", "favorites",
-                                 "listing HeadshotPro favorites", sink));
-  return out;
+  const std::string what = "listing HeadshotPro favorites";
+  return Pages<HpFavorite>("/organization/photos/favorites", what,
+                           [&](std::string_view body, std::set<std::string>& seen) {
+                             return ParseFavoritesPage(body, what, seen);
+                           });
 }
 
 Result<std::int64_t> HeadshotProClient::Credits() {
   const std::string what = "reading HeadshotPro credits";
   SHOTSYNC_ASSIGN_OR_RETURN(std::string text, Get("/organization/credits", what));
-  auto body = json::Parse(text);
-  const auto credits = body ? json::Int(Payload(*body), "credits") : std::nullopt;
-  if (!credits) return Status::Corrupt(what + ": answer has no credits number");
-  return *credits;
+  return ParseCreditsAnswer(text, what);
 }
 
 Result<std::vector<HpInvite>> HeadshotProClient::ListInvites() {
   const std::string what = "listing HeadshotPro invites";
   SHOTSYNC_ASSIGN_OR_RETURN(std::string text, Get("/organization/invites", what));
-  auto body = json::Parse(text);
-  const Json* items = body ? json::Field(Payload(*body), "invites") : nullptr;
-  if (!items || !items->is_array()) return Status::Corrupt(what + ": answer has no \"invites\" array");
-  std::vector<HpInvite> out;
-  for (const Json& i : *items) {
-    if (i.is_object()) out.push_back(InviteFrom(i));
-  }
-  return out;
+  return ParseInvitesAnswer(text, what);
 }
 
 HpAnswer HeadshotProClient::Invite(const std::string& email, const std::string& team_id) {

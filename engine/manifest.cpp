@@ -642,6 +642,9 @@ Status Manifest::Impl::Migrate() {
     if (app_id != kManifestApplicationId && app_id != 0) {
       return Status::Corrupt(path + ": a SQLite database but not a shotsync manifest");
     }
+    if (version < 0) {  // found by tests/fuzz/manifest_fuzz: kMigrations[-1]
+      return Status::Corrupt(path + ": schema version " + std::to_string(version) + " is not valid");
+    }
     if (version > kManifestSchemaVersion) {
       return Status(Code::kUnsupported, path + ": schema version " + std::to_string(version) +
                                             " is newer than this shotsync (" +

@@ -1,6 +1,8 @@
 #include "manifest_buckets.hpp"
 #include "shotsync/pull.hpp"
 
+#include "json_util.hpp"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -134,7 +136,8 @@ const std::set<std::string>& LayoutVariables() {
 }  // namespace
 
 Status ValidateLayout(std::string_view layout) {
-  const std::string where = "headshotpro.layout \"" + std::string(layout) + "\": ";
+  // The layout may hold any bytes (the fuzzer found control characters): quote it printable.
+  const std::string where = "headshotpro.layout \"" + json::Printable(layout, 120) + "\": ";
   if (layout.empty() || layout.front() == '/') return Status::Invalid(where + "must be a relative path");
   if (layout.find("{photo}") == std::string_view::npos) return Status::Invalid(where + "must contain {photo}");
   std::size_t start = 0;
@@ -154,7 +157,7 @@ Status ValidateLayout(std::string_view layout) {
       if (close == std::string_view::npos) return Status::Invalid(where + "has an unclosed {");
       const std::string var(seg.substr(i + 1, close - i - 1));
       if (!LayoutVariables().count(var)) {
-        return Status::Invalid(where + "unknown variable {" + var +
+        return Status::Invalid(where + "unknown variable {" + json::Printable(var, 40) +
                                "} (known: member, member_id, email, team, model, model_title, photo, ext, variant)");
       }
       i = close;
@@ -203,6 +206,26 @@ bool PathInside(std::string_view path, std::string_view root) {
   return path.size() == root.size() || path[root.size()] == '/';
 }
 
+// ------------------------------------------- lengths in server answers
+
+std::optional<std::uint64_t> RangeTotal(const std::string& v) {
+  const auto slash = v.rfind('/');
+  if (slash == std::string::npos || slash + 1 >= v.size() || v[slash + 1] == '*') return std::nullopt;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str() + slash + 1, &end, 10);
+  if (end == v.c_str() + slash + 1) return std::nullopt;
+  return std::uint64_t(n);
+}
+
+std::optional<std::uint64_t> ContentLength(const HttpResponse& r) {
+  const std::string v = r.Header("content-length");
+  if (v.empty()) return std::nullopt;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (end == v.c_str()) return std::nullopt;
+  return std::uint64_t(n);
+}
+
 int PullExitCode(const PullReport& r) {
   switch (r.status.code()) {
     case Code::kOk: return r.failed > 0 ? 1 : 0;
@@ -232,25 +255,6 @@ std::optional<std::uint64_t> FileSize(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
   return std::uint64_t(st.st_size);
-}
-
-// "bytes a-b/N" or "bytes */N" -> N.
-std::optional<std::uint64_t> RangeTotal(const std::string& v) {
-  const auto slash = v.rfind('/');
-  if (slash == std::string::npos || slash + 1 >= v.size() || v[slash + 1] == '*') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v.c_str() + slash + 1, &end, 10);
-  if (end == v.c_str() + slash + 1) return std::nullopt;
-  return std::uint64_t(n);
-}
-
-std::optional<std::uint64_t> ContentLength(const HttpResponse& r) {
-  const std::string v = r.Header("content-length");
-  if (v.empty()) return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (end == v.c_str()) return std::nullopt;
-  return std::uint64_t(n);
 }
 
 std::string Printable(std::string_view s, std::size_t max = 200) {

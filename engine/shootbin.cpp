@@ -44,6 +44,65 @@ std::string Quote(const std::string& s) { return "'" + json::Printable(s, 120) +
 
 }  // namespace
 
+// ------------------------------------------------ parsers of server answers
+
+std::string ErrorMessageOf(std::string_view text) {
+  std::string message;
+  if (auto body = json::Parse(text)) {
+    message = json::String(*body, "message");
+    if (const Json* errors = json::Field(*body, "errors"); errors && errors->is_object()) {
+      for (const auto& [field, list] : errors->items()) {
+        if (list.is_array() && !list.empty() && list[0].is_string()) {
+          const std::string first = list[0].get<std::string>();
+          if (first != message) message += (message.empty() ? "" : " ") + first;
+          break;
+        }
+      }
+    }
+  }
+  return message;
+}
+
+Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
+                                      const std::string& what) {
+  auto body = json::Parse(text);
+  if (!body || !body->is_array()) return Status::Corrupt(what + ": answer is not a JSON array");
+  const bool by_id = AllDigits(wanted);
+  for (const Json& p : *body) {
+    const auto id = json::Int(p, "id");
+    if (!id) continue;
+    if (by_id ? std::to_string(*id) == wanted : json::String(p, "name") == wanted) return *id;
+  }
+  return Status::NotFound(what + ": " + Quote(wanted) + " not found");
+}
+
+Result<std::int64_t> ParseCreatedId(std::string_view text, const std::string& what) {
+  auto created = json::Parse(text);
+  const auto id = created ? json::Int(*created, "id") : std::nullopt;
+  if (!id) return Status::Corrupt(what + ": answer has no id");
+  return *id;
+}
+
+Result<PhotoPage> ParsePhotoPage(std::string_view text, const std::string& what) {
+  auto body = json::Parse(text);
+  if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
+  const Json* data = json::Field(*body, "data");
+  if (!data) data = json::Field(*body, "photos");  // backward-compatible alias
+  if (!data || !data->is_array()) return Status::Corrupt(what + ": answer has no data array");
+  PhotoPage page;
+  for (const Json& p : *data) {
+    RemotePhoto photo = PhotoFrom(p);
+    if (photo.id <= 0) continue;
+    page.photos.push_back(std::move(photo));
+  }
+  page.next_cursor = json::String(*body, "next_cursor");
+  page.has_more = json::Bool(*body, "has_more", !page.next_cursor.empty()) &&
+                  !page.next_cursor.empty() && !data->empty();
+  return page;
+}
+
+// ------------------------------------------------------------------ client
+
 ShootbinClient::ShootbinClient(TransferEngine& engine, Throttle& throttle, std::string base_url,
                                std::string token, std::string token_source)
     : engine_(engine), throttle_(throttle), token_(std::move(token)),
@@ -92,19 +151,7 @@ Status ShootbinClient::CheckAnswer(const HttpResponse& r, const std::string& wha
   const std::string ctype = r.Header("content-type");
   const bool html = ctype.find("text/html") != std::string::npos;
   if (r.status >= 200 && r.status < 300 && !html) return Status::Ok();
-  std::string message;
-  if (auto body = json::Parse(r.body)) {
-    message = json::String(*body, "message");
-    if (const Json* errors = json::Field(*body, "errors"); errors && errors->is_object()) {
-      for (const auto& [field, list] : errors->items()) {
-        if (list.is_array() && !list.empty() && list[0].is_string()) {
-          const std::string first = list[0].get<std::string>();
-          if (first != message) message += (message.empty() ? "" : " ") + first;
-          break;
-        }
-      }
-    }
-  }
+  std::string message = ErrorMessageOf(r.body);
   message = json::Printable(message.empty() ? "no message" : message);
   const std::string tail = " (HTTP " + std::to_string(r.status) + ")";
   if (r.status == 401 || (r.status >= 300 && r.status < 400) || html) {
@@ -127,15 +174,9 @@ Status ShootbinClient::CheckAnswer(const HttpResponse& r, const std::string& wha
 Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, bool create) {
   HttpResponse r = PerformRead(Base("GET", "/projects"));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "listing Shootbin projects"));
-  auto body = json::Parse(r.body);
-  if (!body || !body->is_array()) return Status::Corrupt("listing Shootbin projects: answer is not a JSON array");
-  const bool by_id = AllDigits(project);
-  for (const Json& p : *body) {
-    const auto id = json::Int(p, "id");
-    if (!id) continue;
-    if (by_id ? std::to_string(*id) == project : json::String(p, "name") == project) return *id;
-  }
-  if (by_id || !create) {
+  auto found = FindIdByNameOrId(r.body, project, "listing Shootbin projects");
+  if (found.ok() || found.status().code() != Code::kNotFound) return found;
+  if (AllDigits(project) || !create) {
     return Status::NotFound("Shootbin project " + Quote(project) +
                             " not found (set create = true on the root to create it)");
   }
@@ -144,10 +185,7 @@ Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, 
   req.body = Json{{"name", project}}.dump();
   r = engine_.Perform(std::move(req));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin project " + Quote(project)));
-  auto created = json::Parse(r.body);
-  const auto id = created ? json::Int(*created, "id") : std::nullopt;
-  if (!id) return Status::Corrupt("creating Shootbin project: answer has no id");
-  return *id;
+  return ParseCreatedId(r.body, "creating Shootbin project");
 }
 
 Result<std::int64_t> ShootbinClient::ResolveAlbum(std::int64_t project, const std::string& album,
@@ -155,15 +193,9 @@ Result<std::int64_t> ShootbinClient::ResolveAlbum(std::int64_t project, const st
   const std::string path = "/projects/" + std::to_string(project) + "/albums";
   HttpResponse r = PerformRead(Base("GET", path));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "listing albums of project " + std::to_string(project)));
-  auto body = json::Parse(r.body);
-  if (!body || !body->is_array()) return Status::Corrupt("listing albums: answer is not a JSON array");
-  const bool by_id = AllDigits(album);
-  for (const Json& a : *body) {
-    const auto id = json::Int(a, "id");
-    if (!id) continue;
-    if (by_id ? std::to_string(*id) == album : json::String(a, "name") == album) return *id;
-  }
-  if (by_id || !create) {
+  auto found = FindIdByNameOrId(r.body, album, "listing albums");
+  if (found.ok() || found.status().code() != Code::kNotFound) return found;
+  if (AllDigits(album) || !create) {
     return Status::NotFound("Shootbin album " + Quote(album) + " not found in project " +
                             std::to_string(project) + " (set create = true on the root to create it)");
   }
@@ -172,10 +204,7 @@ Result<std::int64_t> ShootbinClient::ResolveAlbum(std::int64_t project, const st
   req.mime = {MimePart{.name = "name", .value = album}};
   r = engine_.Perform(std::move(req));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin album " + Quote(album)));
-  auto created = json::Parse(r.body);
-  const auto id = created ? json::Int(*created, "id") : std::nullopt;
-  if (!id) return Status::Corrupt("creating Shootbin album: answer has no id");
-  return *id;
+  return ParseCreatedId(r.body, "creating Shootbin album");
 }
 
 Result<std::vector<RemotePhoto>> ShootbinClient::ListPhotos(std::int64_t project, std::int64_t album,
@@ -202,21 +231,14 @@ Result<std::vector<RemotePhoto>> ShootbinClient::ListPhotos(std::int64_t project
     }
     HttpResponse r = PerformRead(Base("GET", path));
     SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, what));
-    auto body = json::Parse(r.body);
-    if (!body || !body->is_object()) return Status::Corrupt(what + ": answer is not a JSON object");
-    const Json* data = json::Field(*body, "data");
-    if (!data) data = json::Field(*body, "photos");  // backward-compatible alias
-    if (!data || !data->is_array()) return Status::Corrupt(what + ": answer has no data array");
+    SHOTSYNC_ASSIGN_OR_RETURN(PhotoPage got, ParsePhotoPage(r.body, what));
     std::int64_t smallest = INT64_MAX;
-    for (const Json& p : *data) {
-      RemotePhoto photo = PhotoFrom(p);
-      if (photo.id <= 0) continue;
+    for (RemotePhoto& photo : got.photos) {
       smallest = std::min(smallest, photo.id);
       photos.push_back(std::move(photo));
     }
-    cursor = json::String(*body, "next_cursor");
-    const bool more = json::Bool(*body, "has_more", !cursor.empty());
-    if (!more || cursor.empty() || data->empty()) return photos;
+    cursor = std::move(got.next_cursor);
+    if (!got.has_more) return photos;
     if (stop_below_id > 0 && smallest < stop_below_id) return photos;
   }
   return Status::Corrupt(what + ": the server keeps returning pages");

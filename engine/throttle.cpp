@@ -271,25 +271,31 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
   return wait_for((1.0 - tokens_) / rate);
 }
 
-bool Throttle::OnResponse(long status, const std::multimap<std::string, std::string>& headers) {
-  const double now = options_.clock();
-  double until = 0;
+std::optional<double> RateLimitPauseUntil(long status,
+                                          const std::multimap<std::string, std::string>& headers,
+                                          double now) {
   if (status == 429) {
     auto when = Header(headers, "retry-after", now);
     if (!when) when = Header(headers, "x-ratelimit-reset", now);
-    until = when ? *when : now + kFallbackPause;
+    double until = when ? *when : now + kFallbackPause;
     if (until <= now) until = now + kPastResetPause;
-    until = std::min(until, now + kMaxPause) + Jitter();
-  } else {
-    // The last request of the window went through: wait for the reset rather
-    // than collect a 429. Only when the reset time is known and ahead.
-    auto it = headers.find("x-ratelimit-remaining");
-    if (it != headers.end() && Trim(it->second) == "0") {
-      if (auto reset = Header(headers, "x-ratelimit-reset", now); reset && *reset > now) {
-        until = std::min(*reset, now + kMaxPause) + Jitter();
-      }
+    return std::min(until, now + kMaxPause);
+  }
+  // The last request of the window went through: wait for the reset rather
+  // than collect a 429. Only when the reset time is known and ahead.
+  auto it = headers.find("x-ratelimit-remaining");
+  if (it != headers.end() && Trim(it->second) == "0") {
+    if (auto reset = Header(headers, "x-ratelimit-reset", now); reset && *reset > now) {
+      return std::min(*reset, now + kMaxPause);
     }
   }
+  return std::nullopt;
+}
+
+bool Throttle::OnResponse(long status, const std::multimap<std::string, std::string>& headers) {
+  const double now = options_.clock();
+  double until = 0;
+  if (auto pause = RateLimitPauseUntil(status, headers, now)) until = *pause + Jitter();
   std::lock_guard lock(mu_);
   if (status == 429) ++got_429_;
   if (until > 0) {

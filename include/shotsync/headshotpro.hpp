@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,39 @@ struct HpAnswer {
   std::string code;   // the error `code` ("" when ok or absent)
 };
 
+// --- Parsers of server answers (pure; fuzzed in tests/fuzz) -----------------
+// A hostile or broken server gets an error value from these, never a crash.
+
+// The checked envelope of an answer (the rules above); key_source names
+// where the key came from, for the 401 message.
+HpAnswer CheckHpAnswer(const HttpResponse& response, const std::string& what,
+                       std::string_view key_source);
+
+// One page of a paged list: the new items of the page (de-duplicated on id
+// through `seen`, which carries over from page to page), how many entries
+// the page's array held, and whether pagination.hasMore asks for another.
+template <class T>
+struct HpPage {
+  std::vector<T> items;
+  std::size_t returned = 0;
+  bool has_more = false;
+};
+Result<HpPage<HpMember>> ParseMembersPage(std::string_view body, const std::string& what,
+                                          std::set<std::string>& seen);
+Result<HpPage<HpModel>> ParseModelsPage(std::string_view body, const std::string& what,
+                                        std::set<std::string>& seen);
+// Photos without a modelId get `model_id`.
+Result<HpPage<HpPhoto>> ParsePhotosPage(std::string_view body, const std::string& model_id,
+                                        const std::string& what, std::set<std::string>& seen);
+// Favorites without a photo id are left out.
+Result<HpPage<HpFavorite>> ParseFavoritesPage(std::string_view body, const std::string& what,
+                                              std::set<std::string>& seen);
+// GET .../photos/favorite: nullopt when none is chosen.
+Result<std::optional<HpPhoto>> ParseFavoriteAnswer(std::string_view body, const std::string& model_id,
+                                                   const std::string& what);
+Result<std::int64_t> ParseCreditsAnswer(std::string_view body, const std::string& what);
+Result<std::vector<HpInvite>> ParseInvitesAnswer(std::string_view body, const std::string& what);
+
 class HeadshotProClient {
  public:
   // key_source names where the key came from (for the 401 message).
@@ -98,11 +132,11 @@ class HeadshotProClient {
   const std::string& api() const { return api_; }
 
  private:
-  struct PageSink;  // defined in headshotpro.cpp
   // Checked answer body of a GET (retried on 5xx / network errors).
   Result<std::string> Get(const std::string& path, const std::string& what);
-  // Every item of a paged list (`key` array), de-duplicated on id.
-  Status Pages(const std::string& path, const char* key, const std::string& what, PageSink& sink);
+  // Every item of a paged list, de-duplicated on id (see HpPage).
+  template <class T, class Parse>
+  Result<std::vector<T>> Pages(const std::string& path, const std::string& what, Parse parse);
   HpAnswer Post(const std::string& path, const std::string& body, const std::string& what,
                 std::string* answer);
   HpAnswer Check(const HttpResponse& r, const std::string& what) const;

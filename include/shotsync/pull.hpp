@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,8 @@
 #include "shotsync/status.hpp"
 
 namespace shotsync {
+
+struct HttpResponse;
 
 struct PullOptions {
   std::string member;       // member id or email; "" = every finished member
@@ -109,5 +112,13 @@ Result<std::string> ExpandLayout(std::string_view layout,
 
 // True when `path` is `root` or lies below it (both canonical, no trailing '/').
 bool PathInside(std::string_view path, std::string_view root);
+
+// --- Parsers of server answers (pure; fuzzed in tests/fuzz) -----------------
+
+// The total N of a Content-Range value ("bytes a-b/N" or "bytes */N" -> N;
+// nullopt when absent or "*").
+std::optional<std::uint64_t> RangeTotal(const std::string& content_range);
+// The Content-Length of an answer; nullopt when absent or not a number.
+std::optional<std::uint64_t> ContentLength(const HttpResponse& response);
 
 }  // namespace shotsync

@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shotsync/status.hpp"
@@ -37,6 +38,34 @@ struct RemotePhoto {
   std::string checksum_sha256;             // not documented: used only when present
   std::string revision_uploaded_at;        // ISO-8601 or ""
 };
+
+// --- Parsers of server answers (pure; fuzzed in tests/fuzz) -----------------
+// A hostile or broken server gets an error value from these, never a crash.
+
+// One page of GET .../photos: the photos with an id > 0, and whether to ask
+// for the next page (has_more, or a next_cursor; never with an empty page or
+// without a cursor).
+struct PhotoPage {
+  std::vector<RemotePhoto> photos;
+  std::string next_cursor;
+  bool has_more = false;
+};
+Result<PhotoPage> ParsePhotoPage(std::string_view body, const std::string& what);
+
+// The id of the entry of a JSON array answer (GET /projects, GET .../albums)
+// whose id (when `wanted` is all digits) or name equals `wanted`; kNotFound
+// when none does, kCorrupt when the body is not a JSON array. `what` names
+// the listing in messages.
+Result<std::int64_t> FindIdByNameOrId(std::string_view body, const std::string& wanted,
+                                      const std::string& what);
+
+// The "id" of a created project or album; kCorrupt "<what>: answer has no id".
+Result<std::int64_t> ParseCreatedId(std::string_view body, const std::string& what);
+
+// The server's words in an error answer: "message", then the first entry of
+// "errors" when it says something else; "" when there is none. Not yet made
+// printable (CheckAnswer does that).
+std::string ErrorMessageOf(std::string_view body);
 
 class ShootbinClient {
  public:

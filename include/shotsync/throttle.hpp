@@ -52,6 +52,17 @@ std::string BucketKey(std::string_view service, std::string_view token);
 // `now_s` disambiguates deltas from epochs. nullopt for garbage.
 std::optional<double> ParseResetTime(std::string_view value, double now_s);
 
+// The pause that an answer's rate-limit headers call for (lower-cased names;
+// pure, fuzzed in tests/fuzz): a 429 pauses until Retry-After, else
+// X-RateLimit-Reset (now + 60 s without either, now + 1 s when the time given
+// has already passed); any other answer with X-RateLimit-Remaining: 0 pauses
+// until X-RateLimit-Reset when that is known and ahead. Capped at now + 65 s
+// (a longer pause means a wrong clock). nullopt = no pause. For a finite
+// now_s the result is finite and within [now_s, now_s + 65]. No jitter.
+std::optional<double> RateLimitPauseUntil(long status,
+                                          const std::multimap<std::string, std::string>& headers,
+                                          double now_s);
+
 class Throttle {
  public:
   struct Options {
