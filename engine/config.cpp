@@ -187,12 +187,13 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
 
   Reader top(source, root, "");
   SHOTSYNC_RETURN_IF_ERROR(
-      top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "shootbin", "headshotpro", "roots"}));
+      top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay", "shootbin", "headshotpro", "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
   SHOTSYNC_RETURN_IF_ERROR(top.String("ca_file", c.ca_file));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("stall_timeout", c.stall_timeout, 1, 3600));
+  SHOTSYNC_RETURN_IF_ERROR(top.Int("reconcile_delay", c.reconcile_delay, 0, 600));
   for (std::string_view s : {"shootbin", "headshotpro"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }

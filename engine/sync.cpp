@@ -99,6 +99,9 @@ struct Job {
   int attempts = 0;
   double started_at = 0;       // wall seconds of the first send
   std::int64_t watermark = 0;  // largest photo id known in the album before the first send
+  // Until then, a photo missing from the album may still be stored by a
+  // request the server received before its client vanished (reconcile_delay).
+  SteadyClock::time_point settle_at{};
 };
 
 class SyncRun {
@@ -312,6 +315,8 @@ class SyncRun {
       j.size = jr.size;
       j.photo_id = (*file)->remote_photo_id.value_or(0);
       j.started_at = double(jr.started_at);
+      // The owner may have died a moment ago, its last body already with the server.
+      j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
       pending.push_back(std::move(j));
     }
     if (pending.empty()) return Status::Ok();
@@ -324,8 +329,37 @@ class SyncRun {
     return Status::Ok();
   }
 
-  // Looks up each job's result on the server. Found: done. Not found: into `resend`.
+  // Looks up each job's result on the server. Found: done. Not found: into
+  // `resend`, but only once its settle time has passed: a job still settling
+  // is looked up again after it (so a crash or a reset costs a few seconds,
+  // never a duplicate). Stopped while waiting: left in flight for the next run.
   Status Reconcile(std::vector<Job>& jobs, std::vector<Job>& resend) {
+    std::vector<Job> missing;
+    SHOTSYNC_RETURN_IF_ERROR(LookUp(jobs, missing));
+    SteadyClock::time_point settle{};
+    for (const Job& j : missing) settle = std::max(settle, j.settle_at);
+    if (settle > SteadyClock::now()) {
+      if (!WaitUntil(settle)) return Status::Ok();
+      std::vector<Job> again;
+      again.swap(missing);
+      SHOTSYNC_RETURN_IF_ERROR(LookUp(again, missing));
+    }
+    for (Job& j : missing) resend.push_back(std::move(j));
+    return Status::Ok();
+  }
+
+  // Sleeps until `when`; false if the run is being stopped.
+  bool WaitUntil(SteadyClock::time_point when) {
+    std::unique_lock lock(mu_);
+    while (SteadyClock::now() < when) {
+      if (Stopping(false)) return false;
+      // The stop flag is set from a signal handler, which cannot notify: look every 200 ms.
+      cv_.wait_until(lock, std::min(when, SteadyClock::now() + std::chrono::milliseconds(200)));
+    }
+    return !Stopping(false);
+  }
+
+  Status LookUp(std::vector<Job>& jobs, std::vector<Job>& resend) {
     std::map<std::pair<std::int64_t, std::int64_t>, std::vector<Job*>> uploads;
     for (Job& j : jobs) {
       const Target& t = targets_[j.root_index];
@@ -542,7 +576,12 @@ class SyncRun {
       return Done();
     }
     if (ambiguous) {
-      // Reconciled in a batch at the end (FinishOutstanding enforces the attempt bound).
+      // Reconciled in a batch at the end (FinishOutstanding enforces the attempt
+      // bound). Without an answer, or with a gateway's 502/504, the server
+      // behind may still be storing it.
+      if (!answered || r.status == 502 || r.status == 504) {
+        j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
+      }
       std::lock_guard lock(mu_);
       ambiguous_.push_back(j);
       --outstanding_;

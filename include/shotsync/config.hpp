@@ -53,6 +53,11 @@ struct Config {
   bool dedupe = false;         // same content under two paths: upload once
   std::string ca_file;         // extra CA bundle (TLS verification is always on)
   int stall_timeout = 30;      // seconds under 1 KB/s (no answer, stuck body) before a transfer is abandoned
+  // Seconds a server is given to finish a request whose client vanished (a
+  // crash, a reset after the body went out, a 502/504) before "the photo is
+  // not in the album" is believed and the file is sent again. Shootbin has
+  // no idempotency key, so this is the only guard against a late store.
+  int reconcile_delay = 10;
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   std::vector<RootConfig> roots;

@@ -396,7 +396,13 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
   }
   if (f.latency_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(f.latency_ms));
   if (Draw(f.rate_hang)) {
+    // A server that stopped answering: the request is held, then dropped
+    // unprocessed. (One that stores it minutes after its client gave up
+    // cannot be told apart from a lost request by any client of an API
+    // without idempotency keys; docs/emulator.md.)
     for (int i = 0; i < 1200 && !stopping_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ResetConnection(req);
+    return std::nullopt;
   }
   if (Draw(f.rate_5xx)) {
     static constexpr int kCodes[] = {500, 502, 503};

@@ -32,6 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // abort() makes a violation a finding.
     const shotsync::Config& c = *config;
     if (c.jobs < 1 || c.jobs > 64 || c.stall_timeout < 1 || c.stall_timeout > 3600 ||
+        c.reconcile_delay < 0 || c.reconcile_delay > 600 ||
         c.shootbin.rpm < 1 || c.headshotpro.rpm < 1 ||
         (c.headshotpro.include != "main" && c.headshotpro.include != "all") ||
         c.headshotpro.layout.find("{photo}") == std::string::npos) {

@@ -326,7 +326,7 @@ TEST_CASE("init makes a relative --root absolute and creates missing folders 070
     CHECK((st.st_mode & 0777) == 0700);
   }
   // Every key the parser knows is there, set or commented.
-  for (const char* key : {"state_dir", "jobs", "dedupe", "stall_timeout", "ca_file", "base_url", "rpm",
+  for (const char* key : {"state_dir", "jobs", "dedupe", "stall_timeout", "reconcile_delay", "ca_file", "base_url", "rpm",
                           "token_file", "dest", "include", "layout", "key_file", "project", "album", "create",
                           "ignore", "SHOOTBIN_API_TOKEN", "HEADSHOTPRO_API_KEY"}) {
     CHECK(text.find(key) != std::string::npos);

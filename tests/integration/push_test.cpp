@@ -169,8 +169,45 @@ TEST_CASE("a push killed mid-upload is reconciled by the next run without a dupl
   auto r = f.Cli({"sync"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a request held by the latency is stored by now
   auto stats = f.emu->Stats();
   CHECK(StatU(stats, "duplicates") == 0);
   CHECK(StatU(stats, "uploads") == 4);
+  CHECK(f.CompareWithServer() == "");
+}
+
+TEST_CASE("an upload the server stores after its client was killed is found by the next run, not sent twice",
+          "[push][crash]") {
+  // Shootbin has no idempotency key: a body that reached the server before
+  // the kill may be stored a moment later. The next run must wait for it
+  // (reconcile_delay) instead of trusting an album listing taken too early.
+  SyncFixture f({"--shootbin-rpm", "1000000"});
+  f.MakePhotos(2);
+  f.WriteConfig("reconcile_delay = 4");
+  std::filesystem::remove(Photo(f, 2));
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);  // ids of project and album now recorded
+  f.MakePhotos(2);
+  f.emu->SetFaults({{"latency_ms", 1500}});
+  const char* kUpload = "POST /api/projects/{id}/albums/{id}/photos";
+  auto uploads_seen = [&] {
+    auto req = f.emu->Stats()["requests"];
+    return req.contains(kUpload) ? req[kUpload].get<std::uint64_t>() : 0;
+  };
+  const auto before = uploads_seen();
+  auto push = f.StartCli({"push", "--quiet", Photo(f, 2)});
+  // The upload has reached the server, which holds it 1.5 s before storing it.
+  for (int i = 0; i < 300 && uploads_seen() == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(uploads_seen() == before + 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  push->Kill(SIGKILL);
+  REQUIRE(push->Wait(std::chrono::seconds(30)).has_value());
+  f.emu->SetFaults({{"latency_ms", 0}});
+  auto r = f.Cli({"sync", "--json"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // the held request is surely stored by now
+  auto stats = f.emu->Stats();
+  CHECK(StatU(stats, "duplicates") == 0);
+  CHECK(StatU(stats, "uploads") == 2);
   CHECK(f.CompareWithServer() == "");
 }

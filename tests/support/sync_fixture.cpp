@@ -60,6 +60,9 @@ void SyncFixture::WriteConfig(const std::string& extra_top, int rpm) {
   std::ofstream out(config, std::ios::trunc);
   out << "state_dir = \"" << state.string() << "\"\n"
       << extra_top << "\n"
+      // The emulator's injected latency is at most 500 ms: a cut-off request
+      // is stored well within 2 s (the default of 10 s would slow tests down).
+      << (extra_top.find("reconcile_delay") == std::string::npos ? "reconcile_delay = 2\n" : "")
       << "[shootbin]\nbase_url = \"" << emu->base_url() << "\"\nrpm = " << rpm << "\n"
       << "[headshotpro]\nbase_url = \"" << emu->base_url() << "/api/v2\"\ndest = \""
       << (tmp.path() / "headshots").string() << "\"\n"
