@@ -301,7 +301,7 @@ constexpr char kPutBucket[] =
     "refilled_at = excluded.refilled_at, paused_until = excluded.paused_until";
 constexpr char kPauseBucket[] =
     "INSERT INTO throttle(key, tokens, refilled_at, paused_until) VALUES(?1, 0, ?2, ?2) "
-    "ON CONFLICT(key) DO UPDATE SET tokens = 0, "
+    "ON CONFLICT(key) DO UPDATE SET tokens = min(tokens, 0), "
     "paused_until = max(paused_until, excluded.paused_until)";
 
 constexpr char kBeginRun[] =
@@ -983,24 +983,32 @@ Result<bool> Manifest::AdoptJob(std::int64_t job_id, std::string_view from_owner
 }
 
 Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id) {
+  const std::pair<std::int64_t, std::int64_t> one{job_id, remote_photo_id};
+  return FinishJobs({&one, 1});
+}
+
+Status Manifest::FinishJobs(std::span<const std::pair<std::int64_t, std::int64_t>> done) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->Write(
       [&]() -> Status {
         const std::int64_t now = NowUnix();
-        std::int64_t file_id = 0;
-        std::string hash;
-        {
-          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFinishJob));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, remote_photo_id, now));
-          SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-          if (!row) return Status::NotFound(impl_->path + ": no job " + std::to_string(job_id));
-          file_id = st->Int64(0);
-          hash = st->Text(1);
+        for (const auto& [job_id, remote_photo_id] : done) {
+          std::int64_t file_id = 0;
+          std::string hash;
+          {
+            SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFinishJob));
+            SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, remote_photo_id, now));
+            SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+            if (!row) return Status::NotFound(impl_->path + ": no job " + std::to_string(job_id));
+            file_id = st->Int64(0);
+            hash = st->Text(1);
+            SHOTSYNC_RETURN_IF_ERROR(st->Run());
+          }
+          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileSynced));
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, remote_photo_id, hash, now));
           SHOTSYNC_RETURN_IF_ERROR(st->Run());
         }
-        SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileSynced));
-        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, remote_photo_id, hash, now));
-        return st->Run();
+        return Status::Ok();
       },
       /*durable=*/true);
 }
@@ -1139,6 +1147,46 @@ Result<double> Manifest::TakeToken(std::string_view key, double rate_per_s, doub
     return st->Run();
   }));
   return wait;
+}
+
+Result<std::pair<int, double>> Manifest::ReserveTokens(std::string_view key, double rate_per_s, double burst,
+                                                      int count, double now_s) {
+  if (!(rate_per_s > 0) || count < 1) return Status::Invalid("ReserveTokens: rate and count must be > 0");
+  burst = std::max(burst, 1.0);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::pair<int, double> out{0, 0};
+  SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
+    double tokens = burst, refilled_at = now_s, paused_until = 0;
+    {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kGetBucket));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key));
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (row) {
+        tokens = st->Double(0);
+        refilled_at = st->Double(1);
+        paused_until = st->Double(2);
+      }
+    }
+    if (now_s > refilled_at) {
+      tokens = std::min(burst, tokens + (now_s - refilled_at) * rate_per_s);
+      refilled_at = now_s;
+    }
+    tokens = std::min(tokens, burst);
+    if (paused_until > 0 && now_s < paused_until) {
+      out = {0, paused_until - now_s};
+      return {};  // nothing to write
+    }
+    if (paused_until > 0) {
+      tokens = std::max(tokens, 1.0);
+      paused_until = 0;
+    }
+    out = {count, std::max(0.0, (1.0 - tokens) / rate_per_s)};
+    tokens -= count;
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, tokens, refilled_at, paused_until));
+    return st->Run();
+  }));
+  return out;
 }
 
 Status Manifest::PauseBucket(std::string_view key, double until_s) {

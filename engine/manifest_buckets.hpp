@@ -15,6 +15,10 @@ class ManifestBuckets : public BucketStore {
   Result<double> Take(std::string_view key, double rate, double burst, double now) override {
     return m_.TakeToken(key, rate, burst, now);
   }
+  Result<std::pair<int, double>> Reserve(std::string_view key, double rate, double burst, int count,
+                                         double now) override {
+    return m_.ReserveTokens(key, rate, burst, count, now);
+  }
   Status Pause(std::string_view key, double until) override { return m_.PauseBucket(key, until); }
 
  private:

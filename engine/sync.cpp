@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "shotsync/bounded_queue.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/shootbin.hpp"
@@ -77,6 +78,46 @@ class Scheduler {
   std::condition_variable cv_;
   std::multimap<SteadyClock::time_point, std::function<void()>> tasks_;
   bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+// Commits finished jobs off the transfer loop: whatever is queued when the
+// thread gets to it goes into one transaction (group commit), then `after`
+// runs for each. The loop thread only queues (bounded: it waits if the
+// manifest falls far behind).
+template <typename Item>
+class Recorder {
+ public:
+  using CommitFn = std::function<Status(std::vector<Item>&)>;
+  using AfterFn = std::function<void(Item&, const Status&)>;
+  Recorder(CommitFn commit, AfterFn after)
+      : commit_(std::move(commit)), after_(std::move(after)), thread_([this] { Loop(); }) {}
+  ~Recorder() { Finish(); }
+  void Add(Item item) { queue_.Push(std::move(item)); }
+  // Records everything queued, then stops the thread (idempotent).
+  void Finish() {
+    queue_.Close();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr std::size_t kMaxBatch = 256;
+  void Loop() {
+    while (std::optional<Item> first = queue_.Pop()) {
+      std::vector<Item> batch;
+      batch.push_back(std::move(*first));
+      while (batch.size() < kMaxBatch) {
+        std::optional<Item> more = queue_.TryPop();
+        if (!more) break;
+        batch.push_back(std::move(*more));
+      }
+      const Status st = commit_(batch);
+      for (Item& item : batch) after_(item, st);
+    }
+  }
+  CommitFn commit_;
+  AfterFn after_;
+  BoundedQueue<Item> queue_{1024};
   std::thread thread_;  // last: starts after the members it uses
 };
 
@@ -160,6 +201,7 @@ class SyncRun {
     }
     engine_.Shutdown(Stopping(true));
     scheduler_.Drain();
+    recorder_.Finish();  // every answer recorded before the report is made
     if (report_.status.ok() && Stopping(false)) {
       report_.status = Status(Code::kCancelled, "interrupted: run the same command to resume");
     }
@@ -410,6 +452,12 @@ class SyncRun {
 
   Status Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
     SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
+    Recorded(j, photo_id, reconciled);
+    return Status::Ok();
+  }
+
+  // After the job's done row is committed.
+  void Recorded(const Job& j, std::int64_t photo_id, bool reconciled) {
     {
       std::lock_guard lock(mu_);
       (j.kind == JobKind::kUpload ? report_.uploaded : report_.revised) += 1;
@@ -421,7 +469,23 @@ class SyncRun {
     SyncEvent done{SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""};
     done.revision = j.kind == JobKind::kRevision;
     Emit(done);
-    return Status::Ok();
+  }
+
+  // Recorder: one transaction for the answers that arrived meanwhile.
+  struct Answered {
+    Job job;
+    std::int64_t photo_id = 0;
+  };
+  Status CommitAnswered(std::vector<Answered>& batch) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+    rows.reserve(batch.size());
+    for (const Answered& a : batch) rows.emplace_back(a.job.job_id, a.photo_id);
+    return db_->FinishJobs(rows);
+  }
+  void AfterAnswered(Answered& a, const Status& committed) {
+    // Not recorded: the job stays in flight and the next run finds the photo.
+    if (committed.ok()) Recorded(a.job, a.photo_id, false); else SetFatal(committed);
+    Done();
   }
 
   void OnItem(const PlanItem& item) {
@@ -532,10 +596,7 @@ class SyncRun {
     Status st = client_.CheckAnswer(r, j.abs_path);
     if (st.ok()) {
       auto photo = ShootbinClient::ParsePhotoAnswer(r);
-      if (photo.ok()) {
-        if (Status f = Finished(j, photo->id, false); !f.ok()) SetFatal(f);
-        return Done();
-      }
+      if (photo.ok()) return recorder_.Add({j, photo->id});  // Done() once recorded
       st = Status(Code::kServer, j.abs_path + ": " + photo.status().message());
     }
     ++j.attempts;
@@ -667,6 +728,8 @@ class SyncRun {
   std::mt19937_64 rng_;
   std::atomic<bool> fatal_{false};
   std::mutex event_mu_;
+  Recorder<Answered> recorder_{[this](std::vector<Answered>& b) { return CommitAnswered(b); },
+                               [this](Answered& a, const Status& st) { AfterAnswered(a, st); }};
   Scheduler scheduler_;  // last: its thread stops before the rest is destroyed
 };
 

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -213,6 +214,8 @@ class Manifest {
   // The job is done: job row and file row (remote id, remote hash, state
   // synced) change in one transaction.
   Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id);
+  // Many FinishJobs, {job_id, remote_photo_id} each, in one transaction.
+  Status FinishJobs(std::span<const std::pair<std::int64_t, std::int64_t>> done);
   // failed (retry on a later run) or rejected (permanent); reason is one line
   // (newlines become spaces). attempts + 1; the file row gets the reason and,
   // when permanent, state rejected. Same transaction, durable.
@@ -233,8 +236,15 @@ class Manifest {
   // come from a clock every process shares (CLOCK_MONOTONIC or the wall
   // clock, the same one everywhere). rate_per_s <= 0 is kInvalidArgument.
   Result<double> TakeToken(std::string_view key, double rate_per_s, double burst, double now_s);
+  // Reserves the next `count` tokens at once, the bucket going into debt if
+  // need be (later takers wait for it to be repaid): token i (0-based) is
+  // the caller's at now_s + first + i / rate_per_s. Returns {count, first};
+  // while the bucket is paused nothing is reserved: {0, seconds to wait}.
+  // One transaction for many requests when the rate is high.
+  Result<std::pair<int, double>> ReserveTokens(std::string_view key, double rate_per_s, double burst, int count,
+                                               double now_s);
   // Server feedback: no tokens before `until_s` (a 429's reset time, on the
-  // clock of TakeToken's now_s). Empties the bucket; paused_until only grows.
+  // clock of TakeToken's now_s). Empties the bucket (a debt stays); paused_until only grows.
   // When the pause is over one token is available at once (the server's
   // window was reset), then the rate applies again.
   Status PauseBucket(std::string_view key, double until_s);

@@ -35,6 +35,15 @@ class BucketStore {
   virtual ~BucketStore() = default;
   // Takes one token; 0 when taken, else seconds to wait (nothing taken).
   virtual Result<double> Take(std::string_view key, double rate_per_s, double burst, double now_s) = 0;
+  // Reserves the next `count` tokens (the bucket may go into debt): token i
+  // is the caller's at now_s + first + i / rate_per_s. {count, first}; while
+  // paused {0, seconds to wait}. The default takes one token with Take.
+  virtual Result<std::pair<int, double>> Reserve(std::string_view key, double rate_per_s, double burst, int count,
+                                                 double now_s) {
+    (void)count;
+    SHOTSYNC_ASSIGN_OR_RETURN(double wait, Take(key, rate_per_s, burst, now_s));
+    return wait <= 0 ? std::pair<int, double>{1, 0.0} : std::pair<int, double>{0, wait};
+  }
   virtual Status Pause(std::string_view key, double until_s) = 0;
 };
 
@@ -95,6 +104,10 @@ class Throttle {
   double tokens_ = 1;
   double refilled_at_ = 0;
   double paused_until_ = 0;
+  // Tokens reserved in the shared store and not used yet: the next is ours
+  // at next_slot_, then one every 1/rate seconds.
+  int slots_left_ = 0;
+  double next_slot_ = 0;
   std::int64_t granted_ = 0;
   std::int64_t got_429_ = 0;
 };

@@ -959,3 +959,60 @@ TEST_CASE("processes killed during writes and checkpoints leave a manifest that 
     CHECK(rows >= committed);  // every reported commit survived
   }
 }
+
+TEST_CASE("FinishJobs records many answers in one transaction, or none of them", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto m = MustOpen(path);
+  std::int64_t root = AddRoot(*m);
+  std::vector<std::pair<std::int64_t, std::int64_t>> done;
+  std::vector<std::int64_t> files;
+  for (int i = 0; i < 5; ++i) {
+    FileRecord f = MakeFile(root, "day1/" + std::to_string(i) + ".jpg", 5000);
+    f.hash = std::string(32, char('a' + i));
+    REQUIRE(m->PutFile(f).ok());
+    auto job = m->BeginJob(f.id, f.hash, f.size, TestOwner());
+    REQUIRE(job.ok());
+    done.emplace_back(job->job_id, 100 + i);
+    files.push_back(f.id);
+  }
+  SECTION("all recorded") {
+    REQUIRE(m->FinishJobs(done).ok());
+    for (int i = 0; i < 5; ++i) {
+      auto got = m->GetFileById(files[i]);
+      REQUIRE(got.ok());
+      CHECK((*got)->state == FileState::kSynced);
+      CHECK((*got)->remote_photo_id == 100 + i);
+    }
+    CHECK(m->UnfinishedJobs()->empty());
+  }
+  SECTION("one unknown job: nothing recorded, every job still in flight") {
+    done.emplace_back(987654, 1);
+    CHECK(m->FinishJobs(done).code() == Code::kNotFound);
+    CHECK(m->UnfinishedJobs()->size() == 5);
+    CHECK_FALSE((*m->GetFileById(files[0]))->remote_photo_id.has_value());
+  }
+}
+
+TEST_CASE("ReserveTokens hands out future slots and makes later takers wait for them", "[manifest]") {
+  TempDir dir;
+  auto m = MustOpen(DbPath(dir));
+  const double rate = 100.0, burst = 1.0, t = 1000.0;
+  auto r = m->ReserveTokens("shootbin:abc", rate, burst, 10, t);
+  REQUIRE(r.ok());
+  CHECK(r->first == 10);
+  CHECK(r->second == 0.0);  // a fresh bucket holds one token: the first slot is now
+  // The 10 slots run to t + 0.09; a plain taker waits for the debt.
+  CHECK(*m->TakeToken("shootbin:abc", rate, burst, t) == Approx(0.10));
+  auto next = m->ReserveTokens("shootbin:abc", rate, burst, 5, t + 0.05);
+  REQUIRE(next.ok());
+  CHECK(next->first == 5);
+  CHECK(next->second == Approx(0.05));  // after the first reservation's last slot
+  // Paused: nothing is reserved.
+  REQUIRE(m->PauseBucket("shootbin:abc", t + 30).ok());
+  auto paused = m->ReserveTokens("shootbin:abc", rate, burst, 5, t + 1);
+  REQUIRE(paused.ok());
+  CHECK(paused->first == 0);
+  CHECK(paused->second == Approx(29.0));
+  CHECK_FALSE(m->ReserveTokens("k", rate, burst, 0, t).ok());
+}
