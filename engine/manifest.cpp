@@ -897,12 +897,19 @@ Status Manifest::CommitBatch() {
 
 Result<JobClaim> Manifest::BeginJob(std::int64_t file_id, std::string_view hash, std::uint64_t size,
                                     const JobOwner& owner) {
+  const ClaimRequest one{file_id, std::string(hash), size};
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Result<JobClaim>> claims, BeginJobs({&one, 1}, owner));
+  return std::move(claims.front());
+}
+
+Result<std::vector<Result<JobClaim>>> Manifest::BeginJobs(std::span<const ClaimRequest> requests,
+                                                         const JobOwner& owner) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   // The one write that must survive power loss, not only a crash: once the
   // job is in flight the bytes may reach the server, and only this row makes
   // the next run look there before sending again. WAL + synchronous=FULL
-  // syncs the log at this commit; every other write stays NORMAL (a lost
-  // done/failed row only costs a reconcile).
+  // syncs the log at this commit (one sync for the whole group); every other
+  // write stays NORMAL (a lost done/failed row only costs a reconcile).
   // (The level cannot change inside a transaction: an open batch, which this
   // durable write would commit anyway, is committed first.)
   if (impl_->batch_txn_open) {
@@ -914,57 +921,73 @@ Result<JobClaim> Manifest::BeginJob(std::int64_t file_id, std::string_view hash,
     sql::Db& db;
     ~Restore() { (void)db.Exec("PRAGMA synchronous=NORMAL"); }
   } restore{impl_->db};
-  JobClaim claim;
-  SHOTSYNC_RETURN_IF_ERROR(impl_->Write(
-      [&]() -> Status {
-        const std::int64_t now = NowUnix();
-        std::int64_t id = 0;
-        {
-          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFindReusableJob));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id));
-          SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-          if (row) {
-            id = st->Int64(0);
-            const std::string state = st->Text(1), other = st->Text(2);
-            if (state == "in_flight" && other != owner.token) {
-              if (!owner.alive || owner.alive(other)) {
-                return Status(Code::kBusy, "being sent by another shotsync process");
-              }
-              return Status(Code::kConflict,
-                            "left in flight by an interrupted run; the next run checks the server first");
-            }
+  const std::int64_t now = NowUnix();
+  // One claim: a soft refusal (busy, already done, conflict, no such file)
+  // is that request's result and writes nothing; an error fails the group.
+  auto claim_one = [&](const ClaimRequest& r, std::vector<Result<JobClaim>>& out) -> Status {
+    std::int64_t id = 0;
+    {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFindReusableJob));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id));
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (row) {
+        id = st->Int64(0);
+        const std::string state = st->Text(1), other = st->Text(2);
+        if (state == "in_flight" && other != owner.token) {
+          if (!owner.alive || owner.alive(other)) {
+            out.emplace_back(Status(Code::kBusy, "being sent by another shotsync process"));
+          } else {
+            out.emplace_back(Status(Code::kConflict,
+                                    "left in flight by an interrupted run; the next run checks the server first"));
           }
-        }
-        {
-          // Decided from the row as it is now, not as the caller planned it:
-          // another process may have sent this file in between.
-          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileRemote));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id));
-          SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-          if (!row) return Status::NotFound(impl_->path + ": no file " + std::to_string(file_id));
-          const auto photo = st->OptInt64(0);
-          if (photo && st->Text(1) == hash) {
-            return Status(Code::kAlreadyDone, "already on the server (sent by another run)");
-          }
-          claim.kind = photo ? JobKind::kRevision : JobKind::kUpload;
-          claim.photo_id = photo.value_or(0);
-        }
-        if (id != 0) {
-          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRestartJob));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), hash, size, now, owner.token));
-          SHOTSYNC_RETURN_IF_ERROR(st->Run());
-          claim.job_id = id;
           return {};
         }
-        SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kInsertJob));
-        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, JobKindName(claim.kind), hash, size, now, owner.token));
-        SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-        if (!row) return Status::Internal(impl_->path + ": insert job returned no id");
-        claim.job_id = st->Int64(0);
+      }
+    }
+    JobClaim claim;
+    {
+      // Decided from the row as it is now, not as the caller planned it:
+      // another process may have sent this file in between.
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileRemote));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id));
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) {
+        out.emplace_back(Status::NotFound(impl_->path + ": no file " + std::to_string(r.file_id)));
+        return {};
+      }
+      const auto photo = st->OptInt64(0);
+      if (photo && st->Text(1) == r.hash) {
+        out.emplace_back(Status(Code::kAlreadyDone, "already on the server (sent by another run)"));
+        return {};
+      }
+      claim.kind = photo ? JobKind::kRevision : JobKind::kUpload;
+      claim.photo_id = photo.value_or(0);
+    }
+    if (id != 0) {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRestartJob));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), r.hash, r.size, now, owner.token));
+      SHOTSYNC_RETURN_IF_ERROR(st->Run());
+      claim.job_id = id;
+    } else {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kInsertJob));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id, JobKindName(claim.kind), r.hash, r.size, now, owner.token));
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) return Status::Internal(impl_->path + ": insert job returned no id");
+      claim.job_id = st->Int64(0);
+    }
+    out.emplace_back(claim);
+    return {};
+  };
+  std::vector<Result<JobClaim>> out;
+  SHOTSYNC_RETURN_IF_ERROR(impl_->Write(
+      [&]() -> Status {
+        out.clear();
+        out.reserve(requests.size());
+        for (const ClaimRequest& r : requests) SHOTSYNC_RETURN_IF_ERROR(claim_one(r, out));
         return {};
       },
       /*durable=*/true));
-  return claim;
+  return out;
 }
 
 Result<bool> Manifest::AdoptJob(std::int64_t job_id, std::string_view from_owner, std::string_view to_owner) {

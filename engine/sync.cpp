@@ -81,18 +81,18 @@ class Scheduler {
   std::thread thread_;  // last: starts after the members it uses
 };
 
-// Commits finished jobs off the transfer loop: whatever is queued when the
-// thread gets to it goes into one transaction (group commit), then `after`
-// runs for each. The loop thread only queues (bounded: it waits if the
-// manifest falls far behind).
+// A thread that takes whatever is queued when it gets to it (up to 256
+// items), handles the group with `commit` (one transaction: group commit),
+// then runs `after` for each item. Producers only queue; the queue is
+// bounded, so they wait if the database falls far behind.
 template <typename Item>
-class Recorder {
+class Batcher {
  public:
   using CommitFn = std::function<Status(std::vector<Item>&)>;
   using AfterFn = std::function<void(Item&, const Status&)>;
-  Recorder(CommitFn commit, AfterFn after)
+  Batcher(CommitFn commit, AfterFn after)
       : commit_(std::move(commit)), after_(std::move(after)), thread_([this] { Loop(); }) {}
-  ~Recorder() { Finish(); }
+  ~Batcher() { Finish(); }
   void Add(Item item) { queue_.Push(std::move(item)); }
   // Records everything queued, then stops the thread (idempotent).
   void Finish() {
@@ -201,6 +201,7 @@ class SyncRun {
     }
     engine_.Shutdown(Stopping(true));
     scheduler_.Drain();
+    claimer_.Finish();   // claims queued by the last retries end here (stopping: unsent)
     recorder_.Finish();  // every answer recorded before the report is made
     if (report_.status.ok() && Stopping(false)) {
       report_.status = Status(Code::kCancelled, "interrupted: run the same command to resume");
@@ -519,18 +520,45 @@ class SyncRun {
   // Claims the file in the manifest and sends it. Holds one outstanding_.
   // Upload or revision is decided by the claim, from the manifest as it is
   // now: another process may have sent this file since it was planned.
-  void Claim(Job j, SteadyClock::time_point first_try) {
-    if (Stopping(false)) return Done();
-    auto claim = db_->BeginJob(j.file_id, j.hash, j.size, owner_);
+  // Claims go through claimer_: the files queued meanwhile are claimed in
+  // one durable transaction (one log sync for the group, not one per file).
+  struct Pending {
+    Job job;
+    SteadyClock::time_point first_try;
+    std::optional<Result<JobClaim>> claim;  // unset: not claimed (stopping)
+  };
+  void Claim(Job j, SteadyClock::time_point first_try) { claimer_.Add({std::move(j), first_try, std::nullopt}); }
+
+  Status CommitClaims(std::vector<Pending>& batch) {
+    if (Stopping(false)) return Status::Ok();
+    std::vector<ClaimRequest> requests;
+    requests.reserve(batch.size());
+    for (const Pending& p : batch) requests.push_back({p.job.file_id, p.job.hash, p.job.size});
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Result<JobClaim>> claims, db_->BeginJobs(requests, owner_));
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].claim = std::move(claims[i]);
+    return Status::Ok();
+  }
+
+  // Holds one outstanding_, given back here or when the transfer ends.
+  // Upload or revision is decided by the claim, from the manifest as it is
+  // now: another process may have sent this file since it was planned.
+  void AfterClaim(Pending& p, const Status& committed) {
+    if (!committed.ok()) {
+      SetFatal(committed);
+      return Done();
+    }
+    if (!p.claim) return Done();  // stopping
+    Job& j = p.job;
+    const Result<JobClaim>& claim = *p.claim;
     if (!claim.ok()) {
       const Code c = claim.status().code();
       const bool waited_enough =
-          SteadyClock::now() - first_try > std::chrono::duration<double>(options_.busy_wait_s);
+          SteadyClock::now() - p.first_try > std::chrono::duration<double>(options_.busy_wait_s);
       if (c == Code::kBusy && !options_.files.empty() && !waited_enough) {
         // push: another process is sending this file; once it is done this
         // content may still differ (a newer export), so ask again.
         scheduler_.At(SteadyClock::now() + std::chrono::milliseconds(200),
-                      [this, j = std::move(j), first_try]() mutable { Claim(std::move(j), first_try); });
+                      [this, j = std::move(j), first_try = p.first_try]() mutable { Claim(std::move(j), first_try); });
         return;
       }
       if (c == Code::kAlreadyDone || c == Code::kBusy) {
@@ -728,7 +756,9 @@ class SyncRun {
   std::mt19937_64 rng_;
   std::atomic<bool> fatal_{false};
   std::mutex event_mu_;
-  Recorder<Answered> recorder_{[this](std::vector<Answered>& b) { return CommitAnswered(b); },
+  Batcher<Pending> claimer_{[this](std::vector<Pending>& b) { return CommitClaims(b); },
+                            [this](Pending& p, const Status& st) { AfterClaim(p, st); }};
+  Batcher<Answered> recorder_{[this](std::vector<Answered>& b) { return CommitAnswered(b); },
                                [this](Answered& a, const Status& st) { AfterAnswered(a, st); }};
   Scheduler scheduler_;  // last: its thread stops before the rest is destroyed
 };

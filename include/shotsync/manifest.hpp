@@ -88,6 +88,12 @@ struct JobOwner {
   std::function<bool(std::string_view token)> alive;
 };
 
+struct ClaimRequest {
+  std::int64_t file_id = 0;
+  std::string hash;
+  std::uint64_t size = 0;
+};
+
 struct JobClaim {
   std::int64_t job_id = 0;
   JobKind kind = JobKind::kUpload;
@@ -207,6 +213,10 @@ class Manifest {
   // over (same id, attempts kept) instead of a new one being added.
   Result<JobClaim> BeginJob(std::int64_t file_id, std::string_view hash, std::uint64_t size,
                             const JobOwner& owner);
+  // Many BeginJobs in one durable transaction (one log sync for the group):
+  // a result per request, in order, each what BeginJob would have returned.
+  // Fails as a whole only when the database does.
+  Result<std::vector<Result<JobClaim>>> BeginJobs(std::span<const ClaimRequest> requests, const JobOwner& owner);
   // Takes over an in_flight job of `from_owner` (a dead process) so that only
   // one process reconciles it. false when the job is no longer in flight
   // under from_owner (someone else adopted or finished it).

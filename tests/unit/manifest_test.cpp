@@ -1016,3 +1016,46 @@ TEST_CASE("ReserveTokens hands out future slots and makes later takers wait for 
   CHECK(paused->second == Approx(29.0));
   CHECK_FALSE(m->ReserveTokens("k", rate, burst, 0, t).ok());
 }
+
+TEST_CASE("BeginJobs claims a group in one transaction, each file with its own answer", "[manifest][claim]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto m = MustOpen(path);
+  std::int64_t root = AddRoot(*m);
+  std::vector<FileRecord> files;
+  for (int i = 0; i < 4; ++i) {
+    FileRecord f = MakeFile(root, "g/" + std::to_string(i) + ".jpg", 1000 + i);
+    f.hash = std::string(32, char('a' + i));
+    REQUIRE(m->PutFile(f).ok());
+    files.push_back(f);
+  }
+  const shotsync::JobOwner other{"other-owner", nullptr};
+  const shotsync::JobOwner me{"me", nullptr};
+  // File 1 is on the server with this content, file 2 is being sent by a live process.
+  auto done = m->BeginJob(files[1].id, files[1].hash, files[1].size, other);
+  REQUIRE(done.ok());
+  REQUIRE(m->FinishJob(done->job_id, 77).ok());
+  REQUIRE(m->BeginJob(files[2].id, files[2].hash, files[2].size, other).ok());
+  // File 3 was sent before and changed since.
+  auto old = m->BeginJob(files[3].id, "ffffffffffffffffffffffffffffffff", files[3].size, other);
+  REQUIRE(old.ok());
+  REQUIRE(m->FinishJob(old->job_id, 88).ok());
+
+  std::vector<shotsync::ClaimRequest> group;
+  for (const FileRecord& f : files) group.push_back({f.id, f.hash, f.size});
+  group.push_back({424242, "x", 1});  // no such file
+  auto claims = m->BeginJobs(group, me);
+  REQUIRE(claims.ok());
+  REQUIRE(claims->size() == 5);
+  REQUIRE((*claims)[0].ok());
+  CHECK((*claims)[0]->kind == JobKind::kUpload);
+  CHECK((*claims)[1].status().code() == Code::kAlreadyDone);
+  CHECK((*claims)[2].status().code() == Code::kBusy);
+  REQUIRE((*claims)[3].ok());
+  CHECK((*claims)[3]->kind == JobKind::kRevision);
+  CHECK((*claims)[3]->photo_id == 88);
+  CHECK((*claims)[4].status().code() == Code::kNotFound);
+  // Both claims are durable rows of this owner; the refusals wrote nothing.
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight' AND owner = 'me'") == 2);
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight'") == 3);
+}
