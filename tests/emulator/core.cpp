@@ -29,6 +29,30 @@ std::string IsoFromUnix(std::int64_t secs) {
   return buf;
 }
 
+// Debian's cpp-httplib is built with a listen backlog of 5: eight clients
+// connecting at once then lose SYNs and wait a 1 s retransmission (seen as
+// rare one-second stalls in the upload benchmark, for curl and shotsync
+// alike). listen() again on the bound socket raises the backlog.
+void WidenListenBacklog(int port) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* e = ::readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2 || fd == ::dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    const int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                      : addr.ss_family == AF_INET  ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+                                                   : -1;
+    if (bound == port) (void)::listen(fd, SOMAXCONN);
+  }
+  ::closedir(dir);
+}
+
 // "POST /api/projects/{id}/albums/{id}/photos": numbers and 24-hex ids folded.
 std::string RouteKey(const std::string& method, const std::string& path) {
   std::string out = method + " ";
@@ -202,6 +226,7 @@ int Emulator::Bind() {
   } else {
     port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
   }
+  if (port_ > 0) WidenListenBacklog(port_);
   return port_;
 }
 
