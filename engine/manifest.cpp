@@ -200,6 +200,7 @@ constexpr char kUpsertRoot[] =
     "remote_album_id = CASE WHEN project = excluded.project AND album = excluded.album "
     "THEN remote_album_id ELSE 0 END "
     "RETURNING id";
+constexpr char kRootByPath[] = "SELECT id, project, album FROM roots WHERE path = ?1";
 constexpr char kRoots[] =
     "SELECT id, path, project, album, remote_project_id, remote_album_id FROM roots ORDER BY id";
 constexpr char kSetRootTarget[] =
@@ -704,6 +705,13 @@ int Manifest::SchemaVersion() const {
 Result<std::int64_t> Manifest::UpsertRoot(const RootRecord& root) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::int64_t id = 0;
+  {
+    // Usually the root is there as configured: no write transaction then.
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRootByPath));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(Blob{root.path}));
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (row && st->Text(1) == root.project && st->Text(2) == root.album) return st->Int64(0);
+  }
   SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUpsertRoot));
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(Blob{root.path}, root.project, root.album));
@@ -1168,7 +1176,7 @@ Result<double> Manifest::TakeToken(std::string_view key, double rate_per_s, doub
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, tokens, refilled_at, paused_until));
     return st->Run();
-  }));
+  }, /*durable=*/true));  // never inside a planner's batch: other processes must see it
   return wait;
 }
 
@@ -1208,7 +1216,7 @@ Result<std::pair<int, double>> Manifest::ReserveTokens(std::string_view key, dou
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, tokens, refilled_at, paused_until));
     return st->Run();
-  }));
+  }, /*durable=*/true));
   return out;
 }
 
@@ -1218,7 +1226,7 @@ Status Manifest::PauseBucket(std::string_view key, double until_s) {
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPauseBucket));
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, until_s));
     return st->Run();
-  });
+  }, /*durable=*/true);
 }
 
 // --- Runs --------------------------------------------------------------------

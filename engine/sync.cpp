@@ -149,7 +149,8 @@ class SyncRun {
  public:
   SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manifest> jobs_db, OwnerLease lease,
           const SyncOptions& options, const SyncEventFn& on_event)
-      : config_(config), plan_db_(manifest), db_(std::move(jobs_db)), lease_(std::move(lease)),
+      : config_(config), plan_db_(manifest), own_jobs_db_(std::move(jobs_db)),
+        db_(own_jobs_db_ ? own_jobs_db_.get() : &manifest), lease_(std::move(lease)),
         owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event), buckets_(*db_),
         engine_(TransferOptions{.max_concurrent = options.jobs > 0 ? options.jobs : config.jobs,
                                 .max_per_host = options.jobs > 0 ? options.jobs : config.jobs,
@@ -285,11 +286,13 @@ class SyncRun {
       if (!root_id.ok()) return root_id.status();
       t.root_id = *root_id;
       auto key = std::make_pair(rc.project, rc.album);
+      bool recorded = false;  // the manifest already holds these ids
       if (auto k = known.find(t.root_id); k != known.end() && k->second.remote_album_id != 0 &&
                                            k->second.project == rc.project && k->second.album == rc.album) {
         t.project = k->second.remote_project_id;
         t.album = k->second.remote_album_id;
         t.resolved = true;
+        recorded = true;
       } else if (!Involved(i)) {
         // push: not needed for the files named
       } else if (auto it = resolved.find(key); it != resolved.end()) {
@@ -314,7 +317,7 @@ class SyncRun {
         t.resolved = t.status.ok();
         resolved[key] = t;
       }
-      if (t.resolved) SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
+      if (t.resolved && !recorded) SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
       if (!t.status.ok()) Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
       targets_.push_back(t);
     }
@@ -735,7 +738,11 @@ class SyncRun {
 
   const Config& config_;
   Manifest& plan_db_;               // the planner's connection (batched writes)
-  std::unique_ptr<Manifest> db_;    // jobs, runs and the shared bucket (durable writes)
+  // Jobs, runs and the shared bucket (durable writes): a second connection
+  // for a sync, so that the transfer side never waits behind the planner's
+  // batches; a push (a few rows) uses the planner's, one open less.
+  std::unique_ptr<Manifest> own_jobs_db_;
+  Manifest* db_;
   OwnerLease lease_;                // proves to other processes that our jobs are live
   JobOwner owner_;
   const SyncOptions& options_;
@@ -780,7 +787,8 @@ int SyncExitCode(const SyncReport& report) {
 
 SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,
                    const SyncEventFn& on_event) {
-  auto jobs_db = Manifest::Open(config.ManifestPath());
+  Result<std::unique_ptr<Manifest>> jobs_db = std::unique_ptr<Manifest>();
+  if (options.files.empty()) jobs_db = Manifest::Open(config.ManifestPath());
   auto lease = OwnerLease::Acquire(config.state_dir);
   if (!jobs_db.ok() || !lease.ok()) {
     SyncReport report;

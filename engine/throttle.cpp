@@ -8,7 +8,7 @@
 // With Options::shared set the tokens live in the BucketStore (Take is the
 // source of truth, atomic across processes); the local fields then only hold
 // the pause (also pushed to the store), the counters and, at rates above
-// 80/s, the tokens reserved for the next 25 ms (Reserve: one transaction for
+// 80/s, the tokens reserved for up to the next 25 ms (Reserve: one transaction for
 // many requests; each reserved token still has its own time slot, so the
 // bound below holds across processes). When the store
 // fails (e.g. the database is unreadable) the local bucket takes over, so a
@@ -256,8 +256,12 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
     if (slots_left_ == 0) {
       // At a high rate, reserve the next kLeaseSeconds of tokens in one
       // transaction instead of one per request (the store is a SQLite file).
-      const int want = int(std::clamp(std::floor(rate * kLeaseSeconds), 1.0, double(kMaxLease)));
-      if (want == 1) {
+      // The lease doubles with use (1, 2, 4 ...): a short run (a push) takes
+      // about what it needs; what a run leaves unused still delays the
+      // next taker by that many slots.
+      const int cap = int(std::clamp(std::floor(rate * kLeaseSeconds), 1.0, double(kMaxLease)));
+      const int want = std::min(lease_, cap);
+      if (cap == 1) {
         Result<double> taken = options_.shared->Take(options_.key, rate, 1.0, now);
         if (taken.ok()) {
           if (*taken > 0) return wait_for(*taken);
@@ -268,6 +272,7 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
         if (got->first == 0) return wait_for(got->second);
         slots_left_ = got->first;
         next_slot_ = now + got->second;
+        lease_ = std::min(lease_ * 2, cap);
       }
     }
     if (slots_left_ > 0) {
@@ -323,6 +328,7 @@ bool Throttle::OnResponse(long status, const std::multimap<std::string, std::str
     if (until > paused_until_) paused_until_ = until;
     tokens_ = 0;
     slots_left_ = 0;  // reserved before the server said stop
+    lease_ = 1;
     if (options_.shared) {
       // Best effort: the local pause holds for this process whatever happens.
       (void)options_.shared->Pause(options_.key, until);

@@ -108,6 +108,7 @@ class Throttle {
   // at next_slot_, then one every 1/rate seconds.
   int slots_left_ = 0;
   double next_slot_ = 0;
+  int lease_ = 1;  // how many to reserve next time
   std::int64_t granted_ = 0;
   std::int64_t got_429_ = 0;
 };
