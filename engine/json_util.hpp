@@ -48,7 +48,8 @@ inline bool Bool(const Json& obj, std::string_view key, bool fallback = false) {
   return f && f->is_boolean() ? f->get<bool>() : fallback;
 }
 
-// One line, bounded, no control characters: safe to print what a server said.
+// One line, bounded, no control characters, no trailing blanks: safe to
+// print what a server (or a user) said.
 inline std::string Printable(std::string_view s, std::size_t max = 300) {
   std::string out;
   for (unsigned char c : s) {
@@ -58,6 +59,7 @@ inline std::string Printable(std::string_view s, std::size_t max = 300) {
     }
     out += (c < 0x20 || c == 0x7f) ? ' ' : char(c);
   }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
 }
 

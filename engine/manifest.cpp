@@ -1132,92 +1132,69 @@ Status Manifest::PutDownload(const DownloadRecord& record) {
 
 // --- Token bucket ------------------------------------------------------------
 
-Result<double> Manifest::TakeToken(std::string_view key, double rate_per_s, double burst,
-                                   double now_s) {
-  if (!(rate_per_s > 0)) return Status::Invalid("TakeToken: rate must be > 0");
-  burst = std::max(burst, 1.0);
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  double wait = 0;
-  // BEGIN IMMEDIATE (or the batch's write transaction) holds the database
-  // write lock from the read to the write: atomic across processes.
-  SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
-    double tokens = burst, refilled_at = now_s, paused_until = 0;
-    {
-      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kGetBucket));
-      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key));
-      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (row) {
-        tokens = st->Double(0);
-        refilled_at = st->Double(1);
-        paused_until = st->Double(2);
-      }
-    }
-    if (now_s > refilled_at) {
-      tokens = std::min(burst, tokens + (now_s - refilled_at) * rate_per_s);
-      refilled_at = now_s;
-    }
-    tokens = std::min(tokens, burst);  // the burst may have been lowered
-    if (paused_until > 0 && now_s < paused_until) {
-      wait = paused_until - now_s;
-    } else {
-      if (paused_until > 0) {
-        // The pause is over: the server's window was reset at paused_until,
-        // so the request that was waiting for it may go right away.
-        tokens = std::max(tokens, 1.0);
-        paused_until = 0;
-      }
-      if (tokens >= 1.0) {
-        tokens -= 1.0;
-        wait = 0;
-      } else {
-        wait = (1.0 - tokens) / rate_per_s;
-      }
-    }
-    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
-    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, tokens, refilled_at, paused_until));
-    return st->Run();
-  }, /*durable=*/true));  // never inside a planner's batch: other processes must see it
-  return wait;
-}
+namespace {
 
-Result<std::pair<int, double>> Manifest::ReserveTokens(std::string_view key, double rate_per_s, double burst,
-                                                      int count, double now_s) {
-  if (!(rate_per_s > 0) || count < 1) return Status::Invalid("ReserveTokens: rate and count must be > 0");
+// A bucket row refilled to now_s (a new bucket starts full). Read and written
+// inside one write transaction: BEGIN IMMEDIATE holds the database write lock
+// from the read to the write, so a take is atomic across processes.
+struct Bucket {
+  double tokens = 0, refilled_at = 0, paused_until = 0;
+  bool Paused(double now_s) const { return paused_until > 0 && now_s < paused_until; }
+};
+
+}  // namespace
+
+Result<std::pair<int, double>> Manifest::TakeFromBucket(std::string_view key, double rate_per_s, double burst,
+                                                       int count, bool reserve, double now_s) {
+  if (!(rate_per_s > 0) || count < 1) return Status::Invalid("token bucket: rate and count must be > 0");
   burst = std::max(burst, 1.0);
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::pair<int, double> out{0, 0};
   SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
-    double tokens = burst, refilled_at = now_s, paused_until = 0;
+    Bucket b{burst, now_s, 0};
     {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kGetBucket));
       SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key));
       SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (row) {
-        tokens = st->Double(0);
-        refilled_at = st->Double(1);
-        paused_until = st->Double(2);
+      if (row) b = {st->Double(0), st->Double(1), st->Double(2)};
+    }
+    if (now_s > b.refilled_at) {
+      b.tokens = std::min(burst, b.tokens + (now_s - b.refilled_at) * rate_per_s);
+      b.refilled_at = now_s;
+    }
+    b.tokens = std::min(b.tokens, burst);  // the burst may have been lowered
+    if (b.Paused(now_s)) {
+      out = {0, b.paused_until - now_s};
+    } else {
+      if (b.paused_until > 0) {
+        // The pause is over: the server's window was reset at paused_until,
+        // so the request that was waiting for it may go right away.
+        b.tokens = std::max(b.tokens, 1.0);
+        b.paused_until = 0;
+      }
+      const double first = std::max(0.0, (1.0 - b.tokens) / rate_per_s);
+      if (reserve || b.tokens >= count) {
+        out = {count, first};
+        b.tokens -= count;  // reserved: may go into debt
+      } else {
+        out = {0, first};
       }
     }
-    if (now_s > refilled_at) {
-      tokens = std::min(burst, tokens + (now_s - refilled_at) * rate_per_s);
-      refilled_at = now_s;
-    }
-    tokens = std::min(tokens, burst);
-    if (paused_until > 0 && now_s < paused_until) {
-      out = {0, paused_until - now_s};
-      return {};  // nothing to write
-    }
-    if (paused_until > 0) {
-      tokens = std::max(tokens, 1.0);
-      paused_until = 0;
-    }
-    out = {count, std::max(0.0, (1.0 - tokens) / rate_per_s)};
-    tokens -= count;
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
-    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, tokens, refilled_at, paused_until));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, b.tokens, b.refilled_at, b.paused_until));
     return st->Run();
-  }, /*durable=*/true));
+  }, /*durable=*/true));  // never inside a planner's batch: other processes must see it
   return out;
+}
+
+Result<double> Manifest::TakeToken(std::string_view key, double rate_per_s, double burst, double now_s) {
+  SHOTSYNC_ASSIGN_OR_RETURN(auto got, TakeFromBucket(key, rate_per_s, burst, 1, /*reserve=*/false, now_s));
+  return got.first == 1 ? 0.0 : got.second;
+}
+
+Result<std::pair<int, double>> Manifest::ReserveTokens(std::string_view key, double rate_per_s, double burst,
+                                                      int count, double now_s) {
+  return TakeFromBucket(key, rate_per_s, burst, count, /*reserve=*/true, now_s);
 }
 
 Status Manifest::PauseBucket(std::string_view key, double until_s) {

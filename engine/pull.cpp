@@ -257,19 +257,6 @@ std::optional<std::uint64_t> FileSize(const std::string& path) {
   return std::uint64_t(st.st_size);
 }
 
-std::string Printable(std::string_view s, std::size_t max = 200) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    out += (c < 0x20 || c == 0x7f) ? ' ' : char(c);
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
 // One model whose photos are pulled.
 struct ModelState {
   std::string id, member_id, member_name, email, team, title;
@@ -551,7 +538,7 @@ class PullRun {
       chosen.push_back(std::move(m));
     }
     if (!options_.member.empty() && chosen.empty()) {
-      return PushError(Status::Invalid("--member " + Printable(options_.member, 80) +
+      return PushError(Status::Invalid("--member " + json::Printable(options_.member, 80) +
                                         " is not among the team members with finished headshots"));
     }
     std::unordered_map<std::string, const HpMember*> by_email;
@@ -926,7 +913,7 @@ class PullRun {
     }
     if (r.status == 401 || r.status == 403 || r.status == 410) {
       ModelState& m = models_[t.model];
-      const std::string why = "signed URL refused" + tail + ": " + Printable(r.body, 120);
+      const std::string why = "signed URL refused" + tail + ": " + json::Printable(r.body, 120);
       if (t.started_gen < m.gen) return Start(t);  // a newer listing already gave it a fresh URL
       if (m.refresh_cause == &t || ++t.refreshes > 5) {
         return Fail(t, why + ", again right after a fresh listing");

@@ -291,6 +291,9 @@ class Manifest {
   Status ForgetRemote(std::int64_t file_id);
 
  private:
+  // TakeToken and ReserveTokens: `count` tokens, with `reserve` into debt.
+  Result<std::pair<int, double>> TakeFromBucket(std::string_view key, double rate_per_s, double burst, int count,
+                                                bool reserve, double now_s);
   struct Impl;
   explicit Manifest(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -42,45 +42,15 @@ class MemoryBuckets : public BucketStore {
     std::lock_guard lock(mu_);
     ++takes;
     if (fail) return Status(shotsync::Code::kIo, "store down");
-    burst = std::max(burst, 1.0);
-    auto [it, fresh] = rows_.try_emplace(std::string(key), Row{burst, now, 0});
-    Row& r = it->second;
-    if (now > r.refilled_at) {
-      r.tokens = std::min(burst, r.tokens + (now - r.refilled_at) * rate);
-      r.refilled_at = now;
-    }
-    if (r.paused_until > 0 && now < r.paused_until) return r.paused_until - now;
-    if (r.paused_until > 0) {
-      r.tokens = std::max(r.tokens, 1.0);
-      r.paused_until = 0;
-    }
-    if (r.tokens >= 1.0) {
-      r.tokens -= 1.0;
-      return 0.0;
-    }
-    return (1.0 - r.tokens) / rate;
+    auto [taken, wait] = TakeLocked(key, rate, burst, now, 1, false);
+    return taken == 1 ? 0.0 : wait;
   }
-  // Manifest::ReserveTokens' semantics.
   Result<std::pair<int, double>> Reserve(std::string_view key, double rate, double burst, int count,
                                          double now) override {
     std::lock_guard lock(mu_);
     ++reserves;
     if (fail) return Status(shotsync::Code::kIo, "store down");
-    burst = std::max(burst, 1.0);
-    auto [it, fresh] = rows_.try_emplace(std::string(key), Row{burst, now, 0});
-    Row& r = it->second;
-    if (now > r.refilled_at) {
-      r.tokens = std::min(burst, r.tokens + (now - r.refilled_at) * rate);
-      r.refilled_at = now;
-    }
-    if (r.paused_until > 0 && now < r.paused_until) return std::pair<int, double>{0, r.paused_until - now};
-    if (r.paused_until > 0) {
-      r.tokens = std::max(r.tokens, 1.0);
-      r.paused_until = 0;
-    }
-    const double first = std::max(0.0, (1.0 - r.tokens) / rate);
-    r.tokens -= count;
-    return std::pair<int, double>{count, first};
+    return TakeLocked(key, rate, burst, now, count, true);
   }
   Status Pause(std::string_view key, double until) override {
     std::lock_guard lock(mu_);
@@ -101,6 +71,26 @@ class MemoryBuckets : public BucketStore {
   struct Row {
     double tokens, refilled_at, paused_until;
   };
+  // Manifest::TakeToken / ReserveTokens semantics.
+  std::pair<int, double> TakeLocked(std::string_view key, double rate, double burst, double now, int count,
+                                    bool reserve) {
+    burst = std::max(burst, 1.0);
+    auto [it, fresh] = rows_.try_emplace(std::string(key), Row{burst, now, 0});
+    Row& r = it->second;
+    if (now > r.refilled_at) {
+      r.tokens = std::min(burst, r.tokens + (now - r.refilled_at) * rate);
+      r.refilled_at = now;
+    }
+    if (r.paused_until > 0 && now < r.paused_until) return {0, r.paused_until - now};
+    if (r.paused_until > 0) {
+      r.tokens = std::max(r.tokens, 1.0);
+      r.paused_until = 0;
+    }
+    const double first = std::max(0.0, (1.0 - r.tokens) / rate);
+    if (!reserve && r.tokens < count) return {0, first};
+    r.tokens -= count;
+    return {count, first};
+  }
   std::mutex mu_;
   std::map<std::string, Row> rows_;
 };
