@@ -339,19 +339,34 @@ class PlanRun {
                             : int(std::max(1u, std::thread::hardware_concurrency()));
     BoundedQueue<HashJob> queue(std::size_t(threads) * 8);
     Status walk_status;
+    // The walk (stat calls, all kernel time) and the differ (manifest reads)
+    // run on two threads, one directory apart or more: a no-op resync then
+    // costs about what the walk alone costs.
+    struct Dir {
+      std::string path;
+      std::vector<ScanEntry> files;
+    };
+    BoundedQueue<Dir> walked(16);
     std::thread walker([&] {
       if (!options_.only.empty()) {
-        StatListed(root_index, queue);
-        queue.Close();
+        walked.Close();
         return;
       }
       Scanner scanner;
       walk_status = scanner.Walk(
           rc.path, scan_options,
           [&](std::string_view dir, std::span<const ScanEntry> files) {
-            OnDir(root_index, dir, files, queue);
+            walked.Push(Dir{std::string(dir), {files.begin(), files.end()}});
           },
           [&](const std::string& path, const Status& st) { ReportError(path, st); });
+      walked.Close();
+    });
+    std::thread differ([&] {
+      if (!options_.only.empty()) {
+        StatListed(root_index, queue);
+      } else {
+        while (std::optional<Dir> d = walked.Pop()) OnDir(root_index, d->path, d->files, queue);
+      }
       queue.Close();
     });
 
@@ -377,6 +392,7 @@ class PlanRun {
           });
     };
     run_hashes([&] { return queue.Pop(); });
+    differ.join();
     walker.join();
     // Files that changed while being read get up to two more tries, now that
     // the writer has (probably) finished.
@@ -458,7 +474,7 @@ class PlanRun {
   Status fatal_;
   std::atomic<bool> failed_{false};
   std::vector<std::int64_t> root_ids_;
-  std::unordered_set<std::string> visited_;  // walker thread only, then the caller
+  std::unordered_set<std::string> visited_;  // differ thread only, then the caller
 };
 
 }  // namespace
