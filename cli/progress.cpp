@@ -140,6 +140,11 @@ std::string Progress::Render() {
   t += buf;
   if (final && bytes_total > bytes) {
     t += rate > 0 ? "  ETA " + Duration(double(bytes_total - bytes) / rate) : "  ETA --:--";
+  } else if (final && bytes_total == 0 && total > done) {
+    // Sizes unknown until each file arrives (pull): files per second so far.
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    t += done > 0 && elapsed > 0.5 ? "  ETA " + Duration(double(total - done) * elapsed / double(done))
+                                   : "  ETA --:--";
   }
   if (const auto f = failed_.load(std::memory_order_relaxed); f > 0) t += "  " + std::to_string(f) + " failed";
   if (const auto s = skipped_.load(std::memory_order_relaxed); s > 0) {

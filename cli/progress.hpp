@@ -49,6 +49,8 @@ class Progress {
   // The total grows while planning; SetTotal makes it final (ETA from then on).
   void AddToTotal(std::int64_t files, std::uint64_t bytes);
   void SetTotal(std::int64_t files, std::uint64_t bytes);
+  // The total added so far is final (sizes unknown: the ETA is from files/s).
+  void TotalIsFinal() { total_final_.store(true, std::memory_order_relaxed); }
   void AddDone(std::uint64_t bytes);
   void AddFailed() { failed_.fetch_add(1, std::memory_order_relaxed); }
   void AddSkipped() { skipped_.fetch_add(1, std::memory_order_relaxed); }

@@ -100,6 +100,12 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
         progress.AddFailed();
         progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
         return;
+      case PullEvent::kQueued:
+        progress.AddToTotal(1, 0);
+        return;
+      case PullEvent::kListed:
+        progress.TotalIsFinal();
+        return;
     }
     if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
       const char* word = e.kind == PullEvent::kDownloaded ? "got" : e.kind == PullEvent::kPlanned ? "would get" : "skip";

@@ -706,6 +706,7 @@ class PullRun {
     }
     by_model_[model_index].push_back(&task);
     ready_.push_back(&task);
+    Emit({PullEvent::kQueued, task.final_path, 0, ""});
   }
 
   // Creates the directory and checks (realpath) that it lies inside dest.
@@ -997,6 +998,7 @@ class PullRun {
         break;
       case Event::kListDone:
         listing_done_ = true;
+        Emit({PullEvent::kListed, "", 0, ""});
         break;
       case Event::kTransfer:
         OnTransfer(*e.task, e.resp);

@@ -53,7 +53,9 @@ struct PullOptions {
 
 // Delivered on the calling thread of RunPull.
 struct PullEvent {
-  enum Kind { kDownloaded, kSkipped, kPlanned, kFailed } kind = kDownloaded;
+  // kQueued: a file will be downloaded (the total grows); kListed: the
+  // listing is complete, the total is final.
+  enum Kind { kDownloaded, kSkipped, kPlanned, kFailed, kQueued, kListed } kind = kDownloaded;
   std::string path;    // destination file (or what failed)
   std::uint64_t bytes = 0;
   std::string reason;

@@ -99,6 +99,24 @@ TEST_CASE("progress is shown on a terminal", "[cli][progress]") {
   CHECK(dumb.out.find("\033[K") == std::string::npos);
 }
 
+TEST_CASE("pull shows a total and an ETA on a terminal once the listing is complete", "[cli][progress]") {
+  if (!PtyAvailable()) {
+    WARN("no `script` or no pseudo-terminal here: pull progress on a terminal not checked");
+    return;
+  }
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 8}, {"pregenerate", true}});
+  f.emu->SetFaults({{"slow_body_bps", 200000}});  // the bar is redrawn several times per file
+  std::string cmd = ShellQuote(SHOTSYNC_CLI_PATH) + " --config " + ShellQuote(f.config.string()) + " pull -j 2";
+  auto r = RunProgram({"/usr/bin/env", "script", "-qfec", cmd, "/dev/null"},
+                      {{"TERM", "xterm"}, {"HEADSHOTPRO_API_KEY", "hp-test-key"}},
+                      (f.tmp.path() / "pty").string());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(std::regex_search(r.out, std::regex(R"(pulling +\d+/8 files)")));  // a final total, no '+'
+  CHECK(std::regex_search(r.out, std::regex(R"(ETA \d+:\d\d)")));
+}
+
 TEST_CASE("tokens never appear in logs, errors or --json output", "[cli][token]") {
   SyncFixture f({"--shootbin-rpm", "1000000", "--fault-5xx", "0.3", "--fault-reset", "0.15",
                  "--fault-429-burst", "3", "--seed", "7"});
