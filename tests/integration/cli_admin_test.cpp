@@ -12,17 +12,14 @@
 #include "http.hpp"
 #include "jpeg_synth.hpp"
 #include "sync_fixture.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::RunProgram;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::ReadFileText;
 
 namespace {
-
-std::string ReadText(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // The differences of one kind in a verify --json answer.
 std::vector<nlohmann::json> OfKind(const nlohmann::json& j, const std::string& kind) {
@@ -155,11 +152,7 @@ TEST_CASE("init writes a private config that plan accepts, and never overwrites 
   struct stat st{};
   REQUIRE(::stat(cfg.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  std::string text;
-  {
-    std::ifstream in(cfg);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string text = ReadFileText(cfg);
   CHECK(text.find("sb-test-token") == std::string::npos);
   f.MakePhotos(2);
   auto plan = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "plan", "--json"}, f.Env(),
@@ -268,7 +261,7 @@ TEST_CASE("verify reports the rows of a root that left the config and keeps them
   REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
   const fs::path other = f.tmp.path() / "other";
   fs::create_directories(other);
-  std::string cfg = ReadText(f.config);
+  std::string cfg = ReadFileText(f.config);
   const std::string from = "path = \"" + f.photos.string() + "\"";
   REQUIRE(cfg.find(from) != std::string::npos);
   cfg.replace(cfg.find(from), from.size(), "path = \"" + other.string() + "\"");
@@ -318,7 +311,7 @@ TEST_CASE("init makes a relative --root absolute and creates missing folders 070
                          f.Env(), (f.tmp.path() / "init").string());
   INFO(init.out << init.err);
   REQUIRE(init.code == 0);
-  const std::string text = ReadText(cfg);
+  const std::string text = ReadFileText(cfg);
   CHECK(text.find("path = \"" + (cwd / "shots").string() + "\"") != std::string::npos);
   for (const fs::path& d : {f.tmp.path() / "xdg", f.tmp.path() / "xdg" / "deep"}) {
     struct stat st{};

@@ -13,23 +13,17 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "sync_fixture.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::RunProgram;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::ReadFileText;
 
 namespace {
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // For `script -c`, which runs its command through a shell.
 std::string ShellQuote(const std::string& s) {
@@ -57,7 +51,7 @@ TEST_CASE("progress output is absent when stdout is not a terminal", "[cli][prog
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("12 uploaded") != std::string::npos);
-  for (const std::string& text : {r.out, r.err, ReadAll(log)}) {
+  for (const std::string& text : {r.out, r.err, ReadFileText(log)}) {
     CHECK(text.find('\r') == std::string::npos);
     CHECK(text.find('\033') == std::string::npos);
   }
@@ -85,7 +79,7 @@ TEST_CASE("progress is shown on a terminal", "[cli][progress]") {
   CHECK(r.out.find("MB/s") != std::string::npos);
   CHECK(r.out.find("sync: 12 uploaded") != std::string::npos);  // the summary follows the bar
   CHECK(f.CompareWithServer() == "");
-  const std::string logged = ReadAll(log);  // the bar never reaches the log file
+  const std::string logged = ReadFileText(log);  // the bar never reaches the log file
   CHECK(logged.find('\r') == std::string::npos);
   CHECK(logged.find('\033') == std::string::npos);
 
@@ -149,10 +143,10 @@ TEST_CASE("tokens never appear in logs, errors or --json output", "[cli][token]"
     outputs.emplace_back("run " + std::to_string(i) + " stdout", runs[i].out);
     outputs.emplace_back("run " + std::to_string(i) + " stderr", runs[i].err);
   }
-  const std::string logged = ReadAll(log);
+  const std::string logged = ReadFileText(log);
   outputs.emplace_back("log file", logged);
   for (const auto& e : fs::recursive_directory_iterator(f.state)) {  // manifest.db, -wal, lock...
-    if (e.is_regular_file()) outputs.emplace_back(e.path().string(), ReadAll(e.path()));
+    if (e.is_regular_file()) outputs.emplace_back(e.path().string(), ReadFileText(e.path()));
   }
   CHECK(logged.find("ERROR") != std::string::npos);  // the runs did log errors
   CHECK(logged.find("sent ") != std::string::npos);
@@ -172,7 +166,7 @@ TEST_CASE("a log file (--log-file) records every uploaded file with a timestamp"
   auto r = f.Cli({"sync", "--quiet", "--log-file", log.string()});
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
-  const std::string text = ReadAll(log);
+  const std::string text = ReadFileText(log);
   INFO(text);
   for (int i = 1; i <= 6; ++i) {
     char name[32];
@@ -184,7 +178,7 @@ TEST_CASE("a log file (--log-file) records every uploaded file with a timestamp"
   // Appended, not truncated, by the next run.
   auto again = f.Cli({"sync", "--log-file", log.string()});
   CHECK(again.code == 0);
-  CHECK(ReadAll(log).substr(0, text.size()) == text);
+  CHECK(ReadFileText(log).substr(0, text.size()) == text);
 }
 
 TEST_CASE("quiet mode (--quiet) prints nothing on success", "[cli][quiet]") {
@@ -242,10 +236,10 @@ TEST_CASE("exit 4: a second run while the first holds the lock names the holder'
   // The lock file holds the pid once the first run has it.
   const std::string pid = std::to_string(first->pid());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (ReadAll(f.state / "lock") != pid + "\n" && std::chrono::steady_clock::now() < deadline) {
+  while (ReadFileText(f.state / "lock") != pid + "\n" && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE(ReadAll(f.state / "lock") == pid + "\n");
+  REQUIRE(ReadFileText(f.state / "lock") == pid + "\n");
   auto second = f.Cli({"sync"});
   INFO(second.out << second.err);
   CHECK(second.code == 4);

@@ -35,6 +35,7 @@ using shotsync::Throttle;
 using shotsync::TransferEngine;
 using shotsync::TransferOptions;
 using shotsync::testing::TempDir;
+using shotsync::testing::ReadFileText;
 using SteadyClock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -245,11 +246,6 @@ std::string Pattern(std::size_t n, unsigned seed) {
     c = char(x & 0xff);
   }
   return s;
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void WriteFile(const fs::path& p, std::string_view data) {
@@ -559,7 +555,7 @@ TEST_CASE("Transfer: downloads to a file, resume with Range, full answer rewrite
     CHECK(a.status == 200);
     CHECK(a.body.empty());
     CHECK(a.bytes_received == content.size());
-    CHECK((ReadFile(path) == content));
+    CHECK((ReadFileText(path) == content));
     std::lock_guard lock(mu);
     CHECK(last_range.empty());
   }
@@ -572,7 +568,7 @@ TEST_CASE("Transfer: downloads to a file, resume with Range, full answer rewrite
     REQUIRE(a.transport.ok());
     CHECK(a.status == 206);
     CHECK(a.bytes_received == content.size() - kResume);
-    CHECK((ReadFile(path) == content));
+    CHECK((ReadFileText(path) == content));
     std::lock_guard lock(mu);
     CHECK(last_range == "bytes=" + std::to_string(kResume) + "-");
   }
@@ -585,7 +581,7 @@ TEST_CASE("Transfer: downloads to a file, resume with Range, full answer rewrite
     REQUIRE(a.transport.ok());
     CHECK(a.status == 200);
     CHECK(a.bytes_received == content.size());
-    CHECK((ReadFile(path) == content));
+    CHECK((ReadFileText(path) == content));
   }
   SECTION("an error answer stays in memory, not in the file") {
     WriteFile(path, content.substr(0, kResume));
@@ -596,7 +592,7 @@ TEST_CASE("Transfer: downloads to a file, resume with Range, full answer rewrite
     REQUIRE(a.transport.ok());
     CHECK(a.status == 403);
     CHECK(a.body == "Request has expired");
-    CHECK((ReadFile(path) == content.substr(0, kResume)));
+    CHECK((ReadFileText(path) == content.substr(0, kResume)));
   }
   SECTION("resuming past the end of the file is refused before sending") {
     WriteFile(path, "short");
@@ -643,7 +639,7 @@ TEST_CASE("Transfer: a 206 for the wrong range is refused", "[transfer]") {
   HttpResponse a = engine.Perform(r);
   CHECK(a.transport.code() == Code::kCorrupt);
   CHECK(a.transport.message().find("wrong range") != std::string::npos);
-  CHECK(ReadFile(path) == "abcdefghij");
+  CHECK(ReadFileText(path) == "abcdefghij");
 }
 
 TEST_CASE("Transfer: timeouts and refused connections", "[transfer]") {

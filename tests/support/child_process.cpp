@@ -8,24 +8,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "temp_dir.hpp"
 
 extern char** environ;
 
 namespace shotsync::testing {
-namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env,
                            std::string out_prefix)
@@ -85,8 +75,8 @@ void ChildProcess::Kill(int sig) {
   if (!reaped_ && pid_ > 0) ::kill(pid_, sig);
 }
 
-std::string ChildProcess::Stdout() const { return ReadFile(out_prefix_ + ".out"); }
-std::string ChildProcess::Stderr() const { return ReadFile(out_prefix_ + ".err"); }
+std::string ChildProcess::Stdout() const { return ReadFileText(out_prefix_ + ".out"); }
+std::string ChildProcess::Stderr() const { return ReadFileText(out_prefix_ + ".err"); }
 
 RunResult RunProgram(std::vector<std::string> argv, std::map<std::string, std::string> env,
                      const std::string& out_prefix) {

@@ -1,5 +1,8 @@
 #include "temp_dir.hpp"
 
+#include <fstream>
+#include <iterator>
+
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -28,6 +31,11 @@ TempDir::~TempDir() {
   std::filesystem::permissions(path_, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::add, ec);
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string ReadFileText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace shotsync::testing

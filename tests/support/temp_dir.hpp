@@ -1,5 +1,5 @@
 // TempDir: a fresh directory under $TMPDIR, removed with everything in it
-// when the object goes out of scope.
+// when the object goes out of scope. ReadFileText: a file's whole content.
 #pragma once
 
 #include <filesystem>
@@ -18,5 +18,8 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The whole file as bytes ("" when it cannot be read).
+std::string ReadFileText(const std::filesystem::path& path);
 
 }  // namespace shotsync::testing

@@ -18,15 +18,9 @@
 using shotsync::Logger;
 using shotsync::LogLevel;
 using shotsync::testing::TempDir;
+using shotsync::testing::ReadFileText;
 
 namespace {
-
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
@@ -50,7 +44,7 @@ class StderrCapture {
 
   std::string Text() {
     Restore();
-    return ReadAll(path_);
+    return ReadFileText(path_);
   }
 
  private:
@@ -89,7 +83,7 @@ TEST_CASE("registered secrets are redacted on stderr and in the log file", "[log
     log.Info("info sb-SECRET-1234");
   }
   const std::string e = err.Text();
-  const std::string f = ReadAll(file);
+  const std::string f = ReadFileText(file);
   for (const std::string& text : {e, f}) {
     INFO(text);
     CHECK(text.find("SECRET") == std::string::npos);
@@ -137,7 +131,7 @@ TEST_CASE("the log file is created with mode 0600 and appended to", "[log]") {
     Logger log = OpenLogger(file);
     log.Info("second run");
   }
-  const auto lines = Lines(ReadAll(file));
+  const auto lines = Lines(ReadFileText(file));
   REQUIRE(lines.size() == 2);
   CHECK(lines[0].find("first run") != std::string::npos);
   CHECK(lines[1].find("second run") != std::string::npos);
@@ -162,7 +156,7 @@ TEST_CASE("log lines carry an ISO-8601 UTC timestamp and the level, one line per
     log.Info("some info");
     log.Debug("detail");
   }
-  const auto lines = Lines(ReadAll(file));
+  const auto lines = Lines(ReadFileText(file));
   REQUIRE(lines.size() == 4);
   const std::regex stamp(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (ERROR|WARN|INFO|DEBUG) .+$)");
   for (const auto& l : lines) {
@@ -193,7 +187,7 @@ TEST_CASE("levels filter: quiet prints errors only, the file keeps its own level
     log.Debug("d");
   }
   CHECK(err.Text() == "shotsync: e\n");
-  const auto lines = Lines(ReadAll(file));
+  const auto lines = Lines(ReadFileText(file));
   REQUIRE(lines.size() == 3);
   CHECK(lines[2].substr(lines[2].size() - 6) == "INFO i");
   Logger quiet_no_file;  // default: warnings and errors on stderr, nothing else enabled
@@ -221,7 +215,7 @@ TEST_CASE("8 threads logging at once produce whole lines only", "[log]") {
   }
   const std::regex file_line(R"(^\S+Z WARN thread (\d) line (\d+) \[redacted\] ([a-h])\3{199}$)");
   const std::regex err_line(R"(^shotsync: thread (\d) line (\d+) \[redacted\] ([a-h])\3{199}$)");
-  for (const auto& [text, re] : {std::pair{ReadAll(file), file_line}, std::pair{err.Text(), err_line}}) {
+  for (const auto& [text, re] : {std::pair{ReadFileText(file), file_line}, std::pair{err.Text(), err_line}}) {
     const auto lines = Lines(text);
     CHECK(lines.size() == std::size_t(kThreads * kPerThread));
     std::vector<int> next(kThreads, 0);

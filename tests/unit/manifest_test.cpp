@@ -28,6 +28,7 @@ using shotsync::JobKind;
 using shotsync::JobState;
 using shotsync::Manifest;
 using shotsync::testing::TempDir;
+using shotsync::testing::ReadFileText;
 
 namespace {
 
@@ -43,11 +44,6 @@ std::unique_ptr<Manifest> MustOpen(const std::string& path) {
   INFO(m.status().ToString());
   REQUIRE(m.ok());
   return std::move(m).value();
-}
-
-std::string ReadAll(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 FileRecord MakeFile(std::int64_t root_id, std::string rel, std::uint64_t size = 100) {
@@ -529,7 +525,7 @@ TEST_CASE("a file of random bytes is refused as corrupt and left byte-identical"
   CHECK(m.status().code() == Code::kCorrupt);
   CHECK_THAT(m.status().message(), Catch::Contains(path));
   CHECK_THAT(m.status().message(), Catch::Contains("not a SQLite database"));
-  CHECK(ReadAll(path) == garbage);
+  CHECK(ReadFileText(path) == garbage);
   CHECK(ListDir(dir) == std::vector<std::string>{"manifest.db"});  // no -wal, no -journal
   auto ro = Manifest::Open(path, {.busy_timeout_ms = 100, .read_only = true});
   CHECK(ro.status().code() == Code::kCorrupt);
@@ -541,13 +537,13 @@ TEST_CASE("a SQLite database of another program is refused and left unchanged", 
   RawExec(path,
           "CREATE TABLE photos(id INTEGER PRIMARY KEY, name TEXT);"
           "INSERT INTO photos(name) VALUES('x');");
-  const std::string before = ReadAll(path);
+  const std::string before = ReadFileText(path);
   auto m = Manifest::Open(path);
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == Code::kCorrupt);
   CHECK_THAT(m.status().message(), Catch::Contains(path));
   CHECK_THAT(m.status().message(), Catch::Contains("not a shotsync manifest"));
-  CHECK(ReadAll(path) == before);
+  CHECK(ReadFileText(path) == before);
   CHECK(RawInt(path, "SELECT count(*) FROM photos") == 1);
 
   SECTION("also with another program's application_id and no tables") {
@@ -565,7 +561,7 @@ TEST_CASE("a manifest with a newer schema (user_version 99) is refused as unsupp
   const std::string path = DbPath(dir);
   { MustOpen(path); }
   RawExec(path, "PRAGMA user_version = 99");
-  const std::string before = ReadAll(path);
+  const std::string before = ReadFileText(path);
   auto m = Manifest::Open(path);
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == Code::kUnsupported);
@@ -573,7 +569,7 @@ TEST_CASE("a manifest with a newer schema (user_version 99) is refused as unsupp
              Catch::Contains(path + ": schema version 99 is newer than this shotsync (" +
                              std::to_string(shotsync::kManifestSchemaVersion) + "); upgrade shotsync"));
   CHECK(RawInt(path, "PRAGMA user_version") == 99);
-  CHECK(ReadAll(path) == before);
+  CHECK(ReadFileText(path) == before);
 }
 
 TEST_CASE("a manifest of our application_id that lost a table is reported as damaged",
