@@ -491,6 +491,18 @@ struct Manifest::Impl {
   Status Migrate();
 
   static Result<FileRecord> ReadFile(Stmt& st);
+  // Every row of a query, each made by `read` (Stmt& -> Result<T> or T).
+  template <class T, class Read>
+  static Result<std::vector<T>> Rows(Stmt& st, Read read) {
+    std::vector<T> out;
+    for (;;) {
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return out;
+      Result<T> item = read(st);
+      if (!item.ok()) return item.status();
+      out.push_back(std::move(*item));
+    }
+  }
   static Result<JobRecord> ReadJob(Stmt& st);
   Result<std::optional<FileRecord>> QueryOneFile(Lease& st);
 };
@@ -726,14 +738,9 @@ Result<std::int64_t> Manifest::UpsertRoot(const RootRecord& root) {
 Result<std::vector<RootRecord>> Manifest::Roots() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRoots));
-  std::vector<RootRecord> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    out.push_back(RootRecord{st->Int64(0), st->Bytes(1), st->Text(2), st->Text(3), st->Int64(4),
-                             st->Int64(5)});
-  }
-  return out;
+  return Impl::Rows<RootRecord>(*st, [](Stmt& r) {
+    return RootRecord{r.Int64(0), r.Bytes(1), r.Text(2), r.Text(3), r.Int64(4), r.Int64(5)};
+  });
 }
 
 Status Manifest::SetRootTarget(std::int64_t root_id, std::int64_t project_id, std::int64_t album_id) {
@@ -764,17 +771,10 @@ Result<std::optional<FileRecord>> Manifest::GetFileById(std::int64_t file_id) {
 }
 
 Result<std::vector<FileRecord>> Manifest::FilesInDir(std::int64_t root_id, std::string_view dir) {
-  std::vector<FileRecord> rows;
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFilesInDir));
   SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, Blob{dir}));
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    SHOTSYNC_ASSIGN_OR_RETURN(FileRecord rec, Impl::ReadFile(*st));
-    rows.push_back(std::move(rec));
-  }
-  return rows;
+  return Impl::Rows<FileRecord>(*st, Impl::ReadFile);
 }
 
 Status Manifest::ForEachFileInDir(std::int64_t root_id, std::string_view dir,
@@ -791,13 +791,7 @@ Result<std::vector<std::string>> Manifest::Dirs(std::int64_t root_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kDirs));
   SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id));
-  std::vector<std::string> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    out.push_back(st->Bytes(0));
-  }
-  return out;
+  return Impl::Rows<std::string>(*st, [](Stmt& r) { return r.Bytes(0); });
 }
 
 Status Manifest::ForEachFile(std::int64_t root_id,
@@ -1071,28 +1065,14 @@ Status Manifest::FailJob(std::int64_t job_id, std::string_view reason, bool perm
 Result<std::vector<JobRecord>> Manifest::UnfinishedJobs() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUnfinishedJobs));
-  std::vector<JobRecord> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    SHOTSYNC_ASSIGN_OR_RETURN(JobRecord j, Impl::ReadJob(*st));
-    out.push_back(std::move(j));
-  }
-  return out;
+  return Impl::Rows<JobRecord>(*st, Impl::ReadJob);
 }
 
 Result<std::vector<JobRecord>> Manifest::RecentFailures(int limit) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRecentFailures));
   SHOTSYNC_RETURN_IF_ERROR(st->BindAll(limit));
-  std::vector<JobRecord> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    SHOTSYNC_ASSIGN_OR_RETURN(JobRecord j, Impl::ReadJob(*st));
-    out.push_back(std::move(j));
-  }
-  return out;
+  return Impl::Rows<JobRecord>(*st, Impl::ReadJob);
 }
 
 // --- Downloads ---------------------------------------------------------------
@@ -1323,39 +1303,24 @@ constexpr char kForgetRemote[] =
 Result<std::vector<Manifest::RootCounts>> Manifest::CountsByRoot() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kCountsByRoot));
-  std::vector<RootCounts> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    out.push_back(RootCounts{st->Int64(0), st->Bytes(1), st->Int64(2), st->Int64(3), st->Int64(4), st->Int64(5)});
-  }
-  return out;
+  return Impl::Rows<RootCounts>(*st, [](Stmt& r) {
+    return RootCounts{r.Int64(0), r.Bytes(1), r.Int64(2), r.Int64(3), r.Int64(4), r.Int64(5)};
+  });
 }
 
 Result<std::vector<FileRecord>> Manifest::FilesInState(FileState state, int limit) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFilesInState));
   SHOTSYNC_RETURN_IF_ERROR(st->BindAll(FileStateName(state), limit));
-  std::vector<FileRecord> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    SHOTSYNC_ASSIGN_OR_RETURN(FileRecord rec, Impl::ReadFile(*st));
-    out.push_back(std::move(rec));
-  }
-  return out;
+  return Impl::Rows<FileRecord>(*st, Impl::ReadFile);
 }
 
 Result<std::vector<Manifest::BucketRecord>> Manifest::Buckets() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kBuckets));
-  std::vector<BucketRecord> out;
-  for (;;) {
-    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) break;
-    out.push_back(BucketRecord{st->Text(0), st->Double(1), st->Double(2), st->Double(3)});
-  }
-  return out;
+  return Impl::Rows<BucketRecord>(*st, [](Stmt& r) {
+    return BucketRecord{r.Text(0), r.Double(1), r.Double(2), r.Double(3)};
+  });
 }
 
 Status Manifest::ForgetRemote(std::int64_t file_id) {
