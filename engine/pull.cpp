@@ -167,6 +167,19 @@ Status ValidateLayout(std::string_view layout) {
   return Status::Ok();
 }
 
+std::map<std::string, std::string> LayoutValues(const LayoutSubject& s, bool variant_in_layout) {
+  const std::string suffix = s.variant != "main" && !variant_in_layout ? "_" + std::string(s.variant) : "";
+  return {{"member", SanitizeComponent(s.member_name, SanitizeComponent(s.email, s.member_id))},
+          {"member_id", SanitizeComponent(s.member_id)},
+          {"email", SanitizeComponent(s.email, s.member_id)},
+          {"team", SanitizeComponent(s.team, "no-team")},
+          {"model", SanitizeComponent(s.model_id)},
+          {"model_title", SanitizeComponent(s.model_title, s.model_id)},
+          {"photo", SanitizeComponent(s.photo_id) + suffix},
+          {"ext", UrlExtension(s.url)},
+          {"variant", SanitizeComponent(s.variant)}};
+}
+
 Result<std::string> ExpandLayout(std::string_view layout, const std::map<std::string, std::string>& vars) {
   SHOTSYNC_RETURN_IF_ERROR(ValidateLayout(layout));
   std::string out;
@@ -654,17 +667,9 @@ class PullRun {
 
     const std::string& layout = config_.headshotpro.layout;
     const bool variant_in_layout = layout.find("{variant}") != std::string::npos;
-    std::map<std::string, std::string> vars = {
-        {"member", SanitizeComponent(m.member_name, SanitizeComponent(m.email, m.member_id))},
-        {"member_id", SanitizeComponent(m.member_id)},
-        {"email", SanitizeComponent(m.email, m.member_id)},
-        {"team", SanitizeComponent(m.team, "no-team")},
-        {"model", SanitizeComponent(m.id)},
-        {"model_title", SanitizeComponent(m.title, m.id)},
-        {"photo", SanitizeComponent(p.id) + (variant != "main" && !variant_in_layout ? "_" + variant : "")},
-        {"ext", UrlExtension(url)},
-        {"variant", SanitizeComponent(variant)}};
-    auto rel = ExpandLayout(layout, vars);
+    auto rel = ExpandLayout(
+        layout, LayoutValues({m.member_id, m.member_name, m.email, m.team, m.id, m.title, p.id, variant, url},
+                             variant_in_layout));
     Task& task = *t;
     tasks_.push_back(std::move(t));
     if (!rel.ok()) return Fail(task, rel.status().message());

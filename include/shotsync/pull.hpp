@@ -106,6 +106,15 @@ std::string UrlExtension(std::string_view url);
 // only known {variables}, contains {photo}.
 Status ValidateLayout(std::string_view layout);
 
+// One downloaded file as the server names it (raw values).
+struct LayoutSubject {
+  std::string_view member_id, member_name, email, team, model_id, model_title, photo_id, variant, url;
+};
+// The layout's variables for that file, each made safe with SanitizeComponent
+// (with fallbacks: member name -> email -> id, team -> "no-team"). A variant
+// other than "main" is appended to {photo} when the layout has no {variant}.
+std::map<std::string, std::string> LayoutValues(const LayoutSubject& s, bool variant_in_layout);
+
 // Fills in the layout; every value is sanitized with SanitizeComponent
 // first. Returns a relative '/'-separated path whose segments are all
 // non-empty, not "." or "..", and at most 255 bytes.

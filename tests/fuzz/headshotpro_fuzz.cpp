@@ -64,20 +64,12 @@ void CheckRelative(std::string_view rel) {
   }
 }
 
-// What pull.cpp's AddTask does with the names of a member, model and photo.
+// What pull.cpp's AddTask does with the names of a member, model and photo (the same LayoutValues).
 void Place(std::string_view layout, const HpMember& m, const HpModel& model, const HpPhoto& p) {
   const bool variant_in_layout = layout.find("{variant}") != std::string_view::npos;
   for (const auto& [variant, url] : p.urls) {
-    const std::map<std::string, std::string> vars = {
-        {"member", SanitizeComponent(m.name, SanitizeComponent(m.email, m.id))},
-        {"member_id", SanitizeComponent(m.id)},
-        {"email", SanitizeComponent(m.email, m.id)},
-        {"team", SanitizeComponent(m.team_name, "no-team")},
-        {"model", SanitizeComponent(model.id)},
-        {"model_title", SanitizeComponent(model.title, model.id)},
-        {"photo", SanitizeComponent(p.id) + (variant != "main" && !variant_in_layout ? "_" + variant : "")},
-        {"ext", UrlExtension(url)},
-        {"variant", SanitizeComponent(variant)}};
+    const std::map<std::string, std::string> vars = shotsync::LayoutValues(
+        {m.id, m.name, m.email, m.team_name, model.id, model.title, p.id, variant, url}, variant_in_layout);
     for (const auto& [name, value] : vars) {
       if (name != "photo") CheckComponent(value);
     }
