@@ -5,6 +5,7 @@
 
 #include "cli.hpp"
 #include "shotsync/planner.hpp"
+#include "shotsync/sync.hpp"
 
 namespace shotsync::cli {
 
@@ -17,40 +18,52 @@ int RunPlan(const GlobalOptions& options) {
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   nlohmann::json items = nlohmann::json::array();
-  auto on_item = [&](const PlanItem& item) {
+  auto on_event = [&](const SyncEvent& e) {
+    if (e.kind == SyncEvent::kFailed) {
+      PrintError(options, Status(Code::kNotFound, e.reason));
+      return;
+    }
+    if (e.kind != SyncEvent::kPlanned || !e.item) return;
+    const PlanItem& item = *e.item;
+    const bool notable = item.action == Action::kRejected || item.action == Action::kConflict;
     if (options.json && options.verbose) {
       items.push_back({{"action", ActionName(item.action)},
                        {"path", item.abs_path},
                        {"size", item.file.size},
                        {"reason", item.reason}});
-    } else if (options.verbose || (item.action == Action::kRejected && !options.quiet && !options.json)) {
+    } else if (options.verbose || (notable && !options.quiet && !options.json)) {
       std::printf("%-8s %s  (%s)\n", std::string(ActionName(item.action)).c_str(),
                   item.abs_path.c_str(), item.reason.c_str());
     }
   };
-  auto on_error = [&](const std::string&, const Status& st) { PrintError(options, st); };
-  auto stats = BuildPlan(config, *manifest, PlanOptions{.dedupe = config.dedupe, .emit_unchanged = options.verbose}, on_item, on_error);
-  if (!stats.ok()) {
-    PrintError(options, stats.status());
-    return ExitFor(stats.status());
+  // A dry run: with a token the albums are looked at (adoptions, moves and
+  // conflicts are shown as such); nothing is sent or bound.
+  SyncOptions so;
+  so.dry_run = true;
+  so.command = "plan";
+  so.report_unchanged = options.verbose;
+  SyncReport r = RunSync(config, *manifest, so, on_event);
+  if (!r.status.ok()) {
+    PrintError(options, r.status);
+    return ExitFor(r.status);
   }
-  const PlanStats& s = *stats;
+  const PlanStats& s = r.plan;
   if (options.json) {
-    nlohmann::json out = {{"upload", s.upload},   {"revision", s.revision},
-                          {"skip", s.skip},       {"rejected", s.rejected},
-                          {"missing", s.missing}, {"hashed", s.hashed},
+    nlohmann::json out = {{"upload", s.upload},   {"revision", s.revision}, {"skip", s.skip},
+                          {"rejected", s.rejected}, {"adopt", s.adopt},     {"move", s.moved},
+                          {"conflict", s.conflict}, {"missing", s.missing}, {"hashed", s.hashed},
                           {"scanned", s.scanned}, {"bytes_to_send", s.bytes_to_send},
                           {"errors", s.errors}};
     if (options.verbose) out["items"] = std::move(items);
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (!options.quiet) {
-    std::printf("plan: %lld upload, %lld revision, %lld skip, %lld rejected, %lld missing "
-                "(%lld files scanned, %lld hashed, %.1f MB to send)\n",
-                (long long)s.upload, (long long)s.revision, (long long)s.skip,
-                (long long)s.rejected, (long long)s.missing, (long long)s.scanned,
-                (long long)s.hashed, double(s.bytes_to_send) / 1e6);
+    std::printf("plan: %lld upload, %lld revision, %lld skip, %lld rejected, %lld adopt, %lld move, "
+                "%lld conflict, %lld missing (%lld files scanned, %lld hashed, %.1f MB to send)\n",
+                (long long)s.upload, (long long)s.revision, (long long)s.skip, (long long)s.rejected,
+                (long long)s.adopt, (long long)s.moved, (long long)s.conflict, (long long)s.missing,
+                (long long)s.scanned, (long long)s.hashed, double(s.bytes_to_send) / 1e6);
   }
-  return s.errors > 0 ? kExitPartial : kExitOk;
+  return s.errors > 0 || s.conflict > 0 ? kExitPartial : kExitOk;
 }
 
 }  // namespace

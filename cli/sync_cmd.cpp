@@ -21,6 +21,8 @@ struct SyncCommandOptions {
   int rpm = 0;
   std::int64_t bwlimit = 0;
   std::string bwlimit_text;
+  bool retry_rejected = false;
+  bool allow_unapprove = false;
 };
 
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
@@ -40,6 +42,8 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.dry_run = sync.dry_run;
   so.jobs = sync.jobs;
   so.bwlimit = sync.bwlimit;
+  so.retry_rejected = sync.retry_rejected;
+  so.allow_unapprove = sync.allow_unapprove;
   so.stop = &signals.stop();
   so.abort = &signals.abort();
   Progress progress(Progress::Wanted(options), {}, so.stop);
@@ -51,6 +55,11 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
       case SyncEvent::kPlanned:
         if (e.item && (e.item->action == Action::kUpload || e.item->action == Action::kRevision)) {
           progress.AddToTotal(1, e.bytes);
+        } else if (e.item && e.item->action == Action::kConflict) {
+          progress.AddSkipped();
+          if (!sync.dry_run) progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
+        } else if (e.item && (e.item->action == Action::kAdopt || e.item->action == Action::kMove)) {
+          log.Info(std::string(e.item->action == Action::kAdopt ? "adopted " : "moved ") + e.path + ": " + e.reason);
         } else if (e.item && e.item->action == Action::kRejected) {
           progress.AddSkipped();
           ++named_rejected;
@@ -112,7 +121,9 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
     nlohmann::json out = {
         {"uploaded", r.uploaded}, {"revised", r.revised}, {"skipped", r.plan.skip},
         {"rejected", r.rejected + r.plan.rejected}, {"failed", r.failed},
-        {"reconciled", r.reconciled}, {"missing", r.plan.missing}, {"hashed", r.plan.hashed},
+        {"reconciled", r.reconciled}, {"adopted", r.plan.adopt}, {"moved", r.plan.moved},
+        {"conflicts", r.plan.conflict}, {"held", r.held}, {"unconfirmed", r.unconfirmed},
+        {"missing", r.plan.missing}, {"hashed", r.plan.hashed},
         {"scanned", r.plan.scanned}, {"bytes", r.bytes_sent}, {"seconds", r.seconds},
         {"requests", r.requests}, {"throttled_429", r.throttled_429},
         {"failures", failures}, {"exit_code", code},
@@ -125,6 +136,10 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
                 sync.dry_run ? "plan" : "sync", (long long)r.uploaded, (long long)r.revised,
                 (long long)r.plan.skip, (long long)(r.rejected + r.plan.rejected), (long long)r.failed,
                 mb, r.seconds, r.seconds > 0 ? mb / r.seconds : 0.0);
+    if (r.plan.adopt + r.plan.moved + r.plan.conflict + r.held > 0) {
+      std::printf("%lld adopted (already in the album), %lld moved, %lld conflicts, %lld revisions held\n",
+                  (long long)r.plan.adopt, (long long)r.plan.moved, (long long)r.plan.conflict, (long long)r.held);
+    }
     if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
   }
   return code;
@@ -140,6 +155,9 @@ Command AddSyncCommand(CLI::App& app) {
   sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
   sync->add_option("--bwlimit", so.bwlimit_text, "bandwidth limit in bytes/s (suffix K, M, G)");
+  sync->add_flag("--retry-rejected", so.retry_rejected, "send files the server (or this version) refused again");
+  sync->add_flag("--allow-unapprove", so.allow_unapprove,
+                 "send revisions of photos the client approved (resets the approval, clears annotations)");
   return {sync, [opts](const GlobalOptions& g) {
             if (!opts->bwlimit_text.empty()) {
               auto rate = ParseRate(opts->bwlimit_text);

@@ -52,6 +52,26 @@ class Reader {
     out = *n->value<std::string>();
     return Status::Ok();
   }
+  // A Shootbin id as a TOML integer (project = 12) or an id or a name as a
+  // string (project = "12", project = "Client Smith"); `out` is the text.
+  Status IdOrName(std::string_view key, std::string& out) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    if (n->is_integer()) {
+      const std::int64_t v = *n->value<std::int64_t>();
+      if (v < 1)
+        return Bad(source_, n->source(),
+                   "'" + Qualified(key) + "' must be a positive id or a name");
+      out = std::to_string(v);
+      return Status::Ok();
+    }
+    if (!n->is_string()) {
+      return Bad(source_, n->source(),
+                 "'" + Qualified(key) + "' must be an id (12) or a name (\"Selects\")");
+    }
+    out = *n->value<std::string>();
+    return Status::Ok();
+  }
   Status Bool(std::string_view key, bool& out) const {
     const toml::node* n = table_.get(key);
     if (!n) return Status::Ok();
@@ -187,13 +207,15 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
 
   Reader top(source, root, "");
   SHOTSYNC_RETURN_IF_ERROR(
-      top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay", "shootbin", "headshotpro", "roots"}));
+      top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay",
+                     "allow_unapprove", "shootbin", "headshotpro", "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
   SHOTSYNC_RETURN_IF_ERROR(top.String("ca_file", c.ca_file));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("stall_timeout", c.stall_timeout, 1, 3600));
-  SHOTSYNC_RETURN_IF_ERROR(top.Int("reconcile_delay", c.reconcile_delay, 0, 600));
+  SHOTSYNC_RETURN_IF_ERROR(top.Int("reconcile_delay", c.reconcile_delay, 0, 3600));
+  SHOTSYNC_RETURN_IF_ERROR(top.Bool("allow_unapprove", c.allow_unapprove));
   for (std::string_view s : {"shootbin", "headshotpro"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }
@@ -245,8 +267,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
       RootConfig rc;
       SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore"}));
       SHOTSYNC_RETURN_IF_ERROR(r.String("path", rc.path));
-      SHOTSYNC_RETURN_IF_ERROR(r.String("project", rc.project));
-      SHOTSYNC_RETURN_IF_ERROR(r.String("album", rc.album));
+      SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("project", rc.project));
+      SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("album", rc.album));
       SHOTSYNC_RETURN_IF_ERROR(r.Bool("create", rc.create));
       SHOTSYNC_RETURN_IF_ERROR(r.StringList("ignore", rc.ignore));
       if (rc.path.empty()) return Bad(source, t->source(), "[[roots]] needs a 'path'");

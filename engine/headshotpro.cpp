@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "json_util.hpp"
+#include "shotsync/throttle.hpp"
 
 namespace shotsync {
 namespace {
@@ -20,6 +21,7 @@ using json::Json;
 constexpr int kPageLimit = 200;     // headshotpro.md §1 Pagination: max 200
 constexpr int kMaxGetAttempts = 5;  // 5xx / network errors on idempotent GETs
 constexpr int kMaxPages = 100000;
+constexpr int kMax429 = 10;  // rate-limit 429s in a row before a POST gives up (as the engine)
 
 std::string UrlEscape(std::string_view s) {
   std::string out;
@@ -135,7 +137,10 @@ HpAnswer CheckHpAnswer(const HttpResponse& r, const std::string& what, std::stri
   } else if (r.status == 404) {
     a.status = Status(Code::kNotFound, what + ": " + said);
   } else if (r.status == 429) {
-    a.status = Status(Code::kRateLimited, what + ": " + said);
+    // 429 is also the pending-invite cap (INVITE_LIMIT_EXCEEDED): that is
+    // this item's refusal, not a reason to pause and resend.
+    a.status =
+        Status(Is429RateLimit(r.body) ? Code::kRateLimited : Code::kRejected, what + ": " + said);
   } else if (r.status >= 500) {
     a.status = Status(Code::kServer, what + ": " + said);
   } else if (r.status >= 400) {
@@ -323,13 +328,22 @@ Result<std::string> HeadshotProClient::Get(const std::string& path, const std::s
 
 HpAnswer HeadshotProClient::Post(const std::string& path, const std::string& body,
                                  const std::string& what, std::string* answer) {
-  HttpRequest req = Base("POST", path);
-  req.headers.push_back("Content-Type: application/json");
-  req.body = body;
-  HttpResponse r = engine_.Perform(std::move(req));
-  HpAnswer a = Check(r, what);
-  if (answer) *answer = std::move(r.body);
-  return a;
+  for (int attempt = 1;; ++attempt) {
+    HttpRequest req = Base("POST", path);
+    req.headers.push_back("Content-Type: application/json");
+    req.body = body;
+    // Paced here rather than by the engine, which resends every 429: a 429
+    // INVITE_LIMIT_EXCEEDED is a refusal of this invite and must not be sent
+    // again. A 429 about the rate was refused unprocessed: wait and resend.
+    req.throttle = nullptr;
+    throttle_.Acquire();
+    HttpResponse r = engine_.Perform(std::move(req));
+    const bool rate_limited = r.status != 0 && throttle_.OnResponse(r.status, r.headers, r.body);
+    if (rate_limited && attempt < kMax429 && r.transport.code() != Code::kCancelled) continue;
+    HpAnswer a = Check(r, what);
+    if (answer) *answer = std::move(r.body);
+    return a;
+  }
 }
 
 template <class T, class Parse>

@@ -176,11 +176,44 @@ ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE roots ADD COLUMN remote_project_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE roots ADD COLUMN remote_album_id INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // v3: the server's album is the truth, the manifest its cache
+    // (docs/resume.md). album_index: one row per Shootbin album shotsync
+    // sends to; listed_to is the largest photo id of the newest listing
+    // (everything at or below it has been seen), complete once a whole
+    // listing is stored; name_mode is how the server stores
+    // client_original_filename (learnt from its answers). album_photos: what
+    // the album holds, by the name the server echoes. jobs.watermark: the
+    // largest photo id known before the job was sent (a reconcile only looks
+    // above it). files.rejected_by: the shotsync version that refused the file
+    // (a new version tries again).
+    R"sql(
+CREATE TABLE album_index(
+  album_id   INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL,
+  complete   INTEGER NOT NULL DEFAULT 0,
+  listed_to  INTEGER NOT NULL DEFAULT 0,
+  name_mode  TEXT NOT NULL DEFAULT '',
+  listed_at  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE album_photos(
+  album_id INTEGER NOT NULL,
+  photo_id INTEGER NOT NULL,
+  name     BLOB NOT NULL,
+  size     INTEGER,
+  approved INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(album_id, photo_id)
+);
+CREATE INDEX album_photos_by_name ON album_photos(album_id, name);
+CREATE INDEX files_by_photo ON files(remote_photo_id) WHERE remote_photo_id IS NOT NULL;
+ALTER TABLE jobs ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN rejected_by TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 
 // Tables every manifest of the current version must have.
-constexpr const char* kTables[] = {"roots", "files", "jobs", "downloads", "throttle", "runs"};
+constexpr const char* kTables[] = {"roots",    "files", "jobs",        "downloads",
+                                   "throttle", "runs",  "album_index", "album_photos"};
 
 // --- SQL ---------------------------------------------------------------------
 // Keys of the statement pool are these pointers.
@@ -208,7 +241,7 @@ constexpr char kSetRootTarget[] =
 
 #define SHOTSYNC_FILE_COLS                                                              \
   "id, root_id, dir, name, size, mtime_ns, inode, hash, remote_photo_id, remote_hash, " \
-  "state, reason"
+  "state, reason, rejected_by"
 constexpr char kGetFile[] =
     "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE root_id = ?1 AND dir = ?2 AND name = ?3";
 constexpr char kGetFileById[] = "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE id = ?1";
@@ -235,23 +268,23 @@ constexpr char kSyncedByHash[] =
   "NULL AND remote_hash = " hash " THEN 'synced' ELSE 'new' END ELSE " state " END"
 constexpr char kInsertFile[] =
     "INSERT INTO files(root_id, dir, name, size, mtime_ns, inode, hash, remote_photo_id, "
-    "remote_hash, state, reason, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-    "?12) "
+    "remote_hash, state, reason, updated_at, rejected_by) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+    "?9, ?10, ?11, ?12, ?13) "
     "ON CONFLICT(root_id, dir, name) DO UPDATE SET size = excluded.size, "
     "mtime_ns = excluded.mtime_ns, inode = excluded.inode, hash = excluded.hash, "
     "state = " SHOTSYNC_KEEP_SYNC_STATE("excluded.state", "excluded.hash") ", "
-    "reason = excluded.reason, updated_at = excluded.updated_at "
+    "reason = excluded.reason, updated_at = excluded.updated_at, rejected_by = excluded.rejected_by "
     "RETURNING id";
 constexpr char kUpdateFile[] =
     "UPDATE files SET root_id = ?1, dir = ?2, name = ?3, size = ?4, mtime_ns = ?5, inode = ?6, "
     "hash = ?7, state = " SHOTSYNC_KEEP_SYNC_STATE("?10", "?7") ", reason = ?11, "
-    "updated_at = ?12 WHERE id = ?13";  // ?8, ?9 (remote columns) bound but unused: see above
+    "updated_at = ?12, rejected_by = ?13 WHERE id = ?14";  // ?8, ?9 (remote columns) bound but unused: see above
 constexpr char kMarkMissing[] =
     "UPDATE files SET state = 'missing', updated_at = ?4 "
     "WHERE root_id = ?1 AND dir = ?2 AND name = ?3";
 
 #define SHOTSYNC_JOB_COLS \
-  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at, owner"
+  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at, owner, watermark"
 // At most one unfinished (or retryable) job per file: BeginJob takes it over.
 constexpr char kFindReusableJob[] =
     "SELECT id, state, owner FROM jobs WHERE file_id = ?1 "
@@ -259,10 +292,10 @@ constexpr char kFindReusableJob[] =
 constexpr char kFileRemote[] = "SELECT remote_photo_id, remote_hash FROM files WHERE id = ?1";
 constexpr char kRestartJob[] =
     "UPDATE jobs SET kind = ?2, state = 'in_flight', hash = ?3, size = ?4, started_at = ?5, "
-    "finished_at = 0, owner = ?6 WHERE id = ?1";
+    "finished_at = 0, owner = ?6, watermark = ?7 WHERE id = ?1";
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at, owner) "
-    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5, ?6) RETURNING id";
+    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at, owner, watermark) "
+    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5, ?6, ?7) RETURNING id";
 constexpr char kAdoptJob[] =
     "UPDATE jobs SET owner = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'in_flight'";
 constexpr char kFinishJob[] =
@@ -276,12 +309,47 @@ constexpr char kFailJob[] =
     "WHERE id = ?1 RETURNING file_id";
 constexpr char kFileFailed[] =
     "UPDATE files SET reason = ?2, state = CASE WHEN ?3 THEN 'rejected' ELSE state END, "
+    "rejected_by = CASE WHEN ?3 THEN '" SHOTSYNC_VERSION "' ELSE rejected_by END, "
     "updated_at = ?4 WHERE id = ?1";
 constexpr char kUnfinishedJobs[] =
     "SELECT " SHOTSYNC_JOB_COLS " FROM jobs WHERE state IN ('pending', 'in_flight') ORDER BY id";
 constexpr char kRecentFailures[] =
     "SELECT " SHOTSYNC_JOB_COLS
     " FROM jobs WHERE state IN ('failed', 'rejected') ORDER BY finished_at DESC, id DESC LIMIT ?1";
+
+constexpr char kAlbumIndex[] =
+    "SELECT complete, listed_to, name_mode, "
+    "(SELECT max(photo_id) FROM album_photos WHERE album_id = ?1) FROM album_index WHERE album_id = ?1";
+constexpr char kUpsertAlbumIndex[] =
+    "INSERT INTO album_index(album_id, project_id, complete, listed_to, listed_at) "
+    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(album_id) DO UPDATE SET project_id = excluded.project_id, "
+    "complete = max(complete, excluded.complete), listed_to = max(listed_to, excluded.listed_to), "
+    "listed_at = CASE WHEN excluded.listed_to > 0 THEN excluded.listed_at ELSE listed_at END";
+constexpr char kUpsertAlbumPhoto[] =
+    "INSERT INTO album_photos(album_id, photo_id, name, size, approved) VALUES(?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT(album_id, photo_id) DO UPDATE SET name = excluded.name, size = excluded.size, "
+    "approved = excluded.approved";
+constexpr char kSetNameMode[] = "UPDATE album_index SET name_mode = ?2 WHERE album_id = ?1";
+constexpr char kAlbumPhotosNamed[] =
+    "SELECT photo_id, name, size, approved FROM album_photos WHERE album_id = ?1 AND name = ?2 "
+    "ORDER BY photo_id DESC";
+constexpr char kAlbumPhotosPrefix[] =
+    "SELECT photo_id, name, size, approved FROM album_photos WHERE album_id = ?1 "
+    "AND length(name) >= ?3 AND length(name) < length(?2) AND substr(?2, 1, length(name)) = name "
+    "ORDER BY photo_id DESC";
+constexpr char kForgetAlbumPhotos[] = "DELETE FROM album_photos WHERE album_id = ?1";
+constexpr char kForgetAlbumIndex[] = "DELETE FROM album_index WHERE album_id = ?1";
+constexpr char kFileWithPhoto[] =
+    "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE remote_photo_id = ?1 ORDER BY id LIMIT 1";
+constexpr char kBoundWithContent[] =
+    "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE hash = ?1 AND size = ?2 "
+    "AND remote_photo_id IS NOT NULL ORDER BY id";
+constexpr char kUnbindFile[] =
+    "UPDATE files SET remote_photo_id = NULL, remote_hash = '', "
+    "state = CASE WHEN state = 'synced' THEN 'new' ELSE state END, updated_at = ?2 WHERE id = ?1";
+constexpr char kBindFile[] =
+    "UPDATE files SET remote_photo_id = ?2, remote_hash = hash, state = 'synced', reason = '', "
+    "rejected_by = '', updated_at = ?3 WHERE id = ?1 AND (remote_photo_id IS NULL OR remote_photo_id = ?2)";
 
 constexpr char kGetDownload[] =
     "SELECT remote_id, member_id, model_id, dest_path, size, bytes_done, state, last_error "
@@ -524,6 +592,7 @@ Result<FileRecord> Manifest::Impl::ReadFile(Stmt& st) {
                            state + "\"");
   }
   r.reason = st.Text(11);
+  r.rejected_by = st.Text(12);
   return r;
 }
 
@@ -544,6 +613,7 @@ Result<JobRecord> Manifest::Impl::ReadJob(Stmt& st) {
   j.started_at = st.Int64(8);
   j.finished_at = st.Int64(9);
   j.owner = st.Text(10);
+  j.watermark = st.Int64(11);
   return j;
 }
 
@@ -844,8 +914,9 @@ Status Manifest::PutFile(FileRecord& record) {
                                          record.mtime_ns, record.inode, record.hash,
                                          record.remote_photo_id, record.remote_hash,
                                          FileStateName(record.state), record.reason, now));
+    SHOTSYNC_RETURN_IF_ERROR(st->Bind(13, record.rejected_by));
     if (id != 0) {
-      SHOTSYNC_RETURN_IF_ERROR(st->Bind(13, id));
+      SHOTSYNC_RETURN_IF_ERROR(st->Bind(14, id));
       SHOTSYNC_RETURN_IF_ERROR(st->Run());
       if (impl_->db.Changes() == 0) {
         return Status::NotFound(impl_->path + ": no file with id " + std::to_string(id));
@@ -967,12 +1038,12 @@ Result<std::vector<Result<JobClaim>>> Manifest::BeginJobs(std::span<const ClaimR
     }
     if (id != 0) {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRestartJob));
-      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), r.hash, r.size, now, owner.token));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), r.hash, r.size, now, owner.token, r.watermark));
       SHOTSYNC_RETURN_IF_ERROR(st->Run());
       claim.job_id = id;
     } else {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kInsertJob));
-      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id, JobKindName(claim.kind), r.hash, r.size, now, owner.token));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id, JobKindName(claim.kind), r.hash, r.size, now, owner.token, r.watermark));
       SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) return Status::Internal(impl_->path + ": insert job returned no id");
       claim.job_id = st->Int64(0);
@@ -1073,6 +1144,131 @@ Result<std::vector<JobRecord>> Manifest::RecentFailures(int limit) {
   SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRecentFailures));
   SHOTSYNC_RETURN_IF_ERROR(st->BindAll(limit));
   return Impl::Rows<JobRecord>(*st, Impl::ReadJob);
+}
+
+// --- Album index -------------------------------------------------------------
+
+namespace {
+AlbumPhoto ReadAlbumPhoto(Stmt& r) {
+  return AlbumPhoto{r.Int64(0), r.Bytes(1),
+                    r.OptInt64(2) ? std::optional<std::uint64_t>(std::uint64_t(*r.OptInt64(2))) : std::nullopt,
+                    r.Int64(3) != 0};
+}
+}  // namespace
+
+Result<AlbumIndexInfo> Manifest::AlbumIndex(std::int64_t album_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAlbumIndex));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id));
+  SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+  AlbumIndexInfo info;
+  if (!row) return info;
+  info.known = true;
+  info.complete = st->Int64(0) != 0;
+  info.listed_to = st->Int64(1);
+  info.name_mode = st->Text(2);
+  info.max_photo_id = std::max(info.listed_to, st->OptInt64(3).value_or(0));
+  return info;
+}
+
+Status Manifest::IndexAlbumPhotos(std::int64_t album_id, std::int64_t project_id,
+                                  std::span<const AlbumPhoto> photos, std::int64_t listed_to, bool complete) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUpsertAlbumIndex));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id, project_id, complete, listed_to, NowUnix()));
+      SHOTSYNC_RETURN_IF_ERROR(st->Run());
+    }
+    for (const AlbumPhoto& p : photos) {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUpsertAlbumPhoto));
+      std::optional<std::int64_t> size;
+      if (p.size) size = std::int64_t(*p.size);
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id, p.photo_id, Blob{p.name}, size, p.approved));
+      SHOTSYNC_RETURN_IF_ERROR(st->Run());
+    }
+    return {};
+  });
+}
+
+Status Manifest::SetAlbumNameMode(std::int64_t album_id, std::string_view mode) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kSetNameMode));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id, mode));
+    return st->Run();
+  });
+}
+
+Result<std::vector<AlbumPhoto>> Manifest::AlbumPhotosNamed(std::int64_t album_id, std::string_view name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAlbumPhotosNamed));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id, Blob{name}));
+  return Impl::Rows<AlbumPhoto>(*st, ReadAlbumPhoto);
+}
+
+Result<std::vector<AlbumPhoto>> Manifest::AlbumPhotosPrefixOf(std::int64_t album_id, std::string_view name,
+                                                              std::size_t min_len) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAlbumPhotosPrefix));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id, Blob{name}, std::int64_t(min_len)));
+  return Impl::Rows<AlbumPhoto>(*st, ReadAlbumPhoto);
+}
+
+Status Manifest::ForgetAlbumIndex(std::int64_t album_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    for (const char* sql : {kForgetAlbumPhotos, kForgetAlbumIndex}) {
+      SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(sql));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(album_id));
+      SHOTSYNC_RETURN_IF_ERROR(st->Run());
+    }
+    return {};
+  });
+}
+
+Result<std::optional<FileRecord>> Manifest::FileWithPhoto(std::int64_t photo_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileWithPhoto));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(photo_id));
+  return impl_->QueryOneFile(st);
+}
+
+Result<std::vector<FileRecord>> Manifest::BoundWithContent(std::string_view hash, std::uint64_t size) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kBoundWithContent));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(hash, size));
+  return Impl::Rows<FileRecord>(*st, Impl::ReadFile);
+}
+
+Status Manifest::BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write(
+      [&]() -> Status {
+        const std::int64_t now = NowUnix();
+        {
+          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileWithPhoto));
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(photo_id));
+          SHOTSYNC_ASSIGN_OR_RETURN(std::optional<FileRecord> holder, impl_->QueryOneFile(st));
+          if (holder && holder->id != file_id && holder->id != from_file_id) {
+            return Status(Code::kConflict, "photo " + std::to_string(photo_id) + " is already bound to " +
+                                               holder->rel_path);
+          }
+        }
+        if (from_file_id != 0) {
+          SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUnbindFile));
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(from_file_id, now));
+          SHOTSYNC_RETURN_IF_ERROR(st->Run());
+        }
+        SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kBindFile));
+        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, photo_id, now));
+        SHOTSYNC_RETURN_IF_ERROR(st->Run());
+        if (impl_->db.Changes() == 0) {
+          return Status(Code::kConflict, "file " + std::to_string(file_id) + " is bound to another photo");
+        }
+        return {};
+      },
+      /*durable=*/true);
 }
 
 // --- Downloads ---------------------------------------------------------------

@@ -16,7 +16,6 @@
 
 #include "shotsync/bounded_queue.hpp"
 #include "shotsync/hasher.hpp"
-#include "shotsync/imagetype.hpp"
 #include "shotsync/scanner.hpp"
 
 namespace shotsync {
@@ -141,16 +140,23 @@ class PlanRun {
   }
 
   void Emit(std::size_t root_index, Action action, std::string reason, const FileRecord& row) {
-    if (options_.flush_before_emit && (action == Action::kUpload || action == Action::kRevision)) {
+    if ((options_.flush_before_emit || options_.resolve_upload) &&
+        (action == Action::kUpload || action == Action::kRevision)) {
       if (Status w = writer_.Flush(); !w.ok()) return Fail(w);
     }
-    std::lock_guard lock(mu_);
     PlanItem item{action, std::move(reason), root_index, row, AbsPath(root_index, row.rel_path)};
-    switch (action) {
+    // What the album already holds (adopt), a move, or a name conflict: asked
+    // without the planner's lock (it may list the album).
+    if (action == Action::kUpload && options_.resolve_upload) options_.resolve_upload(item);
+    std::lock_guard lock(mu_);
+    switch (item.action) {
       case Action::kUpload: ++stats_.upload; stats_.bytes_to_send += row.size; break;
       case Action::kRevision: ++stats_.revision; stats_.bytes_to_send += row.size; break;
       case Action::kSkip: ++stats_.skip; break;
       case Action::kRejected: ++stats_.rejected; break;
+      case Action::kAdopt: ++stats_.adopt; break;
+      case Action::kMove: ++stats_.moved; break;
+      case Action::kConflict: ++stats_.conflict; break;
     }
     on_item_(item);
   }
@@ -178,7 +184,7 @@ class PlanRun {
       auto d = manifest_.FindSyncedByHash(row.hash);
       if (d.ok() && d->has_value() && (*d)->id != row.id) dup = **d;
     }
-    Action a = Decide(row, dup ? &*dup : nullptr, reason);
+    Action a = Decide(row, dup ? &*dup : nullptr, reason, options_.retry_rejected);
     if (a == Action::kUpload) {
       if (auto clash = PathClash(root_index, row.rel_path)) {
         a = Action::kRejected;
@@ -233,7 +239,7 @@ class PlanRun {
           if (!options_.emit_unchanged) {
             // Nothing to do for it: counted, not reported.
             std::string unused;
-            const Action a = Decide(known, nullptr, unused);
+            const Action a = Decide(known, nullptr, unused, options_.retry_rejected);
             if (a == Action::kSkip) { ++quiet_skips; continue; }
             if (a == Action::kRejected) { ++quiet_rejects; continue; }
           }
@@ -252,6 +258,7 @@ class PlanRun {
         // Rejected without reading it; a later edit that shrinks it changes the stat.
         row.state = FileState::kRejected;
         row.reason = "over the 10 MB upload limit (" + Megabytes(e.size) + ")";
+        row.rejected_by = SHOTSYNC_VERSION;
         if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
         to_hash.push_back(HashJob{root_index, std::move(row), -1});
         continue;
@@ -310,18 +317,17 @@ class PlanRun {
     row.inode = outcome->stat.inode;
     row.hash = outcome->hash;
     row.reason.clear();
-    auto type = SniffImageFile(path);
-    if (!type.ok()) {
-      on_error_(path, type.status());
-      Emit(job.root_index, Action::kRejected, "unreadable: " + type.status().message(), row);
-      return;
-    }
-    if (*type == ImageType::kUnknown) {
+    // Whether the bytes are an image is the server's decision (a motion
+    // photo, a RAW or a format we do not know may be fine): only what it
+    // would refuse by size alone is refused here.
+    if (row.size == 0) {
       row.state = FileState::kRejected;
-      row.reason = "not a valid image by its content (JPEG, PNG, GIF, WebP, HEIC/HEIF or TIFF)";
+      row.reason = "empty file";
+      row.rejected_by = SHOTSYNC_VERSION;
     } else {
       row.state = row.remote_photo_id && row.remote_hash == row.hash ? FileState::kSynced
                                                                        : FileState::kNew;
+      row.rejected_by.clear();
     }
     if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
     Decided(job.root_index, row);
@@ -485,12 +491,21 @@ std::string_view ActionName(Action a) noexcept {
     case Action::kRevision: return "revision";
     case Action::kSkip: return "skip";
     case Action::kRejected: return "rejected";
+    case Action::kAdopt: return "adopt";
+    case Action::kMove: return "move";
+    case Action::kConflict: return "conflict";
   }
   return "?";
 }
 
-Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason) {
-  if (file.state == FileState::kRejected) {
+Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason, bool retry_rejected) {
+  if (file.size > kShootbinMaxUpload) {
+    reason = "over the 10 MB upload limit (" + Megabytes(file.size) + ")";
+    return Action::kRejected;
+  }
+  // A refusal stands until the file changes (its row is then decided anew),
+  // this shotsync is another version, or the user asks (--retry-rejected).
+  if (file.state == FileState::kRejected && file.rejected_by == SHOTSYNC_VERSION && !retry_rejected) {
     reason = file.reason;
     return Action::kRejected;
   }

@@ -29,6 +29,143 @@ std::string Stem(const std::string& rel) {
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// One UTF-8 sequence at s[i..]: the code point and its length; {-1, 1} for a
+// byte that does not start a valid, shortest-form sequence.
+std::pair<std::int32_t, std::size_t> DecodeUtf8(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return {c, 1};
+  std::size_t n;
+  std::int32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, cp = c & 0x07;
+  } else {
+    return {-1, 1};
+  }
+  if (i + n > s.size()) return {-1, 1};
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xC0) != 0x80) return {-1, 1};
+    cp = (cp << 6) | (b(k) & 0x3F);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    return {-1, 1};
+  }
+  return {cp, n};
+}
+
+void EncodeUtf8(std::int32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+// Unicode simple case folding (CaseFolding.txt, status C and S) for the
+// scripts names are usually written in.
+std::int32_t FoldCodePoint(std::int32_t c) {
+  auto even_to_odd = [&](std::int32_t lo, std::int32_t hi) {
+    return c >= lo && c <= hi && (c - lo) % 2 == 0;
+  };
+  if (c >= 'A' && c <= 'Z') return c + 0x20;
+  if (c < 0x80) return c;
+  if (c == 0xB5) return 0x3BC;                               // micro sign -> mu
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;  // Latin-1
+  if (even_to_odd(0x100, 0x12F) || even_to_odd(0x132, 0x137) || even_to_odd(0x14A, 0x177))
+    return c + 1;
+  if ((c >= 0x139 && c <= 0x148 && c % 2 == 1) || (c >= 0x179 && c <= 0x17E && c % 2 == 1))
+    return c + 1;
+  if (c == 0x178) return 0xFF;
+  if (c == 0x17F) return 's';
+  if (c == 0x386) return 0x3AC;  // Greek
+  if (c >= 0x388 && c <= 0x38A) return c + 37;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 63;
+  if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 0x20;
+  if (c == 0x3C2) return 0x3C3;                   // final sigma
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;  // Cyrillic
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+  if (even_to_odd(0x460, 0x481) || even_to_odd(0x48A, 0x4BF) || even_to_odd(0x4D0, 0x52F))
+    return c + 1;
+  if (c == 0x4C0) return 0x4CF;
+  if (c >= 0x4C1 && c <= 0x4CE && c % 2 == 1) return c + 1;
+  if (c >= 0x531 && c <= 0x556) return c + 0x30;  // Armenian
+  if (even_to_odd(0x1E00, 0x1E95) || even_to_odd(0x1EA0, 0x1EFF))
+    return c + 1;                                   // Latin Extended Additional
+  if (c == 0x1E9E) return 0xDF;                     // capital sharp s
+  if (c >= 0xFF21 && c <= 0xFF3A) return c + 0x20;  // full-width Latin
+  return c;
+}
+
+bool Blank(std::int32_t c) {
+  return c == ' ' || c == '\t' || c == 0xA0 || c == 0x3000;
+}
+
+// Trimmed, runs of blanks squeezed to one space, case-folded.
+std::string NearKey(std::string_view s) {
+  std::string squeezed;
+  bool pending_space = false;
+  for (std::size_t i = 0; i < s.size();) {
+    auto [cp, n] = DecodeUtf8(s, i);
+    if (cp >= 0 && Blank(cp)) {
+      pending_space = !squeezed.empty();
+    } else {
+      if (pending_space) squeezed += ' ';
+      pending_space = false;
+      squeezed.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return SimpleCaseFold(squeezed);
+}
+
+// The URL without user info ("https://user:pw@host/api" -> "https://host/api").
+std::string WithoutUserInfo(std::string_view url) {
+  const auto scheme = url.find("://");
+  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const auto end = url.find_first_of("/?#", start);
+  const auto at =
+      url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start)
+          .rfind('@');
+  if (at == std::string_view::npos) return json::Printable(url, 300);
+  return json::Printable(
+      std::string(url.substr(0, start)) + std::string(url.substr(start + at + 1)), 300);
+}
+
+// "host[:port]" of a URL, without scheme, path or user info.
+std::string HostOf(std::string_view url) {
+  if (auto scheme = url.find("://"); scheme != std::string_view::npos)
+    url.remove_prefix(scheme + 3);
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  return json::Printable(url, 200);
+}
+
+std::string Quoted(const std::string& s) {
+  return "\"" + json::Printable(s, 120) + "\"";
+}
+
 RemotePhoto PhotoFrom(const Json& p) {
   RemotePhoto r;
   r.id = json::Int(p, "id").value_or(0);
@@ -37,6 +174,7 @@ RemotePhoto PhotoFrom(const Json& p) {
   if (auto size = json::Int(p, "file_size"); size && *size >= 0) r.file_size = std::uint64_t(*size);
   r.checksum_sha256 = json::String(p, "checksum_sha256");
   r.revision_uploaded_at = json::String(p, "revision_uploaded_at");
+  r.approved_at = json::String(p, "approved_at");
   return r;
 }
 
@@ -63,17 +201,79 @@ std::string ErrorMessageOf(std::string_view text) {
   return message;
 }
 
+std::string SimpleCaseFold(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    auto [cp, n] = DecodeUtf8(s, i);
+    if (cp < 0) {
+      out += s[i];
+    } else {
+      EncodeUtf8(FoldCodePoint(cp), out);
+    }
+    i += n;
+  }
+  return out;
+}
+
 Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
-                                      const std::string& what) {
+                                      const std::string& what, const IdLookup& lookup) {
   auto body = json::Parse(text);
   if (!body || !body->is_array()) return Status::Corrupt(what + ": answer is not a JSON array");
+  struct Entry {
+    std::int64_t id;
+    std::string name;
+  };
+  std::vector<Entry> exact, folded, near;
   const bool by_id = AllDigits(wanted);
+  const std::string wanted_fold = SimpleCaseFold(wanted), wanted_near = NearKey(wanted);
   for (const Json& p : *body) {
     const auto id = json::Int(p, "id");
     if (!id) continue;
-    if (by_id ? std::to_string(*id) == wanted : json::String(p, "name") == wanted) return *id;
+    std::string name = json::String(p, "name");
+    if (by_id) {
+      if (std::to_string(*id) == wanted) return *id;  // ids are unique: the first one
+      if (name == wanted) near.push_back({*id, std::move(name)});
+      continue;
+    }
+    if (name == wanted) {
+      exact.push_back({*id, name});
+    } else if (SimpleCaseFold(name) == wanted_fold) {
+      folded.push_back({*id, name});
+    } else if (NearKey(name) == wanted_near) {
+      near.push_back({*id, std::move(name)});
+    }
   }
-  return Status::NotFound(what + ": " + Quote(wanted) + " not found");
+  auto list = [](const std::vector<Entry>& entries) {
+    std::string out;
+    for (const Entry& e : entries) {
+      out += (out.empty() ? "" : ", ") + std::to_string(e.id) + " (" + Quoted(e.name) + ")";
+    }
+    return out;
+  };
+  const std::string named = lookup.kind + " " + Quoted(wanted);
+  // A name that another differs from only in case is ambiguous: never a silent pick.
+  if (exact.size() == 1 && folded.empty()) return exact[0].id;
+  if (exact.empty() && folded.size() == 1) return folded[0].id;
+  if (!exact.empty() || !folded.empty()) {
+    std::vector<Entry> all = exact;
+    all.insert(all.end(), folded.begin(), folded.end());
+    return Status::Invalid(named + " is ambiguous" + lookup.scope + ": ids " + list(all) +
+                           "; set " + lookup.kind + " = <id> in the config");
+  }
+  if (!near.empty()) {
+    return Status::Invalid(
+        named + " not found" + lookup.scope +
+        (by_id ? ", but named so: id" : ", but close to: id") + (near.size() > 1 ? "s " : " ") +
+        list(near) + "; set " + lookup.kind +
+        " = <id> in the config, or the exact name (nothing is created beside a near match)");
+  }
+  return Status::NotFound(named + " not found" + lookup.scope);
+}
+
+Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
+                                      const std::string& what) {
+  return FindIdByNameOrId(text, wanted, what, IdLookup{});
 }
 
 Result<std::int64_t> ParseCreatedId(std::string_view text, const std::string& what) {
@@ -101,6 +301,62 @@ Result<PhotoPage> ParsePhotoPage(std::string_view text, const std::string& what)
   return page;
 }
 
+Status ClassifyShootbinAnswer(long status, std::string_view content_type, std::string_view body,
+                              const std::string& what, const ShootbinAnswerContext& context) {
+  const bool html = AsciiLower(content_type).find("text/html") != std::string::npos;
+  const bool success = status >= 200 && status < 300;
+  if (success && !html) return Status::Ok();
+  const std::string tail = " (HTTP " + std::to_string(status) + ")";
+  // An HTML page is never quoted: it is a login form or a proxy's page.
+  std::string said = html ? std::string() : json::Printable(ErrorMessageOf(body));
+  const std::string message =
+      said.empty() ? (html ? "an HTML page, not the API's JSON" : "no message") : said;
+
+  // The login page (shootbin.md §5.1): a redirect, an HTML page with a
+  // 2xx/3xx status, or a 401 of any kind.
+  if (status == 401 || (status >= 300 && status < 400) || (success && html)) {
+    std::string why = status == 401                     ? ""
+                      : (status >= 300 && status < 400) ? " (a redirect, to the login page)"
+                                                        : " (a login page instead of JSON)";
+    return Status(Code::kUnauthenticated,
+                  what + ": Shootbin refused the API token from " + context.token_source + tail +
+                      why + ": check that it is current, not revoked, and for this instance (" +
+                      WithoutUserInfo(context.api) + ")");
+  }
+  if (status == 407) {
+    return Status(Code::kNetwork,
+                  what + ": a proxy between here and " + HostOf(context.api) +
+                      " asks for credentials" + tail +
+                      ": set them in the proxy URL (https_proxy=http://user:password@proxy:port)");
+  }
+  if (status == 408)
+    return Status(Code::kNetwork, what + ": the server timed out waiting for the request" + tail);
+  if (status == 413) {
+    return Status(Code::kRejected, what + ": " + (said.empty() ? "" : said + ": ") +
+                                       "too large for the server or a proxy in front of it" + tail);
+  }
+  if (status == 400 || status == 422) return Status(Code::kRejected, what + ": " + message + tail);
+  if (status == 403) return Status(Code::kForbidden, what + ": " + message + tail);
+  if (status == 404) return Status(Code::kNotFound, what + ": " + message + tail);
+  if (status == 409) return Status(Code::kConflict, what + ": " + message + tail);
+  if (status == 429) return Status(Code::kRateLimited, what + ": " + message + tail);
+  if (status >= 500 && status < 600) {
+    // A gateway's page (nginx, a load balancer, Cloudflare): the app behind
+    // it may still finish the request (shootbin.md §1 "Server errors").
+    const bool gateway = html || status == 502 || status == 504 || (status >= 520 && status <= 527);
+    if (gateway || said.empty())
+      return Status(Code::kServer, what + (gateway ? ": gateway error" : ": server error") + tail);
+    return Status(Code::kServer, what + ": server error: " + said + tail);
+  }
+  return Status(Code::kServer, what + ": unexpected answer: " + message + tail);
+}
+
+Status ClassifyShootbinAnswer(const HttpResponse& r, const std::string& what,
+                              const ShootbinAnswerContext& context) {
+  if (!r.transport.ok()) return Status(r.transport.code(), what + ": " + r.transport.message());
+  return ClassifyShootbinAnswer(r.status, r.Header("content-type"), r.body, what, context);
+}
+
 // ------------------------------------------------------------------ client
 
 ShootbinClient::ShootbinClient(TransferEngine& engine, Throttle& throttle, std::string base_url,
@@ -110,6 +366,7 @@ ShootbinClient::ShootbinClient(TransferEngine& engine, Throttle& throttle, std::
   while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
   if (base_url.size() < 4 || base_url.compare(base_url.size() - 4, 4, "/api") != 0) base_url += "/api";
   api_ = std::move(base_url);
+  context_ = ShootbinAnswerContext{api_, token_source_};
 }
 
 HttpResponse ShootbinClient::PerformRead(HttpRequest request) {
@@ -118,7 +375,8 @@ HttpResponse ShootbinClient::PerformRead(HttpRequest request) {
   HttpResponse r;
   for (int attempt = 0;; ++attempt) {
     r = engine_.Perform(request);
-    const bool transient = !r.transport.ok() ? r.transport.code() == Code::kNetwork : r.status >= 500;
+    const bool transient = !r.transport.ok() ? r.transport.code() == Code::kNetwork
+                                             : r.status >= 500 || r.status == 408;
     if (!transient || attempt == 4) return r;
     double cap = 0.5 * double(1 << attempt);
     double wait;
@@ -139,50 +397,42 @@ HttpRequest ShootbinClient::Base(std::string method, std::string path) const {
   return r;
 }
 
+bool ShootbinClient::BlocksTargetOnly(const Status& status) {
+  return status.code() == Code::kForbidden;
+}
+
 bool ShootbinClient::IsLockedProject(const Status& status) {
-  if (status.code() != Code::kForbidden) return false;
-  std::string m = status.message();
-  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
-  return m.find("locked") != std::string::npos;
+  return BlocksTargetOnly(status);
 }
 
 Status ShootbinClient::CheckAnswer(const HttpResponse& r, const std::string& what) const {
-  if (!r.transport.ok()) return Status(r.transport.code(), what + ": " + r.transport.message());
-  const std::string ctype = r.Header("content-type");
-  const bool html = ctype.find("text/html") != std::string::npos;
-  if (r.status >= 200 && r.status < 300 && !html) return Status::Ok();
-  std::string message = ErrorMessageOf(r.body);
-  message = json::Printable(message.empty() ? "no message" : message);
-  const std::string tail = " (HTTP " + std::to_string(r.status) + ")";
-  if (r.status == 401 || (r.status >= 300 && r.status < 400) || html) {
-    return Status(Code::kUnauthenticated,
-                  what + ": Shootbin refused the API token from " + token_source_ +
-                      tail + ": check that it is current, not revoked, and for this instance (" +
-                      api_ + ")");
-  }
-  if (r.status == 403) return Status(Code::kForbidden, what + ": " + message + tail);
-  if (r.status == 404) return Status(Code::kNotFound, what + ": " + message + tail);
-  if (r.status == 409) return Status(Code::kConflict, what + ": " + message + tail);
-  if (r.status == 400 || r.status == 413 || r.status == 422) {
-    return Status(Code::kRejected, what + ": " + message + tail);
-  }
-  if (r.status == 429) return Status(Code::kRateLimited, what + ": " + message + tail);
-  if (r.status >= 500) return Status(Code::kServer, what + ": server error" + tail);
-  return Status(Code::kServer, what + ": unexpected answer: " + message + tail);
+  return ClassifyShootbinAnswer(r, what, context_);
 }
 
 Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, bool create) {
   HttpResponse r = PerformRead(Base("GET", "/projects"));
-  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "listing Shootbin projects"));
-  auto found = FindIdByNameOrId(r.body, project, "listing Shootbin projects");
+  Status listed = CheckAnswer(r, "listing Shootbin projects");
+  if (listed.code() == Code::kForbidden) {
+    // Any token with API access may list projects (shootbin.md §3.1): a 403
+    // here is the token's or the plan's problem, not one project's.
+    return Status(
+        Code::kUnauthenticated,
+        listed.message() + ": Shootbin refuses the API token from " + token_source_ +
+            " on the project listing, which every token with API access may read: the account "
+            "needs the Agency plan, or the token is not allowed to use the API");
+  }
+  SHOTSYNC_RETURN_IF_ERROR(listed);
+  auto found =
+      FindIdByNameOrId(r.body, project, "listing Shootbin projects", IdLookup{"project", ""});
   if (found.ok() || found.status().code() != Code::kNotFound) return found;
   if (AllDigits(project) || !create) {
-    return Status::NotFound("Shootbin project " + Quote(project) +
-                            " not found (set create = true on the root to create it)");
+    return Status::NotFound(
+        found.status().message() + " on Shootbin" +
+        (AllDigits(project) ? "" : " (set create = true on the root to create it)"));
   }
   HttpRequest req = Base("POST", "/projects");
   req.headers.push_back("Content-Type: application/json");
-  req.body = Json{{"name", project}}.dump();
+  req.body = Json{{"name", project}}.dump(-1, ' ', false, Json::error_handler_t::replace);
   r = engine_.Perform(std::move(req));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin project " + Quote(project)));
   return ParseCreatedId(r.body, "creating Shootbin project");
@@ -193,11 +443,13 @@ Result<std::int64_t> ShootbinClient::ResolveAlbum(std::int64_t project, const st
   const std::string path = "/projects/" + std::to_string(project) + "/albums";
   HttpResponse r = PerformRead(Base("GET", path));
   SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "listing albums of project " + std::to_string(project)));
-  auto found = FindIdByNameOrId(r.body, album, "listing albums");
+  auto found = FindIdByNameOrId(r.body, album, "listing albums",
+                                IdLookup{"album", " in project " + std::to_string(project)});
   if (found.ok() || found.status().code() != Code::kNotFound) return found;
   if (AllDigits(album) || !create) {
-    return Status::NotFound("Shootbin album " + Quote(album) + " not found in project " +
-                            std::to_string(project) + " (set create = true on the root to create it)");
+    return Status::NotFound(
+        "Shootbin " + found.status().message() +
+        (AllDigits(album) ? "" : " (set create = true on the root to create it)"));
   }
   // The albums page documents multipart form fields for album creation.
   HttpRequest req = Base("POST", path);
@@ -280,11 +532,16 @@ HttpRequest ShootbinClient::RevisionRequest(std::int64_t project, std::int64_t a
 }
 
 Result<RemotePhoto> ShootbinClient::ParsePhotoAnswer(const HttpResponse& response) {
+  // A 2xx whose body is cut off or unreadable is neither a success nor a
+  // refusal: the photo may be stored (shootbin.md §1 "Server errors").
+  const std::string tail = " (HTTP " + std::to_string(response.status) +
+                           "; cut off or unreadable: the photo may have been stored)";
   auto body = json::Parse(response.body);
-  if (!body || !body->is_object()) return Status::Corrupt("photo answer is not a JSON object");
+  if (!body || !body->is_object())
+    return Status::Corrupt("photo answer is not a JSON object" + tail);
   const Json* photo = json::Field(*body, "photo");
   RemotePhoto p = PhotoFrom(photo && photo->is_object() ? *photo : *body);
-  if (p.id <= 0) return Status::Corrupt("photo answer has no photo id");
+  if (p.id <= 0) return Status::Corrupt("photo answer has no photo id" + tail);
   return p;
 }
 

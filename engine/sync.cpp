@@ -3,15 +3,20 @@
 
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
 
+#include "shotsync/album_index.hpp"
 #include "shotsync/bounded_queue.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/owner.hpp"
@@ -125,7 +130,7 @@ struct Target {
   std::int64_t root_id = 0;
   std::int64_t project = 0;
   std::int64_t album = 0;
-  bool resolved = false;  // project/album known (looked up, or from the manifest)
+  bool resolved = false;  // project/album known (pinned in the manifest, or looked up)
   Status status;  // why this root's files cannot be sent (album not found...)
 };
 
@@ -143,6 +148,22 @@ struct Job {
   // Until then, a photo missing from the album may still be stored by a
   // request the server received before its client vanished (reconcile_delay).
   SteadyClock::time_point settle_at{};
+  bool probe = false;          // the one send that opens its album's gate
+  bool approval_checked = false;  // revisions: the photo was read before sending
+};
+
+// Per album, per run: the first send goes alone, and only once it succeeded
+// do the others follow. A locked project or a plan limit (403) then costs at
+// most two requests, not one per file, and the first answer teaches how the
+// server stores names (AlbumIndex) before two names could collide.
+struct Gate {
+  bool open = false;
+  bool probing = false;
+  int refusals = 0;     // 403s in this run
+  Status blocked;       // not ok: nothing more goes to this album this run
+  std::int64_t held = 0;  // files not sent because of `blocked`
+  std::size_t root_index = 0;
+  std::deque<Job> parked;  // waiting for the probe's answer
 };
 
 class SyncRun {
@@ -179,13 +200,23 @@ class SyncRun {
       }
     } else {
       LocateFiles();
+      // plan: with a token, the albums are looked at too (adoptions, moves
+      // and conflicts are shown as such); offline it plans from the cache.
+      if (!config_.shootbin.token.empty()) {
+        if (Status st = ResolveTargets(); !st.ok()) {
+          Emit({SyncEvent::kFailed, nullptr, config_.shootbin.base_url, 0,
+                st.message() + " (planned without the server)"});
+          targets_.clear();
+        }
+      }
     }
     const bool nothing_to_push = !options_.files.empty() && only_.empty();
     if (report_.status.ok() && !nothing_to_push) {
       PlanOptions po{.hash_threads = 0, .dedupe = config_.dedupe,
                      .flush_before_emit = !options_.dry_run, .cancel = options_.stop,
-                     .emit_unchanged = options_.dry_run || !options_.files.empty(),
-                     .only = only_};
+                     .emit_unchanged = (options_.dry_run && options_.report_unchanged) || !options_.files.empty(),
+                     .only = only_, .retry_rejected = options_.retry_rejected,
+                     .resolve_upload = [this](PlanItem& item) { ResolveUpload(item); }};
       auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                             [&](const std::string& path, const Status& st) {
                               Emit({SyncEvent::kFailed, nullptr, path, 0, st.message()});
@@ -202,6 +233,7 @@ class SyncRun {
     }
     engine_.Shutdown(Stopping(true));
     scheduler_.Drain();
+    ReportBlocked();
     claimer_.Finish();   // claims queued by the last retries end here (stopping: unsent)
     recorder_.Finish();  // every answer recorded before the report is made
     if (report_.status.ok() && Stopping(false)) {
@@ -270,15 +302,16 @@ class SyncRun {
            });
   }
 
-  // Project and album ids of every root. A sync looks them up (and records
-  // them); a push uses the recorded ones and looks up only what is missing.
+  // Project and album ids of every root: pinned in the manifest once
+  // resolved (a name is looked up again only after a 404 unpinned it), so a
+  // renamed or a second album of the same name never redirects the uploads.
+  // A 401 or a 403 on the project listing is the token's (fatal); a missing
+  // or refused album blocks that root only.
   Status ResolveTargets() {
     std::map<std::pair<std::string, std::string>, Target> resolved;
     std::map<std::int64_t, RootRecord> known;
-    if (!options_.files.empty()) {
-      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RootRecord> roots, plan_db_.Roots());
-      for (RootRecord& r : roots) known.emplace(r.id, std::move(r));
-    }
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RootRecord> roots, plan_db_.Roots());
+    for (RootRecord& r : roots) known.emplace(r.id, std::move(r));
     for (std::size_t i = 0; i < config_.roots.size(); ++i) {
       const RootConfig& rc = config_.roots[i];
       Target t;
@@ -302,22 +335,27 @@ class SyncRun {
         t.status = it->second.status;
       } else {
         auto project = client_.ResolveProject(rc.project, rc.create);
-        if (project.ok()) {
+        if (!project.ok()) {
+          const Code c = project.status().code();
+          // kInvalidArgument: an untrusted certificate, or an ambiguous project name.
+          if (c == Code::kUnauthenticated || c == Code::kForbidden || c == Code::kNetwork ||
+              c == Code::kServer || c == Code::kRateLimited || c == Code::kInvalidArgument) {
+            return project.status();
+          }
+          t.status = project.status();
+        } else {
           t.project = *project;
           auto album = client_.ResolveAlbum(*project, rc.album, rc.create);
           if (album.ok()) t.album = *album; else t.status = album.status();
-        } else {
-          t.status = project.status();
+          const Code c = t.status.code();
+          if (c == Code::kUnauthenticated || c == Code::kNetwork || c == Code::kServer) return t.status;
         }
-        const Code c = t.status.code();
-        if (c == Code::kUnauthenticated || c == Code::kForbidden) {
-          if (!ShootbinClient::IsLockedProject(t.status)) return t.status;
-        }
-        if (c == Code::kNetwork || c == Code::kServer || c == Code::kInvalidArgument) return t.status;
         t.resolved = t.status.ok();
         resolved[key] = t;
       }
-      if (t.resolved && !recorded) SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
+      if (t.resolved && !recorded && !options_.dry_run) {
+        SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
+      }
       if (!t.status.ok()) Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
       targets_.push_back(t);
     }
@@ -361,6 +399,7 @@ class SyncRun {
       j.size = jr.size;
       j.photo_id = (*file)->remote_photo_id.value_or(0);
       j.started_at = double(jr.started_at);
+      j.watermark = jr.watermark;
       // The owner may have died a moment ago, its last body already with the server.
       j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
       pending.push_back(std::move(j));
@@ -384,6 +423,16 @@ class SyncRun {
     SHOTSYNC_RETURN_IF_ERROR(LookUp(jobs, missing));
     SteadyClock::time_point settle{};
     for (const Job& j : missing) settle = std::max(settle, j.settle_at);
+    if (settle > SteadyClock::now() + std::chrono::seconds(2) && !options_.files.empty()) {
+      // A hook must return fast: these stay in flight, and the next run
+      // (once its owner, this process, is gone) looks for them again.
+      std::lock_guard lock(mu_);
+      report_.unconfirmed += std::int64_t(missing.size());
+      for (const Job& j : missing) {
+        report_.failures.push_back({j.abs_path, "the server may still store it (no clear answer); the next run checks", false});
+      }
+      return Status::Ok();
+    }
     if (settle > SteadyClock::now()) {
       if (!WaitUntil(settle)) return Status::Ok();
       std::vector<Job> again;
@@ -421,31 +470,30 @@ class SyncRun {
         }
         return photo.status();
       }
-      // A revision landed if the photo now says it was revised after we
-      // started sending (a few seconds of clock skew allowed); or, when the
-      // server gives sizes, if the size matches too.
-      const auto revised_at = ParseResetTime(photo->revision_uploaded_at, WallSeconds());
-      const bool size_ok = !photo->file_size || *photo->file_size == j.size;
-      if (revised_at && *revised_at >= j.started_at - 5 && size_ok) {
+      if (RevisionLanded(*photo, j)) {
         SHOTSYNC_RETURN_IF_ERROR(Finished(j, j.photo_id, /*reconciled=*/true));
       } else {
         resend.push_back(j);
       }
     }
     for (auto& [target, list] : uploads) {
-      std::int64_t stop_below = INT64_MAX;
-      for (const Job* j : list) stop_below = std::min(stop_below, j->watermark);
-      auto photos = client_.ListPhotos(target.first, target.second, stop_below);
-      if (!photos.ok()) return photos.status();
-      // Newest first: the first photo with the name is the one this job made.
-      std::unordered_map<std::string, const RemotePhoto*> by_name;
-      for (const RemotePhoto& p : *photos) by_name.emplace(p.original_filename, &p);
+      // One listing of what is new in the album for all of them.
+      SHOTSYNC_RETURN_IF_ERROR(index_.Relist(target.first, target.second));
+      std::set<std::int64_t> taken;  // one photo answers one job
       for (Job* j : list) {
-        auto it = by_name.find(j->rel_path);
-        const bool found = it != by_name.end() && it->second->id > j->watermark &&
-                           (!it->second->file_size || *it->second->file_size == j->size);
-        if (found) {
-          SHOTSYNC_RETURN_IF_ERROR(Finished(*j, it->second->id, /*reconciled=*/true));
+        SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> created,
+                                  index_.Created(target.second, j->rel_path, j->watermark));
+        // Oldest first: a late duplicate (if any) is not the one to bind.
+        std::int64_t found = 0;
+        for (auto it = created.rbegin(); it != created.rend() && found == 0; ++it) {
+          if (taken.contains(it->photo_id) || (it->size && *it->size != j->size)) continue;
+          SHOTSYNC_ASSIGN_OR_RETURN(std::optional<FileRecord> holder, db_->FileWithPhoto(it->photo_id));
+          if (holder && holder->id != j->file_id) continue;
+          found = it->photo_id;
+        }
+        if (found != 0) {
+          taken.insert(found);
+          SHOTSYNC_RETURN_IF_ERROR(Finished(*j, found, /*reconciled=*/true));
         } else {
           resend.push_back(*j);
         }
@@ -462,38 +510,120 @@ class SyncRun {
 
   // After the job's done row is committed.
   void Recorded(const Job& j, std::int64_t photo_id, bool reconciled) {
+    (void)photo_id;
     {
       std::lock_guard lock(mu_);
       (j.kind == JobKind::kUpload ? report_.uploaded : report_.revised) += 1;
       if (reconciled) ++report_.reconciled;
       report_.bytes_sent += j.size;
-      std::int64_t& mark = watermarks_[targets_[j.root_index].album];
-      mark = std::max(mark, photo_id);
     }
     SyncEvent done{SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""};
     done.revision = j.kind == JobKind::kRevision;
     Emit(done);
   }
 
-  // Recorder: one transaction for the answers that arrived meanwhile.
+  // Recorder: one transaction for the answers that arrived meanwhile, then
+  // what the answers taught the album index (off the transfer loop).
   struct Answered {
     Job job;
-    std::int64_t photo_id = 0;
+    RemotePhoto photo;
   };
   Status CommitAnswered(std::vector<Answered>& batch) {
     std::vector<std::pair<std::int64_t, std::int64_t>> rows;
     rows.reserve(batch.size());
-    for (const Answered& a : batch) rows.emplace_back(a.job.job_id, a.photo_id);
-    return db_->FinishJobs(rows);
+    for (const Answered& a : batch) rows.emplace_back(a.job.job_id, a.photo.id);
+    SHOTSYNC_RETURN_IF_ERROR(db_->FinishJobs(rows));
+    for (const Answered& a : batch) {
+      const Target& t = targets_[a.job.root_index];
+      if (a.job.kind == JobKind::kUpload) index_.Learned(t.project, t.album, a.job.rel_path, a.photo);
+    }
+    return Status::Ok();
   }
   void AfterAnswered(Answered& a, const Status& committed) {
     // Not recorded: the job stays in flight and the next run finds the photo.
-    if (committed.ok()) Recorded(a.job, a.photo_id, false); else SetFatal(committed);
+    if (committed.ok()) Recorded(a.job, a.photo.id, false); else SetFatal(committed);
     Done();
+  }
+
+  // Before an upload is counted: does the album already hold it (adopt), is
+  // it a synced file that moved (move), or would the server confuse its
+  // name with another file's (conflict)? The album's index is brought up to
+  // date first, once per run and only for albums that get uploads.
+  void ResolveUpload(PlanItem& item) {
+    if (targets_.empty()) return;  // plan without the server
+    const Target& t = targets_[item.root_index];
+    if (!t.resolved || !t.status.ok()) return;  // reported when it would be sent
+    if (ResolveMove(item)) return;
+    if (!GateStatus(t.album).ok()) return;  // blocked: reported at send
+    if (Status st = index_.Refresh(t.project, t.album); !st.ok()) {
+      if (options_.dry_run) {
+        item.reason += " (album not listed: " + st.message() + ")";
+        return;
+      }
+      // Never upload into an album that could not be looked at.
+      return Block(t.album, item.root_index, st);
+    }
+    auto match = index_.Find(t.album, item.file.rel_path, item.file.size, item.file.id);
+    if (!match.ok()) return SetFatal(match.status());
+    if (match->kind == AlbumMatch::kNone) {
+      if (auto other = index_.Reserve(t.album, item.file.rel_path, item.file.id)) {
+        item.action = Action::kConflict;
+        item.reason = "this server would store it under the same name as " + *other + ": rename one";
+      }
+      return;
+    }
+    if (match->kind == AlbumMatch::kConflict) {
+      item.action = Action::kConflict;
+      item.reason = match->reason;
+      return;
+    }
+    if (!options_.dry_run) {
+      if (Status st = db_->BindRemote(item.file.id, match->photo_id); !st.ok()) {
+        if (st.code() != Code::kConflict) return SetFatal(st);
+        item.action = Action::kConflict;
+        item.reason = st.message();
+        return;
+      }
+    }
+    item.action = Action::kAdopt;
+    item.reason = match->reason;
+  }
+
+  // A file with the content of a synced file of the same album whose path is
+  // gone from disk: the remote photo follows it to its new path.
+  bool ResolveMove(PlanItem& item) {
+    if (item.file.hash.empty()) return false;
+    auto bound = db_->BoundWithContent(item.file.hash, item.file.size);
+    if (!bound.ok()) {
+      SetFatal(bound.status());
+      return false;
+    }
+    for (const FileRecord& old : *bound) {
+      if (old.id == item.file.id) continue;
+      const auto root = RootIndexOf(old.root_id);
+      if (!root || targets_[*root].album != targets_[item.root_index].album) continue;
+      struct stat sb;
+      const std::string old_path = config_.roots[*root].path + "/" + old.rel_path;
+      if (::lstat(old_path.c_str(), &sb) == 0 || errno != ENOENT) continue;  // still there: dedupe's case
+      if (!options_.dry_run) {
+        if (Status st = db_->BindRemote(item.file.id, *old.remote_photo_id, old.id); !st.ok()) {
+          if (st.code() != Code::kConflict) SetFatal(st);
+          continue;
+        }
+      }
+      item.action = Action::kMove;
+      item.reason = "moved from " + old.rel_path + " (photo " + std::to_string(*old.remote_photo_id) + ")";
+      return true;
+    }
+    return false;
   }
 
   void OnItem(const PlanItem& item) {
     Emit({SyncEvent::kPlanned, &item, item.abs_path, item.file.size, item.reason});
+    if (item.action == Action::kConflict) {
+      std::lock_guard lock(mu_);
+      report_.failures.push_back({item.abs_path, item.reason, false});
+    }
     if (options_.dry_run || Stopping(false)) return;
     if (item.action == Action::kRejected && !options_.files.empty()) {
       // push names its files: say why one is not sent (a sync's plan reports these itself)
@@ -513,6 +643,7 @@ class SyncRun {
       AddFailure(j, t.status.message(), false);
       return;
     }
+    j.watermark = index_.Watermark(t.album);
     {
       std::lock_guard lock(mu_);
       ++outstanding_;
@@ -536,15 +667,13 @@ class SyncRun {
     if (Stopping(false)) return Status::Ok();
     std::vector<ClaimRequest> requests;
     requests.reserve(batch.size());
-    for (const Pending& p : batch) requests.push_back({p.job.file_id, p.job.hash, p.job.size});
+    for (const Pending& p : batch) requests.push_back({p.job.file_id, p.job.hash, p.job.size, p.job.watermark});
     SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Result<JobClaim>> claims, db_->BeginJobs(requests, owner_));
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].claim = std::move(claims[i]);
     return Status::Ok();
   }
 
   // Holds one outstanding_, given back here or when the transfer ends.
-  // Upload or revision is decided by the claim, from the manifest as it is
-  // now: another process may have sent this file since it was planned.
   void AfterClaim(Pending& p, const Status& committed) {
     if (!committed.ok()) {
       SetFatal(committed);
@@ -583,11 +712,71 @@ class SyncRun {
     j.kind = claim->kind;
     j.photo_id = claim->photo_id;
     j.started_at = WallSeconds();
+    Send(std::move(j));
+  }
+
+  // --- Gates: one send per album until the server said yes -----------------
+
+  Status GateStatus(std::int64_t album) {
+    std::lock_guard lock(mu_);
+    auto it = gates_.find(album);
+    return it == gates_.end() ? Status::Ok() : it->second.blocked;
+  }
+
+  // Nothing more goes to this album in this run. The files parked at its
+  // gate are given back (failed, retried by a later run).
+  void Block(std::int64_t album, std::size_t root_index, const Status& why) {
+    if (why.code() == Code::kUnauthenticated) SetFatal(why);  // the token, not the album
+    if (why.code() == Code::kForbidden) {
+      // Whether it is the token after all (a plan without API access): once, off this thread.
+      scheduler_.At(SteadyClock::now(), [this, root_index] {
+        auto project = client_.ResolveProject(config_.roots[root_index].project, false);
+        const Code c = project.status().code();
+        if (c == Code::kForbidden || c == Code::kUnauthenticated) SetFatal(project.status());
+      });
+    }
+    std::deque<Job> parked;
     {
       std::lock_guard lock(mu_);
-      j.watermark = watermarks_[targets_[j.root_index].album];
+      Gate& g = gates_[album];
+      if (g.blocked.ok()) {
+        g.blocked = why;
+        g.root_index = root_index;
+      }
+      g.open = false;
+      g.probing = false;
+      parked.swap(g.parked);
     }
-    Send(std::move(j));
+    for (Job& j : parked) Unsent(j, why);
+  }
+
+  // A claimed job that is not sent in this run (its album is blocked).
+  void Unsent(const Job& j, const Status& why) {
+    (void)db_->FailJob(j.job_id, why.message() + "; will retry on a later run", false);
+    {
+      std::lock_guard lock(mu_);
+      ++report_.failed;
+      ++gates_[targets_[j.root_index].album].held;
+    }
+    Done();
+  }
+
+  // Once per blocked album: one line naming it and the server's reason.
+  void ReportBlocked() {
+    std::vector<SyncFailure> lines;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [album, g] : gates_) {
+        if (g.blocked.ok()) continue;
+        const RootConfig& rc = config_.roots[g.root_index];
+        std::string line = "album '" + rc.album + "' of project '" + rc.project + "' is not accepting uploads: " +
+                           g.blocked.message();
+        if (g.held > 0) line += " (" + std::to_string(g.held) + " files left for a later run)";
+        report_.failures.push_back({rc.path, line, false});
+        lines.push_back(report_.failures.back());
+      }
+    }
+    for (const SyncFailure& f : lines) Emit({SyncEvent::kFailed, nullptr, f.path, 0, f.reason});
   }
 
   void Send(Job j) {
@@ -596,6 +785,56 @@ class SyncRun {
       (void)db_->FailJob(j.job_id, "interrupted before sending", false);
       return Done();
     }
+    const std::int64_t album = targets_[j.root_index].album;
+    {
+      std::unique_lock lock(mu_);
+      Gate& g = gates_[album];
+      if (!g.blocked.ok()) {
+        const Status why = g.blocked;
+        lock.unlock();
+        return Unsent(j, why);
+      }
+      if (!g.open && !j.probe) {
+        if (g.probing) {
+          g.parked.push_back(std::move(j));
+          return;
+        }
+        g.probing = true;
+        j.probe = true;
+      }
+    }
+    if (j.kind == JobKind::kRevision && !j.approval_checked && !config_.allow_unapprove &&
+        !options_.allow_unapprove) {
+      // A revision resets the client's approval and clears its annotations:
+      // look first (off the transfer loop), hold it if the photo is approved.
+      j.approval_checked = true;
+      return scheduler_.At(SteadyClock::now(), [this, j = std::move(j)]() mutable { CheckApproval(std::move(j)); });
+    }
+    Transmit(std::move(j));
+  }
+
+  void CheckApproval(Job j) {
+    const Target& t = targets_[j.root_index];
+    auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
+    if (photo.ok() && !photo->approved_at.empty()) {
+      const std::string why = "approved by the client (" + photo->approved_at +
+                              "): revision held, as it would reset the approval and clear the "
+                              "annotations; sync --allow-unapprove sends it";
+      (void)db_->FailJob(j.job_id, why, false);
+      {
+        std::lock_guard lock(mu_);
+        ++report_.held;
+        report_.failures.push_back({j.abs_path, why, false});
+      }
+      Emit({SyncEvent::kFailed, nullptr, j.abs_path, 0, why});
+      PassProbe(j);
+      return Done();
+    }
+    // Not found, or not readable now: the revision's own answer will tell.
+    Transmit(std::move(j));
+  }
+
+  void Transmit(Job j) {
     const Target& t = targets_[j.root_index];
     HttpRequest req = j.kind == JobKind::kUpload
                           ? client_.UploadRequest(t.project, t.album, j.abs_path, j.rel_path)
@@ -603,6 +842,57 @@ class SyncRun {
     Emit({SyncEvent::kStarted, nullptr, j.abs_path, j.size, ""});
     auto shared = std::make_shared<Job>(std::move(j));
     engine_.Submit(std::move(req), [this, shared](HttpResponse&& r) { OnAnswer(*shared, r); });
+  }
+
+  // Stopping: what waits at a gate is not sent in this run.
+  void DrainParked() {
+    std::vector<Job> parked;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [album, g] : gates_) {
+        for (Job& j : g.parked) parked.push_back(std::move(j));
+        g.parked.clear();
+      }
+    }
+    for (const Job& j : parked) {
+      (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+      Done();
+    }
+  }
+
+  // The probe succeeded: everything parked at the gate goes.
+  void OpenGate(const Job& probe) {
+    std::deque<Job> parked;
+    {
+      std::lock_guard lock(mu_);
+      Gate& g = gates_[targets_[probe.root_index].album];
+      g.open = true;
+      g.probing = false;
+      parked.swap(g.parked);
+    }
+    // Not from the transfer loop (Submit may block): the scheduler sends them.
+    for (Job& j : parked) {
+      scheduler_.At(SteadyClock::now(), [this, j = std::move(j)]() mutable { Send(std::move(j)); });
+    }
+  }
+
+  // The probe ended without a yes (a transient failure): the next parked
+  // job becomes the probe.
+  void PassProbe(const Job& probe) {
+    if (!probe.probe) return;
+    std::optional<Job> next;
+    {
+      std::lock_guard lock(mu_);
+      Gate& g = gates_[targets_[probe.root_index].album];
+      g.probing = false;
+      if (!g.parked.empty()) {
+        next = std::move(g.parked.front());
+        g.parked.pop_front();
+        g.probing = true;
+        next->probe = true;
+      }
+    }
+    if (next) scheduler_.At(SteadyClock::now(), [this, j = std::move(*next)]() mutable { Send(std::move(j)); });
   }
 
   void Done() {
@@ -623,22 +913,32 @@ class SyncRun {
     scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable { Send(std::move(j)); });
   }
 
+  // Runs on the transfer loop: no blocking and no manifest write here except
+  // FailJob on the rare paths; the common answers go to the recorder.
   void OnAnswer(Job& j, const HttpResponse& r) {
     Status st = client_.CheckAnswer(r, j.abs_path);
     if (st.ok()) {
       auto photo = ShootbinClient::ParsePhotoAnswer(r);
-      if (photo.ok()) return recorder_.Add({j, photo->id});  // Done() once recorded
-      st = Status(Code::kServer, j.abs_path + ": " + photo.status().message());
+      if (photo.ok()) {
+        if (j.probe) OpenGate(j);
+        return recorder_.Add({j, *photo});  // Done() once recorded
+      }
+      // A 2xx we cannot read: the server has most likely stored it.
+      st = Status(Code::kServer, j.abs_path + ": unreadable answer to a " + std::to_string(r.status) + ": " +
+                                     photo.status().message());
     }
     ++j.attempts;
     const Code c = st.code();
-    const bool answered = r.status != 0;
+    // A transport error after the headers (a body cut off) is no answer either.
+    const bool answered = r.status != 0 && r.transport.ok();
     // The server may have stored it: an answer-less failure after the whole
-    // body went out, a 5xx, or an unreadable 2xx. Reconcile before resending.
+    // body went out, a 5xx (a gateway's HTML page included), or an
+    // unreadable 2xx. Reconcile before resending.
     // bytes_sent >= size: the whole file may have reached the server even
     // when curl cannot tell the size of the multipart body.
     const bool ambiguous = (!answered && (r.request_sent || r.bytes_sent >= j.size)) || c == Code::kServer;
     if (c == Code::kCancelled) {
+      PassProbe(j);
       if (!r.request_sent && r.bytes_sent == 0) {
         // Cancelled before it started: nothing to reconcile.
         (void)db_->FailJob(j.job_id, "interrupted before sending", false);
@@ -648,30 +948,41 @@ class SyncRun {
       // so that the next run reconciles it before sending anything.
       return Done();
     }
-    if (c == Code::kUnauthenticated || (c == Code::kForbidden && !ShootbinClient::IsLockedProject(st))) {
+    if (c == Code::kUnauthenticated) {
       (void)db_->FailJob(j.job_id, st.message(), false);
       AddFailure(j, st.message(), false);
       SetFatal(st);
       return Done();
     }
-    if (c == Code::kNotFound) {
-      // The album (or photo) is gone: forget the recorded ids so that the
-      // next run looks them up again.
-      (void)db_->SetRootTarget(targets_[j.root_index].root_id, 0, 0);
+    if (c == Code::kForbidden) return Refused(j, st);
+    if (c == Code::kConflict && j.kind == JobKind::kRevision && j.attempts < options_.max_attempts) {
+      // 409: a revision of this photo is still processing (perhaps ours):
+      // read the photo before sending it again.
+      PassProbe(j);
+      j.probe = false;
+      auto delay = Backoff(j.attempts, 5.0);
+      return scheduler_.At(SteadyClock::now() + delay, [this, j]() mutable { RecheckRevision(std::move(j)); });
     }
-    if (c == Code::kRejected || c == Code::kForbidden || c == Code::kNotFound) {
+    if (c == Code::kNotFound) {
+      // The album (or photo) is gone: unpin the ids so that the next run
+      // looks them up again, and drop the album's index.
+      (void)db_->SetRootTarget(targets_[j.root_index].root_id, 0, 0);
+      (void)db_->ForgetAlbumIndex(targets_[j.root_index].album);
+    }
+    PassProbe(j);
+    j.probe = false;
+    if (c == Code::kRejected || c == Code::kNotFound) {
       const bool permanent = c == Code::kRejected;
-      std::string reason = st.message();
-      if (c == Code::kForbidden) reason += "; will retry on a later run";
-      (void)db_->FailJob(j.job_id, reason, permanent);
-      AddFailure(j, reason, permanent);
+      (void)db_->FailJob(j.job_id, st.message(), permanent);
+      AddFailure(j, st.message(), permanent);
       return Done();
     }
     if (ambiguous) {
       // Reconciled in a batch at the end (FinishOutstanding enforces the attempt
-      // bound). Without an answer, or with a gateway's 502/504, the server
+      // bound). Without an answer, or with a gateway's 502/504/52x, the server
       // behind may still be storing it.
-      if (!answered || r.status == 502 || r.status == 504) {
+      const bool gateway_page = r.status >= 500 && r.Header("content-type").find("text/html") != std::string::npos;
+      if (!answered || gateway_page || r.status == 502 || r.status == 504 || r.status >= 520) {
         j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
       }
       std::lock_guard lock(mu_);
@@ -685,8 +996,45 @@ class SyncRun {
       AddFailure(j, st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)", false);
       return Done();
     }
-    // 409: a revision still processing: back off longer (5 s, 10 s, 20 s...).
     Retry(j, Backoff(j.attempts, c == Code::kConflict ? 5.0 : 0.5));
+  }
+
+  // A 403 on an upload or revision: the token was good for the listings, so
+  // it is this album or project (locked for review, a plan limit, a scope).
+  // The second refusal in a run blocks the album; whether it is the token
+  // after all (a plan without API access) is checked once, off this thread.
+  void Refused(Job& j, const Status& st) {
+    const std::int64_t album = targets_[j.root_index].album;
+    int refusals = 0;
+    {
+      std::lock_guard lock(mu_);
+      Gate& g = gates_[album];
+      refusals = ++g.refusals;
+      g.open = false;  // one at a time again
+      if (!g.probing) g.probing = j.probe = true;
+    }
+    if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, Backoff(j.attempts, 2.0));
+    Block(album, j.root_index, st);
+    Unsent(j, st);
+  }
+
+  // After a 409: did a revision land since we started? Otherwise send again.
+  void RecheckRevision(Job j) {
+    const Target& t = targets_[j.root_index];
+    auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
+    if (photo.ok() && RevisionLanded(*photo, j)) {
+      if (Status st = Finished(j, j.photo_id, /*reconciled=*/true); !st.ok()) SetFatal(st);
+      return Done();
+    }
+    Send(std::move(j));
+  }
+
+  static bool RevisionLanded(const RemotePhoto& photo, const Job& j) {
+    // Revised after we started sending (a few seconds of clock skew
+    // allowed), with the size we sent where the server gives sizes.
+    const auto revised_at = ParseResetTime(photo.revision_uploaded_at, WallSeconds());
+    const bool size_ok = !photo.file_size || *photo.file_size == j.size;
+    return revised_at && *revised_at >= j.started_at - 5 && size_ok;
   }
 
   // Waits for every job, then reconciles ambiguous ones in batches (one album
@@ -702,6 +1050,7 @@ class SyncRun {
             // stop), and queued transfers are cancelled unsent; running ones end.
             lock.unlock();
             scheduler_.Drain();
+            DrainParked();
             engine_.Stop(false);
             lock.lock();
           }
@@ -729,7 +1078,6 @@ class SyncRun {
         {
           std::lock_guard lock(mu_);
           ++outstanding_;
-          j.watermark = std::max(j.watermark, watermarks_[targets_[j.root_index].album]);
         }
         Retry(std::move(j), Backoff(j.attempts, 0.5));
       }
@@ -752,6 +1100,7 @@ class SyncRun {
   TransferEngine engine_;
   Throttle throttle_;
   ShootbinClient client_;
+  AlbumIndex index_{*db_, client_};
   std::vector<Target> targets_;
 
   std::mutex mu_;  // guards everything below
@@ -759,7 +1108,7 @@ class SyncRun {
   SyncReport report_;
   std::int64_t outstanding_ = 0;
   std::vector<Job> ambiguous_;
-  std::map<std::int64_t, std::int64_t> watermarks_;  // album -> largest photo id seen
+  std::map<std::int64_t, Gate> gates_;               // album -> its gate
   std::mt19937_64 rng_;
   std::atomic<bool> fatal_{false};
   std::mutex event_mu_;
@@ -782,7 +1131,12 @@ int SyncExitCode(const SyncReport& report) {
     case Code::kNotFound: return 2;
     default: return 1;
   }
-  return report.failed + report.rejected + report.plan.rejected > 0 || report.plan.errors > 0 ? 1 : 0;
+  return report.failed + report.rejected + report.plan.rejected + report.plan.conflict + report.held +
+                     report.unconfirmed >
+                 0 ||
+             report.plan.errors > 0
+         ? 1
+         : 0;
 }
 
 SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,

@@ -15,11 +15,14 @@
 // broken store slows nothing down beyond this process's own limit.
 #include "shotsync/throttle.hpp"
 
-#include "shotsync/hasher.hpp"
-
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
+#include <thread>
+
+#include "json_util.hpp"
+#include "shotsync/hasher.hpp"
 
 namespace shotsync {
 namespace {
@@ -28,8 +31,8 @@ constexpr double kJitterMin = 0.050, kJitterMax = 0.250;
 constexpr double kLeaseSeconds = 0.025;  // tokens reserved ahead from a shared store
 constexpr int kMaxLease = 512;
 constexpr double kFallbackPause = 60;  // 429 without any usable header
-constexpr double kMaxPause = 65;       // a longer pause means a wrong clock (ours or theirs)
 constexpr double kPastResetPause = 1;  // reset already passed: clocks disagree, wait a little
+constexpr double kMaxStreakPause = 60;  // floor for 429s in a row: 1, 2, 4 ... 60 s
 constexpr double kEpochMin = 1e9;      // 2001-09-09: below this a number is a delta
 constexpr double kEpochMax = 1e11;     // year 5138: above this it is garbage
 
@@ -199,11 +202,22 @@ std::optional<double> ParseNumber(std::string_view v, double now_s) {
   return now_s + value;
 }
 
-std::optional<double> Header(const std::multimap<std::string, std::string>& headers,
-                             const char* name, double now_s) {
+// A time header's value: seconds from now (`absolute` false: a small number,
+// the Retry-After delta form) or a Unix time read on the server's clock.
+struct When {
+  double t;
+  bool absolute;
+};
+
+std::optional<When> ReadTime(const std::multimap<std::string, std::string>& headers,
+                             const char* name) {
   auto it = headers.find(name);
   if (it == headers.end()) return std::nullopt;
-  return ParseResetTime(it->second, now_s);
+  const std::string_view v = Trim(it->second);
+  const auto t = ParseResetTime(v, 0.0);  // a delta d reads as 0 + d
+  if (!t) return std::nullopt;
+  const bool number = !v.empty() && IsDigit(v.front()) && !(v.size() >= 10 && v[4] == '-');
+  return When{*t, !(number && *t < kEpochMin)};
 }
 
 }  // namespace
@@ -233,17 +247,24 @@ Throttle::Throttle(Options options) : options_(std::move(options)) {
   if (!(options_.rpm > 0) || !std::isfinite(options_.rpm)) options_.rpm = 60;
   if (!(options_.safety > 0 && options_.safety <= 1)) options_.safety = 0.985;
   if (!options_.clock) options_.clock = WallSeconds;
+  if (options_.name.empty()) options_.name = options_.key.substr(0, options_.key.find(':'));
+  if (!options_.notice) {
+    options_.notice = [](const std::string& line) {
+      std::fprintf(stderr, "shotsync: %s\n", line.c_str());
+    };
+  }
+  rpm_ = options_.rpm;
 }
 
 std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
   const double now = options_.clock();
-  const double rate = options_.rpm / 60.0 * options_.safety;
   auto wait_for = [](double seconds) {
     // Round up: asking again a little late is fine, early only costs a retry.
     const auto ms = std::int64_t(std::ceil(seconds * 1000.0));
     return std::chrono::milliseconds(std::max<std::int64_t>(ms, 1));
   };
   std::lock_guard lock(mu_);
+  const double rate = rpm_ / 60.0 * options_.safety;
   if (paused_until_ > 0) {
     if (now < paused_until_) return wait_for(paused_until_ - now);
     // The server's window was reset at paused_until: the request that was
@@ -297,44 +318,138 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
   return wait_for((1.0 - tokens_) / rate);
 }
 
+std::optional<double> ServerNow(const std::multimap<std::string, std::string>& headers) {
+  auto date = ReadTime(headers, "date");
+  if (!date || !date->absolute || date->t < kEpochMin) return std::nullopt;
+  return date->t;
+}
+
+std::optional<double> ServerRpm(const std::multimap<std::string, std::string>& headers) {
+  auto it = headers.find("x-ratelimit-limit");
+  if (it == headers.end()) return std::nullopt;
+  const std::string_view v = Trim(it->second);
+  if (v.empty() || v.size() > 9) return std::nullopt;
+  double n = 0;
+  for (char c : v) {
+    if (!IsDigit(c)) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  if (n < 1) return std::nullopt;
+  return n;
+}
+
+bool Is429RateLimit(std::string_view body) {
+  auto j = json::Parse(body);
+  if (!j || !j->is_object()) return true;
+  std::string code = json::String(*j, "code");
+  if (code.empty()) {
+    if (const json::Json* data = json::Field(*j, "data")) code = json::String(*data, "code");
+  }
+  if (code.empty()) return true;
+  for (char& c : code) c = char(std::toupper(static_cast<unsigned char>(c)));
+  return code == "RATE_LIMIT_EXCEEDED" || code == "RATE_LIMITED" || code == "TOO_MANY_REQUESTS";
+}
+
 std::optional<double> RateLimitPauseUntil(long status,
                                           const std::multimap<std::string, std::string>& headers,
                                           double now) {
+  const std::optional<double> server_now = ServerNow(headers);
+  // A time header as a local Unix time. Absolute times are read on the
+  // server's clock when it says what time it is; else on ours, capped.
+  auto local = [&](const When& w) {
+    if (!w.absolute) return now + w.t;
+    if (server_now) return now + (w.t - *server_now);
+    return std::min(w.t, now + kMaxUnverifiedResetPause);
+  };
   if (status == 429) {
-    auto when = Header(headers, "retry-after", now);
-    if (!when) when = Header(headers, "x-ratelimit-reset", now);
-    double until = when ? *when : now + kFallbackPause;
-    if (until <= now) until = now + kPastResetPause;
-    return std::min(until, now + kMaxPause);
+    auto when = ReadTime(headers, "retry-after");
+    if (!when) when = ReadTime(headers, "x-ratelimit-reset");
+    double until = when ? local(*when) : now + kFallbackPause;
+    if (!(until > now)) until = now + kPastResetPause;
+    return std::min(until, now + kMaxRateLimitPause);
   }
   // The last request of the window went through: wait for the reset rather
   // than collect a 429. Only when the reset time is known and ahead.
   auto it = headers.find("x-ratelimit-remaining");
   if (it != headers.end() && Trim(it->second) == "0") {
-    if (auto reset = Header(headers, "x-ratelimit-reset", now); reset && *reset > now) {
-      return std::min(*reset, now + kMaxPause);
+    if (auto reset = ReadTime(headers, "x-ratelimit-reset")) {
+      const double until = local(*reset);
+      if (until > now) return std::min(until, now + kMaxRateLimitPause);
     }
   }
   return std::nullopt;
 }
 
 bool Throttle::OnResponse(long status, const std::multimap<std::string, std::string>& headers) {
+  return Feedback(status, headers, status == 429);
+}
+
+bool Throttle::OnResponse(long status, const std::multimap<std::string, std::string>& headers,
+                          std::string_view body) {
+  return Feedback(status, headers, status == 429 && Is429RateLimit(body));
+}
+
+bool Throttle::Feedback(long status, const std::multimap<std::string, std::string>& headers,
+                        bool rate_limited) {
   const double now = options_.clock();
-  double until = 0;
-  if (auto pause = RateLimitPauseUntil(status, headers, now)) until = *pause + Jitter();
-  std::lock_guard lock(mu_);
-  if (status == 429) ++got_429_;
-  if (until > 0) {
-    if (until > paused_until_) paused_until_ = until;
-    tokens_ = 0;
-    slots_left_ = 0;  // reserved before the server said stop
-    lease_ = 1;
-    if (options_.shared) {
-      // Best effort: the local pause holds for this process whatever happens.
-      (void)options_.shared->Pause(options_.key, until);
+  // A 429 that is not about the rate is read like any other answer.
+  const long as = status == 429 && !rate_limited ? 0 : status;
+  const auto pause = RateLimitPauseUntil(as, headers, now);
+  const auto server_rpm = ServerRpm(headers);
+  std::string notice;
+  {
+    std::lock_guard lock(mu_);
+    if (server_rpm) {
+      rpm_ = std::min(options_.rpm, *server_rpm);
+      if (rpm_ < options_.rpm && rpm_ != announced_rpm_) {
+        announced_rpm_ = rpm_;
+        auto figure = [](double v) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.0f", v);
+          return std::string(buf);
+        };
+        notice = options_.name + ": the server allows " + figure(rpm_) +
+                 " requests/min, below the configured " + figure(options_.rpm) + "; pacing at " +
+                 figure(rpm_);
+      }
+    }
+    double until = 0;
+    if (rate_limited) {
+      ++got_429_;
+      // A 429 for a request sent after the last pause ended, when the server
+      // named no Retry-After: the reset time was wrong (or the clocks
+      // disagree); wait longer each time. A Retry-After is honoured as given.
+      if (!(now < paused_until_)) streak_429_ = std::min(streak_429_ + 1, 16);
+      const double floor = headers.contains("retry-after")
+                               ? 0.0
+                               : std::min(kMaxStreakPause, double(1 << std::clamp(streak_429_ - 1, 0, 6)));
+      until = std::max(pause.value_or(now), now + floor) + Jitter();
+    } else {
+      if (status != 429) streak_429_ = 0;
+      if (pause) until = *pause + Jitter();
+    }
+    if (until > 0) {
+      if (until > paused_until_) paused_until_ = until;
+      tokens_ = 0;
+      slots_left_ = 0;  // reserved before the server said stop
+      lease_ = 1;
+      if (options_.shared) {
+        // Best effort: the local pause holds for this process whatever happens.
+        (void)options_.shared->Pause(options_.key, until);
+      }
     }
   }
-  return status == 429;
+  if (!notice.empty()) options_.notice(notice);
+  return rate_limited;
+}
+
+void Throttle::Acquire() {
+  while (auto wait = TryAcquire()) std::this_thread::sleep_for(*wait);
+}
+
+double Throttle::rpm() const {
+  std::lock_guard lock(mu_);
+  return rpm_;
 }
 
 std::int64_t Throttle::granted() const {

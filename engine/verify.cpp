@@ -1,5 +1,7 @@
 #include "shotsync/verify.hpp"
 
+#include "shotsync/album_index.hpp"
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -191,6 +193,41 @@ class VerifyRun {
                     " bytes on the server, " + std::to_string(f.size) + " here");
           }
         }));
+      }
+      // The album is the truth: a photo under the name of a local file that
+      // the manifest has not bound (a lost state folder, the web UI) is that
+      // file's photo. --repair adopts it, as a sync would.
+      std::vector<AlbumPhoto> rows;
+      std::int64_t top = 0;
+      for (const RemotePhoto& p : photos) {
+        rows.push_back({p.id, p.original_filename, p.file_size, !p.approved_at.empty()});
+        top = std::max(top, p.id);
+      }
+      // A whole listing replaces the cached index (photos deleted in the web UI drop out).
+      SHOTSYNC_RETURN_IF_ERROR(m_.ForgetAlbumIndex(album));
+      SHOTSYNC_RETURN_IF_ERROR(m_.IndexAlbumPhotos(album, project, rows, top, /*complete=*/true));
+      AlbumIndex index(m_, client);
+      std::vector<std::pair<FileRecord, std::int64_t>> adopt;
+      for (std::int64_t root_id : root_ids) {
+        SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(root_id, [&](const FileRecord& f) {
+          if (f.remote_photo_id || f.state == FileState::kMissing) return;
+          auto match = index.Find(album, f.rel_path, f.size, f.id);
+          if (match.ok() && match->kind == AlbumMatch::kFound && !known.contains(match->photo_id)) {
+            known.insert(match->photo_id);
+            adopt.emplace_back(f, match->photo_id);
+          }
+        }));
+      }
+      for (const auto& [f, photo] : adopt) {
+        bool repaired = false;
+        if (options_.repair) {
+          SHOTSYNC_RETURN_IF_ERROR(m_.BindRemote(f.id, photo));
+          repaired = true;
+        }
+        Add(Difference::kServerOnly, PathOf(f),
+            "photo " + std::to_string(photo) + " in album '" + names.second + "' holds this file's name" +
+                (repaired ? ": adopted" : "; --repair adopts it"),
+            repaired);
       }
       for (const FileRecord& f : forget) {
         bool repaired = false;

@@ -23,8 +23,10 @@ inline constexpr std::uint64_t kShootbinMaxUpload = 10ull * 1024 * 1024;  // sho
 
 struct RootConfig {
   std::string path;     // absolute (~ expanded)
-  std::string project;  // Shootbin project id or name
-  std::string album;    // album id or name in it
+  // Shootbin project id or name; an id written as a TOML integer
+  // (project = 12) arrives here as its digits ("12"), like project = "12".
+  std::string project;
+  std::string album;    // album id or name in it (an integer too, as above)
   bool create = false;  // create the project/album when missing
   std::vector<std::string> ignore;  // fnmatch globs
 };
@@ -57,7 +59,13 @@ struct Config {
   // crash, a reset after the body went out, a 502/504) before "the photo is
   // not in the album" is believed and the file is sent again. Shootbin has
   // no idempotency key, so this is the only guard against a late store.
-  int reconcile_delay = 10;
+  // Gateway timeouts are typically 60-100 s (shootbin.md §1 "Server
+  // errors"), hence 120. Range 0-3600.
+  int reconcile_delay = 120;
+  // false: a revision of a photo the client has approved (approved_at set)
+  // is held and reported, because a revision resets the approval
+  // (shootbin.md §3.5); true: it is sent.
+  bool allow_unapprove = false;
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   std::vector<RootConfig> roots;

@@ -11,9 +11,15 @@
 //   "<what>: <error> [<CODE>] (HTTP n)", the server's words verbatim (made
 //   printable); the Code follows the HTTP status (401 kUnauthenticated, 403
 //   kForbidden, 404 kNotFound, 400/402 kRejected, 429 kRateLimited, 5xx
-//   kServer).
+//   kServer) — except a 429 whose `code` is not a rate limit
+//   (INVITE_LIMIT_EXCEEDED: the pending-invite cap), which is kRejected:
+//   that item's refusal, never a pause and a resend (Is429RateLimit).
 // - GETs are retried on 5xx and network errors (exponential backoff with
 //   jitter, bounded); POSTs are not (an invite must not be sent twice).
+//   POSTs are paced by this client (Throttle::Acquire, then
+//   OnResponse(status, headers, body)) instead of the engine, because the
+//   engine resends every 429: a rate-limit 429 (refused unprocessed) is
+//   resent after the pause, an INVITE_LIMIT_EXCEEDED one is not.
 // - Lists page with limit=200 / offset += returned while pagination.hasMore,
 //   de-duplicating on id (tolerates items shifting between pages).
 //

@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 2;
+inline constexpr int kManifestSchemaVersion = 3;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -59,6 +59,7 @@ struct FileRecord {
   std::string remote_hash;  // hash of the content the server holds (last upload/revision)
   FileState state = FileState::kNew;
   std::string reason;  // why rejected / last failure, one line
+  std::string rejected_by;  // kRejected: the shotsync version that refused it ("" = the server)
 };
 
 enum class JobKind { kUpload, kRevision };
@@ -78,6 +79,7 @@ struct JobRecord {
   std::int64_t started_at = 0;  // unix seconds
   std::int64_t finished_at = 0;
   std::string owner;  // JobOwner::token of the process that runs it
+  std::int64_t watermark = 0;  // largest photo id known in the album before it was sent
 };
 
 // The process running jobs: a token unique to it, and how to tell whether
@@ -92,6 +94,23 @@ struct ClaimRequest {
   std::int64_t file_id = 0;
   std::string hash;
   std::uint64_t size = 0;
+  std::int64_t watermark = 0;  // recorded with the job (JobRecord::watermark)
+};
+
+// The album index (schema 3): what a Shootbin album holds, as its listing
+// says. The server's album is the truth; this is its cache.
+struct AlbumPhoto {
+  std::int64_t photo_id = 0;
+  std::string name;                   // original_filename as the server echoes it
+  std::optional<std::uint64_t> size;  // file_size, when the listing gives it
+  bool approved = false;              // approved_at set
+};
+struct AlbumIndexInfo {
+  bool known = false;       // a row exists
+  bool complete = false;    // a whole listing has been stored
+  std::int64_t listed_to = 0;  // every photo id <= this has been seen in a listing
+  std::int64_t max_photo_id = 0;  // largest id indexed (listings and our own uploads)
+  std::string name_mode;    // how the server stores names ("" = not learnt yet)
 };
 
 struct JobClaim {
@@ -233,6 +252,35 @@ class Manifest {
   // Jobs left in_flight by an earlier (killed) process, or pending.
   Result<std::vector<JobRecord>> UnfinishedJobs();
   Result<std::vector<JobRecord>> RecentFailures(int limit);
+
+  // --- Album index (docs/resume.md) ----------------------------------------
+  Result<AlbumIndexInfo> AlbumIndex(std::int64_t album_id);
+  // Adds or updates photos of the album. `listed_to` > 0 (a listing reached
+  // every id down to the previous listed_to) raises listed_to; `complete`
+  // marks a whole listing. Our own uploads come with listed_to = 0: they
+  // must not hide older photos another host stored meanwhile.
+  Status IndexAlbumPhotos(std::int64_t album_id, std::int64_t project_id,
+                          std::span<const AlbumPhoto> photos, std::int64_t listed_to, bool complete);
+  Status SetAlbumNameMode(std::int64_t album_id, std::string_view mode);
+  // Photos of the album whose stored name is `name` (newest first).
+  Result<std::vector<AlbumPhoto>> AlbumPhotosNamed(std::int64_t album_id, std::string_view name);
+  // Photos whose stored name is a prefix (>= min_len bytes) of `name`: a
+  // server that truncates long names.
+  Result<std::vector<AlbumPhoto>> AlbumPhotosPrefixOf(std::int64_t album_id, std::string_view name,
+                                                      std::size_t min_len);
+  // Drops the album's index (its id no longer resolves): rebuilt on next use.
+  Status ForgetAlbumIndex(std::int64_t album_id);
+  // The file bound to a remote photo (remote_photo_id), if any.
+  Result<std::optional<FileRecord>> FileWithPhoto(std::int64_t photo_id);
+  // Files of any root with this content and size that are bound to a remote
+  // photo: candidates for a move (the caller checks that their path is gone).
+  Result<std::vector<FileRecord>> BoundWithContent(std::string_view hash, std::uint64_t size);
+  // Binds the file to a photo the album already holds (adoption, or a move
+  // when `from_file_id` != 0: that row loses the photo in the same
+  // transaction). The file becomes synced with remote_hash = its hash.
+  // kConflict when the file is already bound to another photo, or the photo
+  // to another file (other than from_file_id).
+  Status BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id = 0);
 
   // --- Downloads ---------------------------------------------------------
   Result<std::optional<DownloadRecord>> GetDownload(std::string_view remote_id);

@@ -8,8 +8,11 @@
 //   upload    not yet on Shootbin
 //   revision  on Shootbin, content changed since the last upload
 //   skip      on Shootbin with this content (or a duplicate, with dedupe)
-//   rejected  over 10 MB, not an image by its bytes, unreadable, or a path
-//             clash between two roots feeding one album
+//   rejected  over 10 MB, empty, unreadable, or a path clash between two
+//             roots feeding one album (whether the bytes are an image is the
+//             server's decision)
+//   adopt / move / conflict   see Action (decided by the caller's
+//             resolve_upload against the album index)
 // Files gone from disk are marked missing in the manifest (never deleted
 // remotely). Decisions stream out through a callback as they are made, so a
 // sync can start uploading before the walk ends and memory stays flat.
@@ -31,7 +34,12 @@
 
 namespace shotsync {
 
-enum class Action { kUpload, kRevision, kSkip, kRejected };
+// kAdopt: the album already holds a photo of this name: recorded as synced
+// with that photo, not uploaded. kMove: the content of a synced file that
+// vanished from its old path: the remote photo follows it. kConflict: a name
+// the server cannot tell from another one (or a size that differs from the
+// album's photo of that name): reported, not sent, decided again next run.
+enum class Action { kUpload, kRevision, kSkip, kRejected, kAdopt, kMove, kConflict };
 std::string_view ActionName(Action a) noexcept;
 
 struct PlanItem {
@@ -44,6 +52,7 @@ struct PlanItem {
 
 struct PlanStats {
   std::int64_t upload = 0, revision = 0, skip = 0, rejected = 0;
+  std::int64_t adopt = 0, moved = 0, conflict = 0;
   std::int64_t missing = 0;   // files gone from disk since the last run
   std::int64_t hashed = 0;    // files whose content was read
   std::int64_t scanned = 0;   // files seen on disk
@@ -73,6 +82,13 @@ struct PlanOptions {
   // nothing else is marked missing; a listed file that is not on disk is an
   // error for that file.
   std::vector<PlanTarget> only;
+  // Rejected files are decided again as if new (sync --retry-rejected).
+  bool retry_rejected = false;
+  // Called for each upload decision before it is counted or handed to
+  // on_item, with the planner's batch committed: it may turn the item into
+  // kAdopt, kMove or kConflict (reason set). May block (it may list the
+  // album); runs on the planner's threads.
+  std::function<void(PlanItem&)> resolve_upload;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;
@@ -82,7 +98,10 @@ using PlanErrorFn = std::function<void(const std::string& path, const Status& st
 // The decision for one file from its manifest row (pure; used for files the
 // differ found unchanged, and after hashing). `duplicate_of` is a synced file
 // with the same content when dedupe is on.
-Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason);
+// A rejected row stands only when this version refused it (rejected_by) and
+// retry_rejected is off; a file over the size limit is always rejected.
+Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason,
+              bool retry_rejected = false);
 
 // The root and relative path of a file named on the command line (absolute
 // or relative to the working directory; symlinks resolved on both sides).

@@ -1,6 +1,14 @@
 // Sync: carries out the plan against Shootbin, exactly once
 // (architecture §5, docs/resume.md).
 //
+//   targets     project/album ids, pinned in the manifest once resolved
+//   index       before the first upload into an album, its index is brought
+//               up to date (AlbumIndex): a name it holds is adopted, a
+//               synced file that moved keeps its photo, a name the server
+//               would confuse with another is a conflict
+//   gate        per album, the first send goes alone until one succeeds: a
+//               locked project costs two requests, not one per file
+
 //   reconcile   jobs left in_flight by an earlier (killed) run are looked up
 //               on the server before anything is sent again
 //   plan        BuildPlan streams upload/revision decisions
@@ -45,6 +53,9 @@ struct SyncOptions {
   // A file another process is sending is waited for, then claimed again.
   std::vector<std::string> files;
   double busy_wait_s = 600;     // push: longest wait for another process's transfer
+  bool report_unchanged = true; // dry run: hand unchanged files to on_event too
+  bool retry_rejected = false;  // decide rejected files again (sync --retry-rejected)
+  bool allow_unapprove = false; // send revisions of approved photos (also config allow_unapprove)
   const std::atomic<bool>* stop = nullptr;   // finish running transfers, start no more
   const std::atomic<bool>* abort = nullptr;  // cancel running transfers too
 };
@@ -73,6 +84,8 @@ struct SyncReport {
   PlanStats plan;
   std::int64_t uploaded = 0, revised = 0, failed = 0, rejected = 0, reconciled = 0;
   std::int64_t elsewhere = 0;  // sent (or being sent) by another shotsync process meanwhile
+  std::int64_t held = 0;       // revisions of approved photos not sent (allow_unapprove)
+  std::int64_t unconfirmed = 0;  // push: may still be stored by the server; the next run checks
   std::uint64_t bytes_sent = 0;
   double seconds = 0;
   std::int64_t requests = 0, throttled_429 = 0;

@@ -7,6 +7,12 @@
 // refuses: X-RateLimit-Remaining of 0 pauses until X-RateLimit-Reset (epoch
 // seconds for Shootbin, ISO-8601 for HeadshotPro: both are parsed); a 429
 // pauses the bucket until Retry-After / X-RateLimit-Reset plus jitter.
+// Reset times are read against the server's own clock (its Date header)
+// when it sends one, so a skewed local clock changes nothing. An
+// X-RateLimit-Limit below the configured rpm lowers the pace to the
+// server's figure (said once, through Options::notice). A 429 that, by its
+// body, is not about the request rate (HeadshotPro's INVITE_LIMIT_EXCEEDED)
+// neither pauses nor is resent: see OnResponse(status, headers, body).
 //
 // The bucket can be shared by processes on one host through a BucketStore
 // (the manifest's throttle table): a hook's push and a cron sync then stay
@@ -61,16 +67,45 @@ std::string BucketKey(std::string_view service, std::string_view token);
 // `now_s` disambiguates deltas from epochs. nullopt for garbage.
 std::optional<double> ParseResetTime(std::string_view value, double now_s);
 
+// Longest pause any answer can cause: a Retry-After of any length up to
+// this is honoured.
+inline constexpr double kMaxRateLimitPause = 24 * 3600.0;
+// Longest pause read from an absolute time (X-RateLimit-Reset, a Retry-After
+// date) when the answer has no Date header to say what time the server
+// thinks it is: both APIs reset their window every minute, and a longer
+// wait then more likely means that the local clock is wrong.
+inline constexpr double kMaxUnverifiedResetPause = 65;
+
+// The server's clock, from an answer's Date header (IMF-fixdate, or ISO-8601),
+// in Unix seconds; nullopt without a plausible one (before 2001 or garbage).
+std::optional<double> ServerNow(const std::multimap<std::string, std::string>& headers);
+
 // The pause that an answer's rate-limit headers call for (lower-cased names;
-// pure, fuzzed in tests/fuzz): a 429 pauses until Retry-After, else
-// X-RateLimit-Reset (now + 60 s without either, now + 1 s when the time given
-// has already passed); any other answer with X-RateLimit-Remaining: 0 pauses
-// until X-RateLimit-Reset when that is known and ahead. Capped at now + 65 s
-// (a longer pause means a wrong clock). nullopt = no pause. For a finite
-// now_s the result is finite and within [now_s, now_s + 65]. No jitter.
+// pure, fuzzed in tests/fuzz), in local Unix seconds:
+// - a 429 pauses for Retry-After (delta seconds: any length up to 24 h; an
+//   HTTP date), else until X-RateLimit-Reset, else 60 s; 1 s when the time
+//   given has already passed;
+// - any other answer with X-RateLimit-Remaining: 0 pauses until
+//   X-RateLimit-Reset when that is known and ahead.
+// An absolute time (reset, Retry-After date) is turned into a wait against
+// the server's Date header when there is one (wait = reset - Date), else
+// against now_s and then capped at kMaxUnverifiedResetPause. nullopt = no
+// pause. For a finite now_s the result is finite and within
+// [now_s, now_s + kMaxRateLimitPause]. No jitter.
 std::optional<double> RateLimitPauseUntil(long status,
                                           const std::multimap<std::string, std::string>& headers,
                                           double now_s);
+
+// Whether a 429's body says the request rate was exceeded. False only for a
+// JSON body whose machine-readable "code" names something else (HeadshotPro:
+// INVITE_LIMIT_EXCEEDED, headshotpro.md §1): that is a refusal of the item,
+// not a reason to pause and resend. Anything else (Shootbin's
+// {"message": "Too Many Attempts."}, RATE_LIMIT_EXCEEDED, no body) is true.
+bool Is429RateLimit(std::string_view body);
+
+// X-RateLimit-Limit as requests per minute; nullopt when absent or not a
+// positive integer.
+std::optional<double> ServerRpm(const std::multimap<std::string, std::string>& headers);
 
 class Throttle {
  public:
@@ -81,6 +116,11 @@ class Throttle {
     BucketStore* shared = nullptr;  // nullptr = this process only
     // Wall clock in Unix seconds; empty = WallSeconds. Tests pass a fake one.
     std::function<double()> clock;
+    // One-line notices (the pace lowered to the server's X-RateLimit-Limit).
+    // Empty = "shotsync: <line>" on stderr.
+    std::function<void(const std::string& line)> notice;
+    // Names the service in notices; "" = the key up to its ':' ("shootbin").
+    std::string name;
   };
   explicit Throttle(Options options);
 
@@ -90,15 +130,32 @@ class Throttle {
 
   // Feedback from a response of this service (lower-cased header names).
   // Returns true when the answer was a 429 (the request must be retried
-  // after the pause; it is not a failure).
+  // after the pause; it is not a failure). A 429 arriving after the previous
+  // pause ended pauses at least 1, 2, 4 ... 60 s (a wrong reset time cannot
+  // cause a 429 a second).
   bool OnResponse(long status, const std::multimap<std::string, std::string>& headers);
+  // The same, for a caller that has the body: a 429 that is not about the
+  // request rate (!Is429RateLimit(body)) is an ordinary answer: no pause, not
+  // counted in throttled_429(), returns false (do not resend it).
+  bool OnResponse(long status, const std::multimap<std::string, std::string>& headers,
+                  std::string_view body);
 
+  // Blocks until a token is granted (TryAcquire and sleep), for callers that
+  // send without the engine's throttling (HttpRequest::throttle = nullptr).
+  void Acquire();
+
+  // The pace in requests per minute: the configured rpm, or the server's
+  // X-RateLimit-Limit when that is lower.
+  double rpm() const;
   std::int64_t granted() const;
   std::int64_t throttled_429() const;
   // Unix seconds until which the bucket is paused (0 = not paused).
   double paused_until() const;
 
  private:
+  bool Feedback(long status, const std::multimap<std::string, std::string>& headers,
+                bool rate_limited);
+
   Options options_;
   mutable std::mutex mu_;
   double tokens_ = 1;
@@ -111,6 +168,9 @@ class Throttle {
   int lease_ = 1;  // how many to reserve next time
   std::int64_t granted_ = 0;
   std::int64_t got_429_ = 0;
+  double rpm_ = 60;           // in use: min(options_.rpm, the server's limit)
+  double announced_rpm_ = 0;  // the last lowered pace said in a notice
+  int streak_429_ = 0;        // 429s after their pause had ended, in a row
 };
 
 }  // namespace shotsync

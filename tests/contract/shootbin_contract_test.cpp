@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <future>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -1079,17 +1081,19 @@ TEST_CASE("shootbin: stats count uploads, duplicates, bytes received and request
   Sb sb{emu};
   AvoidMinuteBoundary();
   const std::string a = Jpeg(1, 200, 150), b = Jpeg(2, 200, 150);
+  // A duplicate = a photo stored under a name another photo of the same
+  // album already has (the client should have sent a revision or skipped).
   sb.UploadOk(1, 1, a, "tmp1.jpg", "IMG_1.jpg");
   sb.UploadOk(1, 1, a, "tmp2.jpg", "IMG_1.jpg");  // same name + same content: a duplicate
   sb.UploadOk(1, 1, a, "IMG_2.jpg");              // same content, other name: not one
-  sb.UploadOk(1, 1, b, "tmp3.jpg", "IMG_1.jpg");  // same name, other content: not one
+  sb.UploadOk(1, 1, b, "tmp3.jpg", "IMG_1.jpg");  // same name, other content: one too
   // Shootbin does not dedupe: all four are listed.
   CHECK(sb.ListAll(1, 1).size() == 4);
 
   Json s = emu.Stats();
   INFO(s.dump());
   CHECK(s.at("uploads") == 4);
-  CHECK(s.at("duplicates") == 1);
+  CHECK(s.at("duplicates") == 2);
   CHECK(s.at("bytes_received").get<long long>() >= static_cast<long long>(3 * a.size() + b.size()));
   CHECK(MaxRpm(s) == 5);  // 4 uploads + 1 listing with one token
   REQUIRE(s.at("requests").is_object());
@@ -1099,10 +1103,10 @@ TEST_CASE("shootbin: stats count uploads, duplicates, bytes received and request
   CHECK(StatusCount(s, 201) == 4);
   CHECK(s.contains("revisions"));
 
-  // The same file into another project is not a duplicate (duplicates are per project).
+  // The same file into another album is not a duplicate (duplicates are per album).
   auto [project, album] = NewProjectAndAlbum(sb);
   sb.UploadOk(project, album, a, "tmp4.jpg", "IMG_1.jpg");
-  CHECK(emu.Stats().at("duplicates") == 1);
+  CHECK(emu.Stats().at("duplicates") == 2);
 
   // Reset: back to the defaults.
   emu.Reset();
@@ -1304,4 +1308,678 @@ TEST_CASE("shootbin: --latency-ms delays API answers") {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   CHECK(r.status == 200);
   CHECK(ms >= 290);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile-server behaviour: the emulator judges images itself, answers like
+// gateways, stores late, renames files, and keeps its own clock. These talk
+// to the emulator's fault knobs (docs/emulator.md).
+
+namespace {
+
+// An ISO-BMFF box: 32-bit size, type, payload.
+std::string Box(const std::string& type, const std::string& payload) {
+  const std::size_t size = 8 + payload.size();
+  std::string b;
+  b += static_cast<char>((size >> 24) & 0xFF);
+  b += static_cast<char>((size >> 16) & 0xFF);
+  b += static_cast<char>((size >> 8) & 0xFF);
+  b += static_cast<char>(size & 0xFF);
+  return b + type + payload;
+}
+
+// A minimal HEIF-family file: ftyp (major brand + compatible brands), meta
+// with a 'pict' handler, and an mdat.
+std::string Bmff(const std::string& major, const std::vector<std::string>& compatible, bool with_meta = true) {
+  std::string ftyp = major + std::string(4, '\0');
+  for (const auto& c : compatible) ftyp += c;
+  std::string hdlr = std::string(4, '\0') + std::string(4, '\0') + "pict" + std::string(12, '\0') + std::string(1, '\0');
+  std::string meta = std::string(4, '\0') + Box("hdlr", hdlr);
+  std::string out = Box("ftyp", ftyp);
+  if (with_meta) out += Box("meta", meta);
+  return out + Box("mdat", std::string(16, '\x5A'));
+}
+
+// The smallest lossless WebP (1x1).
+std::string Webp1x1() {
+  static const unsigned char k[] = {0x52, 0x49, 0x46, 0x46, 0x1A, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50,
+                                    0x56, 0x50, 0x38, 0x4C, 0x0D, 0x00, 0x00, 0x00, 0x2F, 0x00, 0x00, 0x00,
+                                    0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xFE, 0x07, 0x00};
+  return std::string(reinterpret_cast<const char*>(k), sizeof k);
+}
+
+// The classic 1x1 GIF89a (global colour table, graphic control extension, one image).
+std::string Gif1x1() {
+  static const unsigned char k[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00,
+                                    0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00,
+                                    0x00, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02,
+                                    0x44, 0x01, 0x00, 0x3B};
+  return std::string(reinterpret_cast<const char*>(k), sizeof k);
+}
+
+// The same 1x1 TIFF as Tiff1x1, big-endian ("MM\0*").
+std::string Tiff1x1BigEndian() {
+  std::string t = {'M', 'M', 0, 42, 0, 0, 0, 8};
+  auto u16 = [&](unsigned v) {
+    t += static_cast<char>((v >> 8) & 0xFF);
+    t += static_cast<char>(v & 0xFF);
+  };
+  auto u32 = [&](unsigned v) {
+    u16(v >> 16);
+    u16(v & 0xFFFF);
+  };
+  const unsigned entries = 8;
+  const unsigned pixel_offset = 8 + 2 + entries * 12 + 4;
+  u16(entries);
+  auto entry = [&](unsigned tag, unsigned type, unsigned value) {
+    u16(tag);
+    u16(type);
+    u32(1);
+    if (type == 3) {
+      u16(value);
+      u16(0);
+    } else {
+      u32(value);
+    }
+  };
+  entry(256, 3, 1);
+  entry(257, 3, 1);
+  entry(258, 3, 8);
+  entry(259, 3, 1);
+  entry(262, 3, 1);
+  entry(273, 4, pixel_offset);
+  entry(278, 3, 1);
+  entry(279, 4, 1);
+  u32(0);
+  t += static_cast<char>(0x80);
+  return t;
+}
+
+// A JPEG whose APP1 (EXIF-like) segment carries a complete thumbnail JPEG,
+// EOI included, right after SOI.
+std::string JpegWithThumbnail(const std::string& main, const std::string& thumb) {
+  const std::string payload = std::string("Exif\0\0", 6) + thumb;
+  const std::size_t len = payload.size() + 2;
+  REQUIRE(len <= 65535);
+  std::string seg = "\xFF\xE1";
+  seg += static_cast<char>((len >> 8) & 0xFF);
+  seg += static_cast<char>(len & 0xFF);
+  return main.substr(0, 2) + seg + payload + main.substr(2);
+}
+
+// Any upload with an arbitrary field name/filename through the Sb helper.
+http::Response UploadAs(const Sb& sb, long long p, long long a, const std::string& bytes, const std::string& name,
+                        const std::string& content_type) {
+  return sb.Multipart(Sb::PhotosPath(p, a), {http::Part::Bytes("photo", bytes, name, content_type),
+                                             http::Part::Field("client_original_filename", name)});
+}
+
+// RFC 7231 IMF-fixdate -> unix seconds (REQUIREs the format).
+long long ParseHttpDate(const http::Response& r) {
+  auto d = r.header("Date");
+  INFO(r.describe());
+  REQUIRE(d.has_value());
+  static const std::regex re(
+      R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$)");
+  INFO("Date: " << *d);
+  REQUIRE(std::regex_match(*d, re));
+  std::tm tm{};
+  REQUIRE(strptime(d->c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr);
+  return static_cast<long long>(timegm(&tm));
+}
+
+// stats[key][id] of the per-album maps (0 when absent).
+long long ByAlbum(const Json& stats, const char* key, long long album) {
+  INFO(stats.dump());
+  REQUIRE(stats.contains(key));
+  return stats[key].value(std::to_string(album), 0LL);
+}
+
+}  // namespace
+
+TEST_CASE("shootbin: image check: a motion-photo JPEG (data after EOI) is accepted, a cut one is not") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  const std::string jpeg = Jpeg(31, 320, 240);
+  // Samsung/Pixel motion photo: a complete JPEG, then an MP4 after its EOI
+  // (bytes that look like JPEG markers included).
+  std::string mp4 = Box("ftyp", std::string("mp42") + std::string(4, '\0') + "isommp42");
+  mp4 += Box("mdat", std::string("\xFF\xD8\xFF\xE0 not a jpeg \xFF\xD9 \xFF\x00", 20) + std::string(5000, '\x11'));
+  const std::string motion = jpeg + mp4;
+  Json p = sb.UploadOk(1, 1, motion, "PXL_20250310_091500000.MP.jpg");
+  CHECK(p["file_size"] == motion.size());
+
+  // Cut anywhere before its EOI: refused, the trailer does not save it.
+  RequireValidation(sb.Upload(1, 1, jpeg.substr(0, jpeg.size() - 1), "cut.jpg"), "photo");
+  RequireValidation(sb.Upload(1, 1, jpeg.substr(0, jpeg.size() / 3), "cut.jpg"), "photo");
+
+  // An EOI inside a metadata segment (an EXIF thumbnail) does not end the
+  // image: the whole file is fine, the same file cut in its scan is not.
+  const std::string with_thumb = JpegWithThumbnail(jpeg, Jpeg(32, 16, 16));
+  sb.UploadOk(1, 1, with_thumb, "thumb.jpg");
+  RequireValidation(sb.Upload(1, 1, with_thumb.substr(0, with_thumb.size() - 300), "thumbcut.jpg"), "photo");
+
+  // Magic bytes alone are not a JPEG.
+  RequireValidation(sb.Upload(1, 1, std::string("\xFF\xD8\xFF\xD9", 4), "tiny.jpg"), "photo");
+  RequireValidation(sb.Upload(1, 1, std::string("\xFF\xD8\xFF\xE0", 4) + std::string(4000, 'x'), "magic.jpg"), "photo");
+  CHECK(emu.Stats().at("uploads") == 2);
+}
+
+TEST_CASE("shootbin: image check: minimal PNG, WebP, GIF, TIFF, HEIC and AVIF files are accepted") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* type;
+  };
+  const std::vector<Case> ok = {
+      {"dot.png", Png1x1(), "image/png"},
+      {"dot.webp", Webp1x1(), "image/webp"},
+      {"dot.gif", Gif1x1(), "image/gif"},
+      {"scan.tif", Tiff1x1(), "image/tiff"},
+      {"scan-be.tiff", Tiff1x1BigEndian(), "image/tiff"},
+      {"IMG_0001.HEIC", Bmff("heic", {"mif1", "heic"}), "image/heic"},
+      {"IMG_0002.HEIF", Bmff("mif1", {"mif1", "heix"}), "image/heif"},
+      {"IMG_0003.avif", Bmff("avif", {"mif1", "miaf", "avif"}), "image/avif"},
+  };
+  for (const auto& c : ok) {
+    INFO(c.name);
+    auto r = UploadAs(sb, 1, 1, c.bytes, c.name, c.type);
+    INFO(r.describe());
+    CHECK(r.status == 201);
+  }
+  CHECK(emu.Stats().at("uploads") == ok.size());
+}
+
+TEST_CASE("shootbin: image check: truncated or fake PNG, WebP, GIF, TIFF and HEIF files get 422") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  std::string bad_crc = Png1x1();
+  bad_crc[bad_crc.size() - 20] ^= 0x01;  // a byte of the IDAT data: its CRC no longer matches
+  const std::string heic = Bmff("heic", {"mif1", "heic"});
+  const std::vector<std::pair<const char*, std::string>> bad = {
+      {"no IEND", Png1x1().substr(0, Png1x1().size() - 12)},
+      {"PNG with a bad IDAT CRC", bad_crc},
+      {"WebP shorter than its RIFF size", Webp1x1().substr(0, Webp1x1().size() - 6)},
+      {"RIFF WEBP with no image chunk", std::string("RIFF\x0C\0\0\0WEBPJUNK\0\0\0\0", 20)},
+      {"GIF without its trailer", Gif1x1().substr(0, Gif1x1().size() - 1)},
+      {"GIF header only", Gif1x1().substr(0, 13)},
+      {"TIFF header only", Tiff1x1().substr(0, 8)},
+      {"TIFF cut inside its IFD", Tiff1x1().substr(0, 40)},
+      {"HEIC cut inside mdat", heic.substr(0, heic.size() - 5)},
+      {"HEIC without meta", Bmff("heic", {"mif1"}, false)},
+      {"an MP4 video (ftyp isom)", Bmff("isom", {"isom", "mp41"})},
+  };
+  for (const auto& [what, bytes] : bad) {
+    INFO(what);
+    RequireValidation(UploadAs(sb, 1, 1, bytes, "x.bin", "application/octet-stream"), "photo");
+  }
+  CHECK(emu.Stats().at("uploads") == 0);
+}
+
+TEST_CASE("shootbin: rate_gateway answers uploads with an HTML 5xx page, stored or not (gateway_stores)") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  emu.SetFaults({{"rate_gateway", 1}, {"gateway_status", 504}});
+  Json f = emu.GetFaults();
+  CHECK(f["rate_gateway"] == 1);
+  CHECK(f["gateway_status"] == 504);
+  CHECK(f["gateway_stores"] == true);  // the default: the app behind it finished the request
+
+  auto r = sb.Upload(1, 1, Jpeg(1), "tmp.jpg", "IMG_1.jpg");
+  INFO(r.describe());
+  REQUIRE(r.status == 504);
+  auto ct = r.header("Content-Type");
+  REQUIRE(ct.has_value());
+  CHECK(ct->find("text/html") != std::string::npos);
+  CHECK(r.body.find("<html") != std::string::npos);
+  CHECK(r.body.find("504") != std::string::npos);
+  // Stored behind the gateway's back.
+  std::vector<Json> photos = sb.ListAll(1, 1);
+  REQUIRE(photos.size() == 1);
+  CHECK(photos[0]["original_filename"] == "IMG_1.jpg");
+  CHECK(emu.Stats()["uploads"] == 1);
+  // Only uploads and revisions are affected.
+  CHECK(sb.Get("/api/projects").status == 200);
+
+  // A revision behind a Cloudflare 524, this time not stored.
+  emu.SetFaults({{"gateway_status", 524}, {"gateway_stores", false}});
+  const long long id = photos[0]["id"].get<long long>();
+  auto rv = sb.Revision(1, 1, id, Jpeg(2), "v2.jpg", "IMG_1.jpg");
+  INFO(rv.describe());
+  REQUIRE(rv.status == 524);
+  CHECK(rv.header("Content-Type").value_or("").find("text/html") != std::string::npos);
+  CHECK(rv.body.find("524") != std::string::npos);
+  auto r2 = sb.Upload(1, 1, Jpeg(3), "tmp.jpg", "IMG_2.jpg");
+  CHECK(r2.status == 524);
+  Json s = emu.Stats();
+  CHECK(s["uploads"] == 1);
+  CHECK(s["revisions"] == 0);
+
+  // 502 Bad Gateway, and invalid statuses are refused by the knob.
+  emu.SetFaults({{"gateway_status", 502}, {"gateway_stores", true}});
+  auto r3 = sb.Upload(1, 1, Jpeg(4), "tmp.jpg", "IMG_3.jpg");
+  CHECK(r3.status == 502);
+  CHECK(r3.body.find("Bad Gateway") != std::string::npos);
+  auto refused = http::SendJson("POST", emu.url("/_emulator/faults"), {{"gateway_status", 503}});
+  CHECK(refused.status == 400);
+  emu.SetFaults({{"rate_gateway", 0}});
+  CHECK(sb.ListAll(1, 1).size() == 2);
+  CHECK(emu.Stats()["uploads"] == 2);
+}
+
+TEST_CASE("shootbin: rate_cut_2xx stores the photo and cuts the 201 body after its headers") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  emu.SetFaults({{"rate_cut_2xx", 1}});
+  CHECK(emu.GetFaults()["rate_cut_2xx"] == 1);
+  auto r = sb.Upload(1, 1, Jpeg(1, 200, 150), "tmp.jpg", "IMG_1.jpg");
+  INFO(r.describe());
+  CHECK(r.status == 201);          // the status line and headers arrived
+  CHECK_FALSE(r.transport_ok());   // ... but the connection closed early
+  auto len = r.header("Content-Length");
+  REQUIRE(len.has_value());
+  CHECK(std::stoul(*len) > r.body.size());
+  CHECK(Json::parse(r.body, nullptr, false).is_discarded());  // not valid JSON
+  emu.SetFaults({{"rate_cut_2xx", 0}});
+  std::vector<Json> photos = sb.ListAll(1, 1);
+  REQUIRE(photos.size() == 1);
+  CHECK(photos[0]["original_filename"] == "IMG_1.jpg");
+  CHECK(emu.Stats()["uploads"] == 1);
+}
+
+TEST_CASE("shootbin: rate_late_store resets the upload and stores the photo late_store_ms later") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  emu.SetFaults({{"rate_late_store", 1}, {"late_store_ms", 800}});
+  Json f = emu.GetFaults();
+  CHECK(f["rate_late_store"] == 1);
+  CHECK(f["late_store_ms"] == 800);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = sb.Upload(1, 1, Jpeg(1, 320, 240), "tmp.jpg", "IMG_1.jpg");
+  INFO(r.describe());
+  CHECK_FALSE(r.transport_ok());
+  CHECK(r.status == 0);
+  emu.SetFaults({{"rate_late_store", 0}});
+  {
+    Json s = emu.Stats();
+    INFO(s.dump());
+    CHECK(s["uploads"] == 0);  // not yet
+    CHECK(s["late_stores_pending"] == 1);
+    CHECK(s["resets"] == 1);
+  }
+  CHECK(sb.ListAll(1, 1).empty());
+  Json s = emu.WaitForStats([](const Json& st) { return st["uploads"] == 1; });
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  CHECK(waited.count() >= 700);
+  CHECK(s["late_stores_pending"] == 0);
+  std::vector<Json> photos = sb.ListAll(1, 1);
+  REQUIRE(photos.size() == 1);
+  CHECK(photos[0]["original_filename"] == "IMG_1.jpg");
+
+  // A late revision: the photo stays "being processed" (409) until it lands.
+  emu.SetFaults({{"rate_late_store", 1}, {"late_store_ms", 1500}});
+  const long long id = photos[0]["id"].get<long long>();
+  auto rv = sb.Revision(1, 1, id, Jpeg(2), "v2.jpg", "IMG_1_v2.jpg");
+  CHECK_FALSE(rv.transport_ok());
+  emu.SetFaults({{"rate_late_store", 0}});
+  auto again = sb.Revision(1, 1, id, Jpeg(3), "v3.jpg", "IMG_1_v3.jpg");
+  RequireError(again, 409);
+  emu.WaitForStats([](const Json& st) { return st["revisions"] == 1; });
+  CHECK(PhotoOf(sb.Get(Sb::PhotoPath(1, 1, id)).json())["original_filename"] == "IMG_1_v2.jpg");
+
+  // A reset drops pending late stores.
+  emu.SetFaults({{"rate_late_store", 1}, {"late_store_ms", 600}});
+  CHECK_FALSE(sb.Upload(1, 1, Jpeg(4), "tmp.jpg", "IMG_4.jpg").transport_ok());
+  CHECK(emu.Stats()["late_stores_pending"] == 1);
+  emu.Reset();
+  emu.SetFaults({{"rate_late_store", 0}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  Json after = emu.WaitIdle();
+  CHECK(after["uploads"] == 0);
+  CHECK(sb.ListAll(1, 1).empty());
+}
+
+TEST_CASE("shootbin: filename_mode normalises the stored name and every answer echoes it") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  const std::string decomposed = "Cafe\xCC\x81.jpg";  // "Cafe" + U+0301 COMBINING ACUTE ACCENT
+  const std::string composed = "Caf\xC3\xA9.jpg";     // U+00E9
+
+  SECTION("exact (default) keeps the name as given") {
+    CHECK(emu.GetFaults()["filename_mode"] == "exact");
+    CHECK(sb.UploadOk(1, 1, Jpeg(1), "x.jpg", "shoot/day1/IMG_1.jpg")["original_filename"] == "shoot/day1/IMG_1.jpg");
+    CHECK(sb.UploadOk(1, 1, Jpeg(2), "x.jpg", decomposed)["original_filename"] == decomposed);
+  }
+  SECTION("basename keeps what follows the last '/'") {
+    emu.SetFaults({{"filename_mode", "basename"}});
+    Json p = sb.UploadOk(1, 1, Jpeg(1), "x.jpg", "shoot/day1/IMG_1.jpg");
+    CHECK(p["original_filename"] == "IMG_1.jpg");
+    CHECK(p["title"] == "IMG_1");
+    const long long id = p["id"].get<long long>();
+    CHECK(PhotoOf(sb.Get(Sb::PhotoPath(1, 1, id)).json())["original_filename"] == "IMG_1.jpg");
+    CHECK(sb.ListAll(1, 1).at(0)["original_filename"] == "IMG_1.jpg");
+    // A revision's name is normalised too.
+    auto rv = sb.Revision(1, 1, id, Jpeg(2), "v.jpg", "shoot/day2/IMG_1.jpg");
+    REQUIRE(rv.status == 201);
+    CHECK(rv.json()["photo"]["original_filename"] == "IMG_1.jpg");
+    // Two paths with one base name are one name: the second is a duplicate.
+    sb.UploadOk(1, 1, Jpeg(3), "x.jpg", "shoot/day3/IMG_1.jpg");
+    CHECK(emu.Stats()["duplicates"] == 1);
+  }
+  SECTION("nfc composes, and composed/decomposed spellings collide") {
+    emu.SetFaults({{"filename_mode", "nfc"}});
+    CHECK(sb.UploadOk(1, 1, Jpeg(1), "x.jpg", decomposed)["original_filename"] == composed);
+    CHECK(sb.UploadOk(1, 1, Jpeg(2), "x.jpg", "dir/" + decomposed)["original_filename"] == "dir/" + composed);
+    CHECK(sb.UploadOk(1, 1, Jpeg(3), "x.jpg", composed)["original_filename"] == composed);
+    CHECK(emu.Stats()["duplicates"] == 1);
+  }
+  SECTION("basename_nfc does both") {
+    emu.SetFaults({{"filename_mode", "basename_nfc"}});
+    CHECK(emu.GetFaults()["filename_mode"] == "basename_nfc");
+    CHECK(sb.UploadOk(1, 1, Jpeg(1), "x.jpg", "a/b/" + decomposed)["original_filename"] == composed);
+  }
+  SECTION("truncate:N keeps N bytes without splitting a UTF-8 sequence") {
+    emu.SetFaults({{"filename_mode", "truncate:9"}});
+    const std::string a_ring = "\xC3\x85";  // U+00C5, two bytes
+    // 5 x 2 bytes + "_photo.jpg": 9 bytes would cut the fifth character in half.
+    Json p = sb.UploadOk(1, 1, Jpeg(1), "x.jpg", a_ring + a_ring + a_ring + a_ring + a_ring + "_photo.jpg");
+    CHECK(p["original_filename"] == a_ring + a_ring + a_ring + a_ring);
+    CHECK(sb.UploadOk(1, 1, Jpeg(2), "x.jpg", "IMG_0001.jpg")["original_filename"] == "IMG_0001.");
+    CHECK(sb.UploadOk(1, 1, Jpeg(3), "x.jpg", "short.jpg")["original_filename"] == "short.jpg");
+  }
+  SECTION("unknown modes are refused") {
+    for (const char* bad : {"lower", "truncate:", "truncate:0", "truncate:x"}) {
+      INFO(bad);
+      CHECK(http::SendJson("POST", emu.url("/_emulator/faults"), {{"filename_mode", bad}}).status == 400);
+    }
+    CHECK(emu.GetFaults()["filename_mode"] == "exact");
+  }
+}
+
+TEST_CASE("shootbin: seed can preload an album with photos (name, size, approval, sha256)") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  const std::string sha(64, 'a');
+  Json seeded = emu.Seed(
+      {{"projects",
+        {{{"name", "Preloaded"},
+          {"albums",
+           {{{"name", "Web UI"},
+             {"photos",
+              {{{"original_filename", "IMG_1.jpg"}, {"size", 123456}, {"approved", true}},
+               {{"original_filename", "IMG_2.jpg"}, {"size", 999}, {"approved", false}, {"sha256", sha}},
+               {{"original_filename", "IMG_3.jpg"}}}}},
+            {{"name", "Counted"}, {"photos", 3}}}}}}}});
+  INFO(seeded.dump());
+  const long long project = seeded["projects"][0]["id"].get<long long>();
+  const long long album = seeded["projects"][0]["albums"][0]["id"].get<long long>();
+  const long long counted = seeded["projects"][0]["albums"][1]["id"].get<long long>();
+  CHECK(seeded["projects"][0]["albums"][0]["photos"].size() == 3);
+  CHECK(sb.ListAll(project, counted).size() == 3);  // the integer form still works
+
+  std::vector<Json> photos = sb.ListAll(project, album);
+  REQUIRE(photos.size() == 3);
+  std::map<std::string, Json> by_name;
+  for (const auto& p : photos) by_name[p["original_filename"].get<std::string>()] = p;
+  REQUIRE(by_name.count("IMG_1.jpg"));
+  REQUIRE(by_name.count("IMG_2.jpg"));
+  REQUIRE(by_name.count("IMG_3.jpg"));
+  // What the seed does not give is not invented: the optional fields are absent.
+  CHECK_FALSE(by_name["IMG_3.jpg"].contains("file_size"));
+  CHECK_FALSE(by_name["IMG_3.jpg"].contains("checksum_sha256"));
+  CHECK_FALSE(by_name["IMG_1.jpg"].contains("checksum_sha256"));
+  CHECK(by_name["IMG_1.jpg"]["file_size"] == 123456);
+  CHECK(IsIsoMicros(by_name["IMG_1.jpg"]["approved_at"]));
+  CHECK(by_name["IMG_2.jpg"]["file_size"] == 999);
+  CHECK(by_name["IMG_2.jpg"]["approved_at"].is_null());
+  CHECK(by_name["IMG_2.jpg"]["checksum_sha256"] == sha);
+  // Album counts include them; they are no uploads.
+  Json albums = sb.Get("/api/projects/" + std::to_string(project) + "/albums").json();
+  auto it = std::find_if(albums.begin(), albums.end(), [&](const Json& a) { return a["id"] == album; });
+  REQUIRE(it != albums.end());
+  CHECK((*it)["photos_count"] == 3);
+  CHECK(emu.Stats()["uploads"] == 0);
+
+  // Uploading a name that is already there is a duplicate.
+  sb.UploadOk(project, album, Jpeg(1), "tmp.jpg", "IMG_1.jpg");
+  CHECK(emu.Stats()["duplicates"] == 1);
+
+  // Existing albums (the default one too) can be preloaded at run time.
+  Json upd = emu.Seed({{"album_updates", {{{"id", 1}, {"photos", {{{"original_filename", "DSC_7.NEF"}, {"size", 42}}}}}}}});
+  INFO(upd.dump());
+  std::vector<Json> main = sb.ListAll(1, 1);
+  REQUIRE(main.size() == 1);
+  CHECK(main[0]["original_filename"] == "DSC_7.NEF");
+  CHECK(main[0]["file_size"] == 42);
+
+  // Malformed seeds are refused.
+  Json bad = {{"album_updates", {{{"id", 1}, {"photos", {{{"size", 1}}}}}}}};
+  CHECK(http::SendJson("POST", emu.url("/_emulator/seed"), bad).status == 400);
+  Json nope = {{"album_updates", {{{"id", 4242}, {"photo_limit", 1}}}}};
+  CHECK(http::SendJson("POST", emu.url("/_emulator/seed"), nope).status == 400);
+}
+
+TEST_CASE("shootbin: approval starts from the seed, shows in listings and GET, and a revision resets it") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  Json seeded = emu.Seed({{"projects",
+                           {{{"name", "Review"},
+                             {"selection_limit", 2},
+                             {"albums",
+                              {{{"name", "A"},
+                                {"photos",
+                                 {{{"original_filename", "A.jpg"}, {"approved", true}},
+                                  {{"original_filename", "B.jpg"}},
+                                  {{"original_filename", "C.jpg"}}}}}}}}}}});
+  const long long project = seeded["projects"][0]["id"].get<long long>();
+  const long long album = seeded["projects"][0]["albums"][0]["id"].get<long long>();
+  const Json ids = seeded["projects"][0]["albums"][0]["photos"];
+  const long long a = ids[0].get<long long>(), b = ids[1].get<long long>(), c = ids[2].get<long long>();
+
+  CHECK(IsIsoMicros(PhotoOf(sb.Get(Sb::PhotoPath(project, album, a)).json())["approved_at"]));
+  CHECK(PhotoOf(sb.Get(Sb::PhotoPath(project, album, b)).json())["approved_at"].is_null());
+
+  // PATCH approval (shootbin.md §3.3): set, and the listing shows it.
+  auto on = sb.Json_("PATCH", Sb::PhotoPath(project, album, b) + "/approval", {{"approved", true}});
+  INFO(on.describe());
+  REQUIRE(on.status == 200);
+  CHECK(IsIsoMicros(PhotoOf(on.json())["approved_at"]));
+  for (const auto& p : sb.ListAll(project, album)) {
+    INFO(p.dump());
+    if (p["id"] == a || p["id"] == b) CHECK(IsIsoMicros(p["approved_at"]));
+    else CHECK(p["approved_at"].is_null());
+  }
+  // The project's selection limit (2) is reached: a third approval is 422.
+  auto over = sb.Json_("PATCH", Sb::PhotoPath(project, album, c) + "/approval", {{"approved", true}});
+  RequireError(over, 422);
+  CHECK(over.json()["message"] == "Selection limit exceeded.");
+  RequireValidation(sb.Json_("PATCH", Sb::PhotoPath(project, album, c) + "/approval", {{"approved", "maybe"}}),
+                    "approved");
+
+  // A revision resets approval.
+  auto rv = sb.Revision(project, album, a, Jpeg(1), "A_v2.jpg", "A.jpg");
+  INFO(rv.describe());
+  REQUIRE(rv.status == 201);
+  CHECK(rv.json()["photo"]["approved_at"].is_null());
+  CHECK(PhotoOf(sb.Get(Sb::PhotoPath(project, album, a)).json())["approved_at"].is_null());
+  // ... which frees a selection slot.
+  CHECK(sb.Json_("PATCH", Sb::PhotoPath(project, album, c) + "/approval", {{"approved", true}}).status == 200);
+}
+
+TEST_CASE("shootbin: a locked project's 403 message need not say 'locked' and the lock can change at run time") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  const std::string message = "This project is out for client review.";
+  Json seeded = emu.Seed({{"projects",
+                           {{{"name", "Out"}, {"locked", true}, {"locked_message", message},
+                             {"albums", {{{"name", "A"}, {"photos", 1}}}}}}}});
+  const long long project = seeded["projects"][0]["id"].get<long long>();
+  const long long album = seeded["projects"][0]["albums"][0]["id"].get<long long>();
+  const long long photo = seeded["projects"][0]["albums"][0]["photos"][0].get<long long>();
+
+  for (auto r : {sb.Upload(project, album, Jpeg(1), "a.jpg"), sb.Revision(project, album, photo, Jpeg(2), "b.jpg"),
+                 sb.Multipart("/api/projects/" + std::to_string(project) + "/albums", {http::Part::Field("name", "N")})}) {
+    RequireError(r, 403);
+    CHECK(r.json()["message"] == message);
+    CHECK(r.json()["message"].get<std::string>().find("locked") == std::string::npos);
+  }
+  {
+    Json s = emu.Stats();
+    CHECK(s["uploads"] == 0);
+    CHECK(ByAlbum(s, "uploads_attempted_by_album", album) == 1);
+    CHECK(ByAlbum(s, "revisions_attempted_by_album", album) == 1);
+  }
+  // Unlock: the same upload goes through; lock the default project instead.
+  emu.LockProject(project, false);
+  sb.UploadOk(project, album, Jpeg(3), "a.jpg");
+  emu.LockProject(1, true, "Client review in progress.");
+  auto r = sb.Upload(1, 1, Jpeg(4), "a.jpg");
+  RequireError(r, 403);
+  CHECK(r.json()["message"] == "Client review in progress.");
+  emu.LockProject(1, false);
+  sb.UploadOk(1, 1, Jpeg(4), "a.jpg");
+}
+
+TEST_CASE("shootbin: an album's plan photo limit refuses uploads with 403 and stats count attempts per album") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  Json seeded = emu.Seed({{"projects", {{{"name", "Plan"}, {"albums", {{{"name", "Full"}, {"photo_limit", 2}}, "Free"}}}}}});
+  const long long project = seeded["projects"][0]["id"].get<long long>();
+  const long long full = seeded["projects"][0]["albums"][0]["id"].get<long long>();
+  const long long other = seeded["projects"][0]["albums"][1]["id"].get<long long>();
+
+  const long long first = sb.UploadOk(project, full, Jpeg(1), "1.jpg")["id"].get<long long>();
+  sb.UploadOk(project, full, Jpeg(2), "2.jpg");
+  for (int i = 0; i < 2; ++i) {
+    auto r = sb.Upload(project, full, Jpeg(3 + i), "3.jpg");
+    RequireError(r, 403);
+    CHECK(r.json()["message"] == "Your plan's photo limit for this project has been reached.");
+  }
+  // Other albums and revisions in the full album are not blocked.
+  sb.UploadOk(project, other, Jpeg(5), "x.jpg");
+  CHECK(sb.Revision(project, full, first, Jpeg(6), "1.jpg").status == 201);
+
+  Json s = emu.Stats();
+  INFO(s.dump());
+  CHECK(ByAlbum(s, "uploads_attempted_by_album", full) == 4);
+  CHECK(ByAlbum(s, "uploads_attempted_by_album", other) == 1);
+  CHECK(ByAlbum(s, "revisions_attempted_by_album", full) == 1);
+  CHECK(ByAlbum(s, "photos_by_album", full) == 2);
+  CHECK(s["uploads"] == 3);
+
+  // Limits can be set on existing albums at run time, and lifted.
+  emu.SetAlbumPhotoLimit(1, 1);
+  sb.UploadOk(1, 1, Jpeg(7), "a.jpg");
+  RequireError(sb.Upload(1, 1, Jpeg(8), "b.jpg"), 403);
+  emu.SetAlbumPhotoLimit(1, 0);
+  sb.UploadOk(1, 1, Jpeg(8), "b.jpg");
+  // A project-wide limit counts every album of the project.
+  emu.Seed({{"project_updates", {{{"id", project}, {"photo_limit", 3}}}}});
+  emu.SetAlbumPhotoLimit(full, 0);
+  RequireError(sb.Upload(project, full, Jpeg(9), "4.jpg"), 403);
+  RequireError(sb.Upload(project, other, Jpeg(9), "y.jpg"), 403);
+}
+
+TEST_CASE("shootbin: every response carries a Date header from the emulator's clock") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  const long long now = NowUnix();
+  std::vector<std::pair<std::string, http::Response>> answers;
+  answers.emplace_back("200", sb.Get("/api/projects"));
+  answers.emplace_back("404", sb.Get("/api/projects/999/albums"));
+  answers.emplace_back("401", http::Get(emu.url("/api/projects"), Auth("nope")));
+  answers.emplace_back("unrouted", sb.Get("/api/nothing-here"));
+  answers.emplace_back("422", sb.Upload(1, 1, "text", "a.jpg"));
+  answers.emplace_back("admin", http::Get(emu.url("/_emulator/stats")));
+  answers.emplace_back("HeadshotPro", http::Get(emu.url("/api/v2/organization"), Auth("hp-test-key")));
+  for (const auto& [what, r] : answers) {
+    INFO(what);
+    const long long date = ParseHttpDate(r);
+    CHECK(date >= now - 5);
+    CHECK(date <= now + 5);
+  }
+}
+
+TEST_CASE("shootbin: retry_after_s sets Retry-After of a 429 burst") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  emu.SetFaults({{"burst_429", 1}, {"retry_after_s", 120}});
+  const long long before = NowUnix();
+  auto r = sb.Get("/api/projects");
+  RequireError(r, 429);
+  CHECK(HeaderInt(r, "Retry-After") == 120);
+  const long long reset = HeaderInt(r, "X-RateLimit-Reset");
+  CHECK(reset >= before + 119);
+  CHECK(reset <= NowUnix() + 121);
+  CHECK(sb.Get("/api/projects").status == 200);
+  CHECK(emu.GetFaults()["retry_after_s"] == 120);
+}
+
+TEST_CASE("shootbin: clock_skew_s moves the emulator's clock: Date and X-RateLimit-Reset agree with each other") {
+  EmulatorProcess emu({"--shootbin-rpm", "2"});
+  Sb sb{emu};
+  emu.SetFaults({{"clock_skew_s", 3600}});
+  CHECK(emu.GetFaults()["clock_skew_s"] == 3600);
+  AvoidMinuteBoundary();
+  const long long local = NowUnix();
+  auto ok = sb.Get("/api/projects");
+  REQUIRE(ok.status == 200);
+  const long long date = ParseHttpDate(ok);
+  CHECK(date >= local + 3600 - 5);
+  CHECK(date <= local + 3600 + 5);
+  sb.Get("/api/projects");
+  auto limited = sb.Get("/api/projects");  // the third in the minute: over the limit
+  RequireError(limited, 429);
+  const long long server_now = ParseHttpDate(limited);
+  const long long reset = HeaderInt(limited, "X-RateLimit-Reset");
+  const long long retry_after = HeaderInt(limited, "Retry-After");
+  // The reset time is the server's: an hour ahead of the local clock, and
+  // consistent with the server's own Date and Retry-After.
+  CHECK(reset > local + 3600 - 5);
+  CHECK(std::llabs(reset - server_now - retry_after) <= 1);
+  CHECK(retry_after <= 60);
+
+  // A skew behind the real clock: the reset lies in the local past.
+  emu.SetFaults({{"clock_skew_s", -7200}});
+  const long long d2 = ParseHttpDate(sb.Get("/api/projects"));
+  CHECK(d2 <= NowUnix() - 7200 + 5);
+}
+
+TEST_CASE("shootbin: advertised_limit is what X-RateLimit-Limit says and what is enforced") {
+  EmulatorProcess emu;  // 60/min by default
+  Sb sb{emu};
+  emu.SetFaults({{"advertised_limit", 3}});
+  CHECK(emu.GetFaults()["advertised_limit"] == 3);
+  AvoidMinuteBoundary();
+  for (int i = 0; i < 3; ++i) {
+    auto r = sb.Get("/api/projects");
+    INFO(i << ": " << r.describe());
+    REQUIRE(r.status == 200);
+    CHECK(HeaderInt(r, "X-RateLimit-Limit") == 3);
+    CHECK(HeaderInt(r, "X-RateLimit-Remaining") == 2 - i);
+  }
+  auto r = sb.Get("/api/projects");
+  RequireError(r, 429);
+  CHECK(HeaderInt(r, "X-RateLimit-Limit") == 3);
+  HeaderInt(r, "Retry-After");
+  emu.SetFaults({{"advertised_limit", 0}});  // back to the real rpm
+  auto back = sb.Get("/api/projects");
+  CHECK(back.status == 200);
+  CHECK(HeaderInt(back, "X-RateLimit-Limit") == 60);
+}
+
+TEST_CASE("shootbin: stats in_flight counts requests being handled") {
+  EmulatorProcess emu;
+  Sb sb{emu};
+  CHECK(emu.Stats()["in_flight"] == 0);
+  emu.SetFaults({{"latency_ms", 1500}});
+  auto slow = std::async(std::launch::async, [&] { return sb.Get("/api/projects"); });
+  Json busy = emu.WaitForStats([](const Json& s) { return s["in_flight"] == 1; }, std::chrono::seconds(5));
+  CHECK(busy["in_flight"] == 1);
+  CHECK(slow.get().status == 200);
+  emu.SetFaults({{"latency_ms", 0}});
+  Json idle = emu.WaitIdle(std::chrono::seconds(5));
+  CHECK(idle["in_flight"] == 0);
 }

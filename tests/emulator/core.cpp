@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -16,9 +17,29 @@
 #include <thread>
 
 #include "emulator.hpp"
+#include "filename.hpp"
 
 namespace emu {
 namespace {
+
+// Set by the pre-routing handler on the worker thread that serves a counted
+// (non-admin) request, cleared by the logger once its answer was written:
+// httplib routes, handles and logs a request on one thread.
+thread_local bool t_in_flight = false;
+
+// RFC 7231 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (no locale).
+std::string HttpDate(std::int64_t secs) {
+  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t t = secs;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday % 7], tm.tm_mday,
+                kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
 
 std::string IsoFromUnix(std::int64_t secs) {
   std::time_t t = secs;
@@ -133,6 +154,58 @@ void SendJson(httplib::Response& res, int status, const Json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+// The knobs of POST /_emulator/faults applied to `f`; `error` names the
+// first invalid one (and the result is then to be dropped). Throws
+// Json::exception on a value of the wrong JSON type.
+Faults ApplyFaults(Faults f, const Json& b, std::string& error) {
+  auto rate = [&](const char* key, double& v) {
+    if (!b.contains(key)) return;
+    const double x = b.at(key).get<double>();
+    if (!(x >= 0 && x <= 1)) error = std::string(key) + " must be within 0..1";
+    else v = x;
+  };
+  f.latency_ms = b.value("latency_ms", f.latency_ms);
+  f.rate_5xx = b.value("rate_5xx", f.rate_5xx);
+  f.rate_reset = b.value("rate_reset", f.rate_reset);
+  f.rate_reset_after_store = b.value("rate_reset_after_store", f.rate_reset_after_store);
+  f.burst_429 = b.value("burst_429", f.burst_429);
+  f.slow_body_bps = b.value("slow_body_bps", f.slow_body_bps);
+  f.rate_hang = b.value("rate_hang", f.rate_hang);
+  f.rate_close_keepalive = b.value("rate_close_keepalive", f.rate_close_keepalive);
+  rate("rate_gateway", f.rate_gateway);
+  rate("rate_cut_2xx", f.rate_cut_2xx);
+  rate("rate_late_store", f.rate_late_store);
+  if (b.contains("gateway_status")) {
+    const int s = b.at("gateway_status").get<int>();
+    if (s != 502 && s != 504 && s != 524) error = "gateway_status must be 502, 504 or 524";
+    else f.gateway_status = s;
+  }
+  f.gateway_stores = b.value("gateway_stores", f.gateway_stores);
+  if (b.contains("late_store_ms")) {
+    const int ms = b.at("late_store_ms").get<int>();
+    if (ms < 0) error = "late_store_ms must be >= 0";
+    else f.late_store_ms = ms;
+  }
+  if (b.contains("filename_mode")) {
+    std::string why;
+    auto mode = ParseFilenameMode(b.at("filename_mode").get<std::string>(), &why);
+    if (!mode) error = why;
+    else f.filename_mode = *mode;
+  }
+  if (b.contains("retry_after_s")) {
+    const int s = b.at("retry_after_s").get<int>();
+    if (s < 0) error = "retry_after_s must be >= 0";
+    else f.retry_after_s = s;
+  }
+  f.clock_skew_s = b.value("clock_skew_s", f.clock_skew_s);
+  if (b.contains("advertised_limit")) {
+    const int n = b.at("advertised_limit").get<int>();
+    if (n < 0) error = "advertised_limit must be >= 0 (0 = the token's rpm)";
+    else f.advertised_limit = n;
+  }
+  return f;
+}
+
 }  // namespace
 
 namespace {
@@ -164,7 +237,18 @@ Emulator::Emulator(Options options)
   server_->set_payload_max_length(std::size_t(1) << 30);
   // Called after the answer was written (not for connections reset on
   // purpose): the final status of every API and CDN answer.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
+    if (req.path.rfind("/_emulator/", 0) != 0) {
+      t_in_flight = true;
+      ++in_flight_;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    if (t_in_flight) {
+      t_in_flight = false;
+      --in_flight_;
+    }
     if (req.path.rfind("/_emulator/", 0) == 0) return;
     std::lock_guard lock(mu_);
     if (!reset_peers_.empty() && reset_peers_.erase(req.remote_addr + ":" + std::to_string(req.remote_port))) return;
@@ -188,6 +272,9 @@ Emulator::Emulator(Options options)
   // their own bodies): the finished body is re-served by a content provider
   // that sleeps between chunks. Content-Length is already set from the body.
   server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // Every answer carries a Date (RFC 7231 §7.1.1.2), from the emulator's
+    // possibly skewed clock: a client can tell the server's time from it.
+    res.set_header("Date", HttpDate(std::int64_t(NowUnix())));
     if (req.path.rfind("/api/", 0) != 0 || req.path.rfind("/api/v2", 0) == 0 || res.body.empty()) return;
     const int bps = faults().slow_body_bps;
     if (bps <= 0) return;
@@ -202,6 +289,7 @@ Emulator::Emulator(Options options)
                                return sink.write(body->data() + offset, chunk);
                              });
   });
+  ApplyFaultMirrors();
   initial_options_ = options_;
   initial_tokens_ = tokens_;
   RegisterAdmin();
@@ -235,6 +323,15 @@ void Emulator::Serve() { server_->listen_after_bind(); }
 void Emulator::Stop() {
   if (stopping_.exchange(true)) return;
   server_->stop();
+  // The services' own threads (late stores) end and are joined now.
+  std::vector<std::function<void()>> shutdowns;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& h : hooks_) {
+      if (h.shutdown) shutdowns.push_back(h.shutdown);
+    }
+  }
+  for (auto& fn : shutdowns) fn();
   if (port_ <= 0) return;
   // httplib's workers wait out the keep-alive timeout on idle connections
   // before they notice the stop; shut the server's connections down (not
@@ -249,7 +346,11 @@ std::string Emulator::BaseUrl() const {
   return (options_.tls_cert.empty() ? "http://" : "https://") + options_.host + ":" + std::to_string(port_);
 }
 
-std::uint64_t Emulator::NowUnix() const { return std::uint64_t(std::time(nullptr)); }
+std::uint64_t Emulator::NowUnix() const {
+  return std::uint64_t(std::int64_t(std::time(nullptr)) + clock_skew_s_.load());
+}
+
+void Emulator::ApplyFaultMirrors() { clock_skew_s_ = options_.faults.clock_skew_s; }
 
 int Emulator::UrlTtlSeconds() const {
   std::lock_guard lock(mu_);
@@ -363,12 +464,13 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
       auto& mx = stats_.max_requests_per_minute[token];
       mx = std::max<std::uint64_t>(mx, in_window);
       // Fixed one-minute window (epoch minute) for the limit itself.
+      f = options_.faults;
       limit = info->rpm > 0 ? info->rpm : (sb ? options_.shootbin_rpm : options_.headshotpro_rpm);
+      if (f.advertised_limit > 0) limit = f.advertised_limit;  // header and enforcement alike
       const std::int64_t minute = std::int64_t(NowUnix() / 60);
       Window& win = windows_[token];
       if (win.minute != minute) win = Window{minute, 0};
       window_end = (minute + 1) * 60;
-      f = options_.faults;
       if (wants_json) {
         if (options_.faults.burst_429 > 0) {
           --options_.faults.burst_429;
@@ -399,15 +501,17 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
   }
   const int remaining = over ? 0 : std::max(0, limit - count);
   const std::int64_t now = std::int64_t(NowUnix());
-  // A burst (fault) is a short refusal: retry in a second. Exhausting the
-  // window means waiting for the next one.
-  const std::int64_t reset_at = burst && !over ? now + 1 : window_end;
+  // A burst (fault) is a short refusal: retry in retry_after_s (default 1).
+  // Exhausting the window means waiting for the next one.
+  const std::int64_t burst_wait = std::max(0, f.retry_after_s);
+  const std::int64_t reset_at = burst && !over ? now + burst_wait : window_end;
   res.set_header("X-RateLimit-Limit", std::to_string(limit));
   res.set_header("X-RateLimit-Remaining", std::to_string(burst ? 0 : remaining));
   if (!sb) res.set_header("X-RateLimit-Reset", IsoFromUnix(reset_at));
   if (over || burst) {
     if (sb) {
-      res.set_header("Retry-After", std::to_string(std::max<std::int64_t>(1, reset_at - now)));
+      const std::int64_t retry_after = burst ? burst_wait : std::max<std::int64_t>(1, reset_at - now);
+      res.set_header("Retry-After", std::to_string(retry_after));
       res.set_header("X-RateLimit-Reset", std::to_string(reset_at));
       SendJson(res, 429, ShootbinError("Too Many Attempts."));
     } else {
@@ -466,6 +570,7 @@ void Emulator::RegisterAdmin() {
                  {"bytes_sent", stats_.bytes_sent},
                  {"rate_limited", stats_.rate_limited},
                  {"resets", stats_.resets},
+                 {"in_flight", in_flight_.load()},
                  {"max_requests_per_minute", maxrpm}};
       for (auto& h : hooks_) {
         if (h.stats) extra.push_back(h.stats);
@@ -489,6 +594,7 @@ void Emulator::RegisterAdmin() {
       options_.port = port;
       tokens_ = initial_tokens_;
       rng_.seed(options_.seed);
+      ApplyFaultMirrors();
       for (auto& h : hooks_) {
         if (h.reset) resets.push_back(h.reset);
       }
@@ -508,9 +614,13 @@ void Emulator::RegisterAdmin() {
       }
     }
     Json out = Json::object();
-    for (auto& fn : seeds) {
-      Json part = fn(body);
-      if (part.is_object()) out.update(part);
+    try {
+      for (auto& fn : seeds) {
+        Json part = fn(body);
+        if (part.is_object()) out.update(part);
+      }
+    } catch (const std::exception& e) {  // a malformed seed (what was seeded before it stays)
+      return SendJson(res, 400, Json{{"error", e.what()}});
     }
     SendJson(res, 200, out);
   });
@@ -520,7 +630,12 @@ void Emulator::RegisterAdmin() {
     return Json{{"latency_ms", f.latency_ms}, {"rate_5xx", f.rate_5xx}, {"rate_reset", f.rate_reset},
                 {"rate_reset_after_store", f.rate_reset_after_store}, {"burst_429", f.burst_429},
                 {"slow_body_bps", f.slow_body_bps}, {"rate_hang", f.rate_hang},
-                {"rate_close_keepalive", f.rate_close_keepalive}};
+                {"rate_close_keepalive", f.rate_close_keepalive}, {"rate_gateway", f.rate_gateway},
+                {"gateway_status", f.gateway_status}, {"gateway_stores", f.gateway_stores},
+                {"rate_cut_2xx", f.rate_cut_2xx}, {"rate_late_store", f.rate_late_store},
+                {"late_store_ms", f.late_store_ms}, {"filename_mode", f.filename_mode},
+                {"retry_after_s", f.retry_after_s}, {"clock_skew_s", f.clock_skew_s},
+                {"advertised_limit", f.advertised_limit}};
   };
   server_->Get("/_emulator/faults", [faults_json](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, faults_json());
@@ -532,15 +647,17 @@ void Emulator::RegisterAdmin() {
     if (b.is_discarded() || !b.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
     {
       std::lock_guard lock(mu_);
-      Faults& f = options_.faults;
-      f.latency_ms = b.value("latency_ms", f.latency_ms);
-      f.rate_5xx = b.value("rate_5xx", f.rate_5xx);
-      f.rate_reset = b.value("rate_reset", f.rate_reset);
-      f.rate_reset_after_store = b.value("rate_reset_after_store", f.rate_reset_after_store);
-      f.burst_429 = b.value("burst_429", f.burst_429);
-      f.slow_body_bps = b.value("slow_body_bps", f.slow_body_bps);
-      f.rate_hang = b.value("rate_hang", f.rate_hang);
-      f.rate_close_keepalive = b.value("rate_close_keepalive", f.rate_close_keepalive);
+      // All or nothing: the knobs are applied to a copy, checked, then kept.
+      Faults f = options_.faults;
+      std::string error;
+      try {
+        f = ApplyFaults(f, b, error);
+      } catch (const Json::exception& e) {
+        error = std::string("bad value: ") + e.what();
+      }
+      if (!error.empty()) return SendJson(res, 400, Json{{"error", error}});
+      options_.faults = f;
+      ApplyFaultMirrors();
       if (b.contains("seed") && b["seed"].is_number_unsigned()) rng_.seed(b["seed"].get<std::uint64_t>());  // restart the draws
     }
     SendJson(res, 200, faults_json());

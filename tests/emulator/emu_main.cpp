@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "emulator.hpp"
+#include "filename.hpp"
 
 int main(int argc, char** argv) {
   emu::Options o;
@@ -35,6 +36,24 @@ int main(int argc, char** argv) {
   app.add_option("--fault-hang", o.faults.rate_hang, "share of API requests never answered");
   app.add_option("--fault-close", o.faults.rate_close_keepalive, "share of answers with Connection: close");
   app.add_option("--slow-body-bps", o.faults.slow_body_bps, "download bodies trickle at this rate");
+  app.add_option("--fault-gateway", o.faults.rate_gateway, "share of uploads answered by a gateway HTML 5xx")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--gateway-status", o.faults.gateway_status, "status of the gateway page: 502, 504 or 524")
+      ->check(CLI::IsMember({502, 504, 524}));
+  app.add_option("--gateway-stores", o.faults.gateway_stores, "the app behind the gateway stored the photo (true|false)");
+  app.add_option("--fault-cut-2xx", o.faults.rate_cut_2xx, "share of uploads stored, 201 cut mid-body")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--fault-late-store", o.faults.rate_late_store, "share of uploads reset, stored --late-store-ms later")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--late-store-ms", o.faults.late_store_ms, "delay of a late store")->check(CLI::NonNegativeNumber);
+  app.add_option("--filename-mode", o.faults.filename_mode,
+                 "stored names: exact, basename, nfc, basename_nfc, truncate:N (joined by '+')");
+  app.add_option("--retry-after", o.faults.retry_after_s, "Retry-After seconds of --fault-429-burst answers")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--clock-skew", o.faults.clock_skew_s, "the emulator's clock runs this many seconds off");
+  app.add_option("--advertised-limit", o.faults.advertised_limit,
+                 "X-RateLimit-Limit and the enforced limit per minute (0 = the rpm)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--revision-processing-ms", o.revision_processing_ms, "409 window after a revision");
   app.add_option("--seed", o.seed, "fault PRNG seed");
   app.add_option("--store", o.store_dir, "keep uploaded bytes in this folder");
@@ -84,6 +103,17 @@ int main(int argc, char** argv) {
         {{"fault_close", "rate_close_keepalive"}, "--fault-close",
          [&](const emu::Json& v) { o.faults.rate_close_keepalive = v.get<double>(); }},
         {{"slow_body_bps"}, "--slow-body-bps", [&](const emu::Json& v) { o.faults.slow_body_bps = v.get<int>(); }},
+        {{"fault_gateway", "rate_gateway"}, "--fault-gateway", [&](const emu::Json& v) { o.faults.rate_gateway = v.get<double>(); }},
+        {{"gateway_status"}, "--gateway-status", [&](const emu::Json& v) { o.faults.gateway_status = v.get<int>(); }},
+        {{"gateway_stores"}, "--gateway-stores", [&](const emu::Json& v) { o.faults.gateway_stores = v.get<bool>(); }},
+        {{"fault_cut_2xx", "rate_cut_2xx"}, "--fault-cut-2xx", [&](const emu::Json& v) { o.faults.rate_cut_2xx = v.get<double>(); }},
+        {{"fault_late_store", "rate_late_store"}, "--fault-late-store",
+         [&](const emu::Json& v) { o.faults.rate_late_store = v.get<double>(); }},
+        {{"late_store_ms"}, "--late-store-ms", [&](const emu::Json& v) { o.faults.late_store_ms = v.get<int>(); }},
+        {{"filename_mode"}, "--filename-mode", [&](const emu::Json& v) { o.faults.filename_mode = v.get<std::string>(); }},
+        {{"retry_after", "retry_after_s"}, "--retry-after", [&](const emu::Json& v) { o.faults.retry_after_s = v.get<int>(); }},
+        {{"clock_skew", "clock_skew_s"}, "--clock-skew", [&](const emu::Json& v) { o.faults.clock_skew_s = v.get<std::int64_t>(); }},
+        {{"advertised_limit"}, "--advertised-limit", [&](const emu::Json& v) { o.faults.advertised_limit = v.get<int>(); }},
         {{"revision_processing_ms"}, "--revision-processing-ms",
          [&](const emu::Json& v) { o.revision_processing_ms = v.get<int>(); }},
         {{"seed"}, "--seed", [&](const emu::Json& v) { o.seed = v.get<std::uint64_t>(); }},
@@ -135,6 +165,15 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  {
+    std::string why;
+    auto mode = emu::ParseFilenameMode(o.faults.filename_mode, &why);
+    if (!mode) {
+      std::fprintf(stderr, "shotsync-emulator: %s\n", why.c_str());
+      return 2;
+    }
+    o.faults.filename_mode = *mode;
+  }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     std::fprintf(stderr, "shotsync-emulator: --tls-cert and --tls-key go together\n");
     return 2;

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,18 @@ struct Faults {
   int slow_body_bps = 0;           // >0: response bodies trickle at this many bytes/s
   double rate_hang = 0;            // share of API requests that never answer (until the client gives up)
   double rate_close_keepalive = 0; // share of answers sent with "Connection: close"
+  // Shootbin uploads and revisions only (docs/emulator.md, "Ambiguous outcomes"):
+  double rate_gateway = 0;         // share answered by a "gateway" with an HTML 5xx page
+  int gateway_status = 502;        // 502, 504 or 524
+  bool gateway_stores = true;      // the app behind the gateway stored the photo anyway
+  double rate_cut_2xx = 0;         // share stored, 201 headers sent, connection closed mid-body
+  double rate_late_store = 0;      // share reset after the body arrived, stored late_store_ms later
+  int late_store_ms = 2000;
+  std::string filename_mode = "exact";  // see filename.hpp
+  // Rate-limit realism (both services):
+  int retry_after_s = 1;           // Retry-After (and X-RateLimit-Reset - now) of burst_429 answers
+  std::int64_t clock_skew_s = 0;   // the emulator's clock (Date, X-RateLimit-Reset) = real + this
+  int advertised_limit = 0;        // >0: X-RateLimit-Limit and the enforced per-minute limit
 };
 
 struct Options {
@@ -79,7 +92,7 @@ struct Stats {
   std::map<int, std::uint64_t> status_counts;          // 201 -> n
   std::uint64_t uploads = 0;                           // photos stored
   std::uint64_t revisions = 0;                         // revisions stored
-  std::uint64_t duplicates = 0;                        // same project+original_filename+content stored twice
+  std::uint64_t duplicates = 0;                        // a photo stored under a name another photo of its album has
   std::uint64_t downloads = 0;                         // CDN bodies served (full or partial)
   std::uint64_t bytes_received = 0;                    // upload body bytes
   std::uint64_t bytes_sent = 0;                        // CDN body bytes
@@ -148,13 +161,19 @@ class Emulator {
     std::function<void()> reset;                          // back to the defaults
     std::function<Json(const Json& body)> seed;           // POST /_emulator/seed
     std::function<void(Json& stats)> stats;               // extra keys in /_emulator/stats
+    std::function<void()> shutdown;                       // Stop(): join the service's own threads
   };
   void AddServiceHooks(ServiceHooks hooks);
 
   // Tokens (added from --config, or by tests through POST /_emulator/tokens).
   void AddToken(const std::string& token, TokenInfo info);
 
-  std::uint64_t NowUnix() const;  // wall clock seconds
+  // The emulator's clock in unix seconds: the wall clock plus the
+  // clock_skew_s fault. Date headers, X-RateLimit-Reset, the rate-limit
+  // window and signed-URL expiry all use it.
+  std::uint64_t NowUnix() const;
+  // Requests being handled now (API and CDN; admin calls not counted).
+  int InFlight() const { return in_flight_.load(); }
 
  private:
   Options options_;
@@ -177,6 +196,9 @@ class Emulator {
   // "writes" (into the dead socket) and logs one answer for them, which the
   // logger leaves out of status_counts.
   std::set<std::string> reset_peers_;
+  std::atomic<int> in_flight_{0};
+  std::atomic<std::int64_t> clock_skew_s_{0};  // mirror of options_.faults.clock_skew_s (read under mu_)
+  void ApplyFaultMirrors();                     // call with mu_ held after options_.faults changed
 };
 
 // Route registration for each service (defined in shootbin.cpp / headshotpro.cpp).

@@ -3,12 +3,15 @@
 // seconds, ISO-8601, IMF-fixdate) with any `now`, RateLimitPauseUntil (what
 // a 429 or X-RateLimit-Remaining: 0 answer does), and a Throttle fed those
 // headers. Checks the documented contracts: a reset time is finite, not
-// negative and at most 1e11; a pause ends within [now, now + 65 s]; the
-// throttle never asks to wait a negative or absurd time.
+// negative and at most 1e11; a pause ends within [now, now + 24 h]
+// (kMaxRateLimitPause); the throttle never asks to wait a negative or absurd
+// time; OnResponse with a body reports a 429 only when Is429RateLimit says so.
 //
-// Input: byte 0 picks `now`, byte 1 the status and which headers are sent;
-// then lines: Retry-After, X-RateLimit-Reset, X-RateLimit-Remaining; the
-// rest is given to ParseResetTime as one more value.
+// Input: byte 0 picks `now`, byte 1 the status and which headers are sent
+// (bit 6: the rest is also sent as the Date header); then lines:
+// Retry-After, X-RateLimit-Reset, X-RateLimit-Remaining; the rest is given to
+// ParseResetTime as one more value (and as X-RateLimit-Limit, Date and the
+// body when the shape says so).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -73,27 +76,40 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (shape & 2) headers.emplace("x-ratelimit-reset", reset);
   if (shape & 4) headers.emplace("x-ratelimit-remaining", remaining);
   if (shape & 8) headers.emplace("x-ratelimit-limit", rest);
+  if (shape & 64) headers.emplace("date", rest);
   static constexpr long kStatuses[] = {429, 200, 201, 503};
   const long status = kStatuses[(shape >> 4) % 4];
 
   const auto pause = RateLimitPauseUntil(status, headers, now);
   if (std::isfinite(now)) {
     if (status == 429 && !pause) Violated("a 429 without a pause");
-    if (pause && (!std::isfinite(*pause) || *pause < now || *pause > now + 65)) {
-      Violated("pause outside [now, now + 65]");
+    if (pause && (!std::isfinite(*pause) || *pause < now || *pause > now + kMaxRateLimitPause)) {
+      Violated("pause outside [now, now + kMaxRateLimitPause]");
     }
   }
 
   // A throttle on a fake clock, fed the same answer.
-  Throttle throttle(Throttle::Options{.key = "fuzz", .rpm = 60, .clock = [now] { return now; }});
+  Throttle throttle(Throttle::Options{.key = "fuzz",
+                                      .rpm = 60,
+                                      .clock = [now] { return now; },
+                                      .notice = [](const std::string&) {}});
   (void)throttle.TryAcquire();
   const bool got_429 = throttle.OnResponse(status, headers);
   if (got_429 != (status == 429)) Violated("OnResponse misreports a 429");
+  const bool body_429 = throttle.OnResponse(status, headers, rest);
+  if (body_429 != (status == 429 && Is429RateLimit(rest)))
+    Violated("OnResponse(body) misreports a 429");
   const auto wait = throttle.TryAcquire();
   const double paused = throttle.paused_until();
   if (std::isfinite(now) && std::fabs(now) < 1e12) {
     if (!std::isfinite(paused)) Violated("paused_until is not finite");
-    if (wait && (wait->count() < 1 || wait->count() > 66000)) Violated("throttle wait out of range");
+    // The longest pause plus jitter, or a bucket paced at 1 request/min.
+    if (wait &&
+        (wait->count() < 1 || wait->count() > std::int64_t(kMaxRateLimitPause * 1000) + 1000)) {
+      Violated("throttle wait out of range");
+    }
+    if (!(throttle.rpm() >= 1 && throttle.rpm() <= 60))
+      Violated("pace outside [1, configured rpm]");
   }
   return 0;
 }

@@ -109,7 +109,7 @@ TEST_CASE("push names each file it cannot send and sends the others (exit 1)", "
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   CHECK(r.err.find(outside.string() + ": not under any configured root") != std::string::npos);
-  CHECK(r.out.find("not a valid image") != std::string::npos);
+  CHECK(r.err.find("notes.jpg: The photo must be an image") != std::string::npos);  // the server's 422
   CHECK(r.err.find("gone.jpg") != std::string::npos);
   CHECK(StatU(f.emu->Stats(), "uploads") == 1);
 }

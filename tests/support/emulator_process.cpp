@@ -242,4 +242,39 @@ void EmulatorProcess::AddToken(const nlohmann::json& body) const { Admin("POST",
 
 void EmulatorProcess::Config(const nlohmann::json& body) const { Admin("POST", "config", &body); }
 
+nlohmann::json EmulatorProcess::GetFaults() const { return Admin("GET", "faults"); }
+
+nlohmann::json EmulatorProcess::WaitForStats(const std::function<bool(const nlohmann::json&)>& pred,
+                                             std::chrono::milliseconds timeout,
+                                             std::chrono::milliseconds poll) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    nlohmann::json stats = Stats();
+    if (pred(stats)) return stats;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error("EmulatorProcess::WaitForStats: condition not met after " +
+                               std::to_string(timeout.count()) + " ms; stats: " + stats.dump());
+    }
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+nlohmann::json EmulatorProcess::WaitIdle(std::chrono::milliseconds timeout) const {
+  return WaitForStats(
+      [](const nlohmann::json& s) {
+        return s.value("in_flight", 0) == 0 && s.value("late_stores_pending", 0) == 0;
+      },
+      timeout);
+}
+
+void EmulatorProcess::LockProject(long long project, bool locked, const std::string& message) const {
+  nlohmann::json update = {{"id", project}, {"locked", locked}};
+  if (!message.empty()) update["locked_message"] = message;
+  Seed({{"project_updates", nlohmann::json::array({update})}});
+}
+
+void EmulatorProcess::SetAlbumPhotoLimit(long long album, long long limit) const {
+  Seed({{"album_updates", nlohmann::json::array({{{"id", album}, {"photo_limit", limit}}})}});
+}
+
 }  // namespace shotsync::testing

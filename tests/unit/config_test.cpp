@@ -1,12 +1,14 @@
-#include <catch2/catch.hpp>
+#include "shotsync/config.hpp"
 
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 
-#include "shotsync/config.hpp"
 #include "temp_dir.hpp"
 
 using shotsync::EnvFn;
@@ -119,4 +121,92 @@ TEST_CASE("the config file is found by flag, then SHOTSYNC_CONFIG, then XDG_CONF
   auto env2 = FakeEnv({{"SHOTSYNC_CONFIG", "/env.toml"}, {"XDG_CONFIG_HOME", (dir.path() / "xdg").string()}});
   CHECK(shotsync::FindConfigFile(std::nullopt, env2) == "/env.toml");
   CHECK_FALSE(shotsync::FindConfigFile(std::nullopt, FakeEnv({{"HOME", dir.path().string()}})).has_value());
+}
+
+TEST_CASE("project and album as TOML integers are ids; strings still work", "[config]") {
+  auto env = FakeEnv({{"HOME", "/h"}});
+  auto c = shotsync::ParseConfig(R"([[roots]]
+path = "/a"
+project = 12
+album = 7
+[[roots]]
+path = "/b"
+project = "12"
+album = "Selects"
+[[roots]]
+path = "/c"
+project = "Client Smith"
+album = 3
+)",
+                                 "c.toml", env);
+  INFO(c.status().message());
+  REQUIRE(c.ok());
+  REQUIRE(c->roots.size() == 3);
+  CHECK(c->roots[0].project == "12");
+  CHECK(c->roots[0].album == "7");
+  CHECK(c->roots[1].project == "12");
+  CHECK(c->roots[1].album == "Selects");
+  CHECK(c->roots[2].project == "Client Smith");
+  CHECK(c->roots[2].album == "3");
+
+  auto check = [&](const std::string& text, const std::string& expect) {
+    auto bad = shotsync::ParseConfig(text, "my.toml", env);
+    REQUIRE_FALSE(bad.ok());
+    INFO(bad.status().message());
+    CHECK(bad.status().message().find(expect) != std::string::npos);
+  };
+  check("[[roots]]\npath = \"/a\"\nproject = 0\nalbum = 1\n",
+        "my.toml:3: 'roots.project' must be a positive id or a name");
+  check("[[roots]]\npath = \"/a\"\nproject = 1\nalbum = -4\n",
+        "my.toml:4: 'roots.album' must be a positive id or a name");
+  check("[[roots]]\npath = \"/a\"\nproject = 1.5\nalbum = 1\n",
+        "my.toml:3: 'roots.project' must be an id (12) or a name");
+  check("[[roots]]\npath = \"/a\"\nproject = true\nalbum = 1\n",
+        "'roots.project' must be an id (12) or a name");
+}
+
+TEST_CASE("reconcile_delay defaults to 120 s (0-3600); allow_unapprove defaults to false",
+          "[config]") {
+  auto env = FakeEnv({{"HOME", "/h"}});
+  auto d = shotsync::ParseConfig("", "c.toml", env);
+  REQUIRE(d.ok());
+  CHECK(d->reconcile_delay == 120);
+  CHECK_FALSE(d->allow_unapprove);
+  auto c = shotsync::ParseConfig("reconcile_delay = 3600\nallow_unapprove = true\n", "c.toml", env);
+  REQUIRE(c.ok());
+  CHECK(c->reconcile_delay == 3600);
+  CHECK(c->allow_unapprove);
+  CHECK(shotsync::ParseConfig("reconcile_delay = 0\n", "c.toml", env)->reconcile_delay == 0);
+  auto over = shotsync::ParseConfig("reconcile_delay = 3601\n", "c.toml", env);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().message().find("c.toml:1: 'reconcile_delay' must be between 0 and 3600") !=
+        std::string::npos);
+  auto word = shotsync::ParseConfig("allow_unapprove = \"yes\"\n", "c.toml", env);
+  REQUIRE_FALSE(word.ok());
+  CHECK(word.status().message().find("c.toml:1: 'allow_unapprove' must be true or false") !=
+        std::string::npos);
+  auto nested = shotsync::ParseConfig("[shootbin]\nallow_unapprove = true\n", "c.toml", env);
+  REQUIRE_FALSE(nested.ok());
+  CHECK(nested.status().message().find("unknown key 'shootbin.allow_unapprove'") !=
+        std::string::npos);
+}
+
+TEST_CASE("the README's config block parses and says what the defaults are", "[config]") {
+  // tests/unit/config_test.cpp -> the source tree's README.md
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() /
+                   "README.md");
+  REQUIRE(in);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto begin = text.find("```toml\n");
+  REQUIRE(begin != std::string::npos);
+  const auto end = text.find("```", begin + 8);
+  REQUIRE(end != std::string::npos);
+  const std::string block = text.substr(begin + 8, end - begin - 8);
+  CHECK(block.find("reconcile_delay = 120") != std::string::npos);
+  CHECK(block.find("allow_unapprove = false") != std::string::npos);
+  auto c = shotsync::ParseConfig(block, "README.md", FakeEnv({{"HOME", "/h"}}));
+  INFO(c.status().message());
+  REQUIRE(c.ok());
+  CHECK(c->reconcile_delay == 120);
+  CHECK_FALSE(c->allow_unapprove);
 }

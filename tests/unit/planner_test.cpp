@@ -116,27 +116,49 @@ TEST_CASE("changed content becomes a revision, a touch without change does not",
   CHECK(again.items.at("b.jpg").action == Action::kSkip);
 }
 
-TEST_CASE("over-size, fake and truncated images are rejected with a reason", "[planner]") {
+TEST_CASE("only the size limit and empty files are refused locally; formats are the server's decision",
+          "[planner]") {
   Fixture f;
   std::vector<std::uint8_t> big = testing::SynthJpeg({.width = 64, .height = 48});
-  big.insert(big.begin() + 2, kShootbinMaxUpload, 0);  // still starts with FF D8 FF? no: pad after SOI
+  big.insert(big.begin() + 2, kShootbinMaxUpload, 0);
   WriteBytes(f.root / "big.jpg", big);
+  WriteBytes(f.root / "empty.jpg", {});
   WriteBytes(f.root / "fake.jpg", {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!', '!', '\n'});
-  auto cut = testing::SynthJpeg({.width = 64, .height = 48});
-  cut.resize(cut.size() / 2);
-  WriteBytes(f.root / "cut.jpg", cut);
+  // A motion photo: a JPEG with an MP4 after its end-of-image marker.
+  auto motion = testing::SynthJpeg({.width = 64, .height = 48});
+  for (int i = 0; i < 1000; ++i) motion.push_back(std::uint8_t(i));
+  WriteBytes(f.root / "motion.jpg", motion);
   WriteJpeg(f.root / "ok.jpg", 5);
   auto o = f.Plan();
   CHECK(o.items.at("big.jpg").action == Action::kRejected);
   CHECK(o.items.at("big.jpg").reason.find("10 MB") != std::string::npos);
-  CHECK(o.items.at("fake.jpg").action == Action::kRejected);
-  CHECK(o.items.at("fake.jpg").reason.find("not a valid image") != std::string::npos);
-  CHECK(o.items.at("cut.jpg").action == Action::kRejected);
+  CHECK(o.items.at("empty.jpg").action == Action::kRejected);
+  CHECK(o.items.at("empty.jpg").reason == "empty file");
+  CHECK(o.items.at("fake.jpg").action == Action::kUpload);    // the server's 422 decides
+  CHECK(o.items.at("motion.jpg").action == Action::kUpload);
   CHECK(o.items.at("ok.jpg").action == Action::kUpload);
-  CHECK(o.stats.hashed == 3);  // the over-size file is never read
+  CHECK(o.stats.hashed == 4);  // the over-size file is never read
   auto again = f.Plan();
-  CHECK(again.stats.rejected == 3);
+  CHECK(again.stats.rejected == 2);
   CHECK(again.stats.hashed == 0);
+}
+
+TEST_CASE("a refusal stands for this version only, and --retry-rejected decides it again", "[planner]") {
+  FileRecord row;
+  row.id = 1;
+  row.size = 100;
+  row.hash = "h";
+  row.state = FileState::kRejected;
+  row.reason = "The photo must be an image. (HTTP 422)";
+  row.rejected_by = SHOTSYNC_VERSION;
+  std::string reason;
+  CHECK(Decide(row, nullptr, reason) == Action::kRejected);
+  CHECK(reason == row.reason);
+  CHECK(Decide(row, nullptr, reason, /*retry_rejected=*/true) == Action::kUpload);
+  row.rejected_by = "0.0.1";  // refused by an older shotsync
+  CHECK(Decide(row, nullptr, reason) == Action::kUpload);
+  row.size = kShootbinMaxUpload + 1;  // the size limit holds whatever the version
+  CHECK(Decide(row, nullptr, reason, true) == Action::kRejected);
 }
 
 TEST_CASE("deleted and renamed files: the old path is missing, the new one is uploaded", "[planner]") {

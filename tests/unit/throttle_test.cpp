@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -303,14 +304,216 @@ TEST_CASE("429 with only X-RateLimit-Reset (epoch or ISO) pauses until the reset
     CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "1705314000"}}));
     CHECK(t.paused_until() == Approx(kT0 + 1.15).margin(0.1001));
   }
-  SECTION("reset far ahead (wrong clock): capped at 65 s") {
+  SECTION("reset far ahead and no Date header to check it against: capped at 65 s") {
     Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
     CHECK(t.OnResponse(429, {{"x-ratelimit-reset", "2030-01-01T00:00:00Z"}}));
     CHECK(t.paused_until() == Approx(kT0 + 65.15).margin(0.1001));
+    CHECK(t.throttled_429() == 1);
+  }
+  SECTION("a Retry-After of any length is honoured, up to 24 h") {
+    Throttle t({.key = "k", .rpm = 60, .clock = clock.fn()});
     CHECK(t.OnResponse(429, {{"retry-after", "86400"}}));
-    CHECK(t.paused_until() <= kT0 + 65.25);
+    CHECK(t.paused_until() == Approx(kT0 + 86400.15).margin(0.1001));
+    CHECK(t.OnResponse(429, {{"retry-after", "999999"}}));
+    CHECK(t.paused_until() == Approx(kT0 + 86400.15).margin(0.1001));
     CHECK(t.throttled_429() == 2);
   }
+}
+
+TEST_CASE("RateLimitPauseUntil: one row per header combination", "[throttle]") {
+  const double now = kT0;  // local clock: 2024-01-15T10:31:00Z (a Monday)
+  const std::string ahead_1h = "Mon, 15 Jan 2024 11:31:00 GMT";   // server clock 1 h ahead of ours
+  const std::string behind_1h = "Mon, 15 Jan 2024 09:31:00 GMT";  // server clock 1 h behind
+  const std::string same = "Mon, 15 Jan 2024 10:31:00 GMT";
+  struct Row {
+    const char* what;
+    long status;
+    Headers headers;
+    std::optional<double> wait;  // seconds from now; nullopt = no pause
+  };
+  const std::vector<Row> rows = {
+      {"Retry-After 120", 429, {{"retry-after", "120"}}, 120},
+      {"Retry-After 3600", 429, {{"retry-after", "3600"}}, 3600},
+      {"Retry-After beyond 24 h", 429, {{"retry-after", "200000"}}, 86400},
+      {"Retry-After wins over the reset",
+       429,
+       {{"retry-after", "120"}, {"x-ratelimit-reset", "1705314670"}},
+       120},
+      {"Retry-After is clock-free: a Date changes nothing",
+       429,
+       {{"retry-after", "120"}, {"date", ahead_1h}},
+       120},
+      {"Retry-After as an HTTP date, on the server's clock",
+       429,
+       {{"retry-after", "Mon, 15 Jan 2024 11:33:00 GMT"}, {"date", ahead_1h}},
+       120},
+      {"Shootbin reset (epoch), Date 1 h ahead",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 + 3600 + 30))}, {"date", ahead_1h}},
+       30},
+      {"Shootbin reset (epoch), Date 1 h behind",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 - 3600 + 30))}, {"date", behind_1h}},
+       30},
+      {"HeadshotPro reset (ISO), Date 1 h ahead",
+       429,
+       {{"x-ratelimit-reset", "2024-01-15T11:31:20.500Z"}, {"date", ahead_1h}},
+       20.5},
+      {"HeadshotPro reset (ISO), Date 1 h behind",
+       429,
+       {{"x-ratelimit-reset", "2024-01-15T09:31:20.500Z"}, {"date", behind_1h}},
+       20.5},
+      {"reset 10 min ahead, vouched for by the Date",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 + 600))}, {"date", same}},
+       600},
+      {"reset 1 h ahead by our clock, no Date: capped",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 + 3600 + 30))}},
+       65},
+      {"reset 1 h behind by our clock, no Date: 1 s",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 - 3600 + 30))}},
+       1},
+      {"garbage Date: our clock",
+       429,
+       {{"x-ratelimit-reset", "1705314700"}, {"date", "yesterday"}},
+       40},
+      {"Date of 1970: our clock",
+       429,
+       {{"x-ratelimit-reset", "1705314700"}, {"date", "Thu, 01 Jan 1970 00:00:00 GMT"}},
+       40},
+      {"reset passed on the server's clock too: 1 s",
+       429,
+       {{"x-ratelimit-reset", std::to_string(long(kT0 + 3600 - 5))}, {"date", ahead_1h}},
+       1},
+      {"no header: 60 s", 429, {}, 60},
+      {"Remaining 0 with reset and Date 1 h ahead",
+       200,
+       {{"x-ratelimit-remaining", "0"},
+        {"x-ratelimit-reset", "2024-01-15T11:31:45Z"},
+        {"date", ahead_1h}},
+       45},
+      {"Remaining 0 with a past reset: no pause",
+       200,
+       {{"x-ratelimit-remaining", "0"},
+        {"x-ratelimit-reset", "2024-01-15T11:30:45Z"},
+        {"date", ahead_1h}},
+       std::nullopt},
+      {"Remaining 5: no pause",
+       200,
+       {{"x-ratelimit-remaining", "5"}, {"x-ratelimit-reset", "1705314690"}},
+       std::nullopt},
+  };
+  for (const Row& row : rows) {
+    INFO(row.what);
+    const auto until = shotsync::RateLimitPauseUntil(row.status, row.headers, now);
+    REQUIRE(until.has_value() == row.wait.has_value());
+    if (row.wait) CHECK(*until - now == Approx(*row.wait).margin(0.001));
+  }
+  CHECK(shotsync::ServerNow({{"date", ahead_1h}}) == Approx(kT0 + 3600));
+  CHECK_FALSE(shotsync::ServerNow({{"date", "30"}}).has_value());
+  CHECK_FALSE(shotsync::ServerNow({}).has_value());
+}
+
+TEST_CASE(
+    "A Date header 1 h ahead of the local clock: the throttle waits the server's 30 s, not 1 s",
+    "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "shootbin:x", .rpm = 60, .clock = clock.fn()});
+  REQUIRE_FALSE(t.TryAcquire());
+  CHECK(t.OnResponse(429, {{"x-ratelimit-reset", std::to_string(long(kT0 + 3600 + 30))},
+                           {"date", "Mon, 15 Jan 2024 11:31:00 GMT"}}));
+  CHECK(t.paused_until() == Approx(kT0 + 30.15).margin(0.1001));
+  auto wait = t.TryAcquire();
+  REQUIRE(wait);
+  CHECK(wait->count() >= 30050);
+}
+
+TEST_CASE("429s in a row after their pause ended wait 1, 2, 4 ... s: never a 429 a second",
+          "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "k", .rpm = 6000, .clock = clock.fn()});
+  const Headers passed = {
+      {"x-ratelimit-reset", "1705314000"}};  // always in the past: a wrong clock
+  double expected = 1;
+  for (int i = 0; i < 8; ++i) {
+    INFO("429 number " << i + 1);
+    CHECK(t.OnResponse(429, passed));
+    CHECK(t.paused_until() - clock() == Approx(expected + 0.15).margin(0.1001));
+    clock.advance(t.paused_until() - clock() + 0.001);
+    expected = std::min(60.0, expected * 2);
+  }
+  // 429s of requests already in flight during a pause do not lengthen it.
+  Throttle u({.key = "k", .rpm = 6000, .clock = clock.fn()});
+  CHECK(u.OnResponse(429, {{"retry-after", "5"}}));
+  for (int i = 0; i < 7; ++i) CHECK(u.OnResponse(429, {{"retry-after", "5"}}));
+  CHECK(u.paused_until() - clock() <= 5.25);
+  // An answer that is not a 429 ends the streak.
+  clock.advance(6);
+  CHECK_FALSE(u.OnResponse(200, {}));
+  CHECK(u.OnResponse(429, passed));
+  CHECK(u.paused_until() - clock() == Approx(1.15).margin(0.1001));
+}
+
+TEST_CASE("X-RateLimit-Limit below the configured rpm lowers the pace, said once", "[throttle]") {
+  FakeClock clock;
+  std::vector<std::string> notices;
+  Throttle t({.key = "shootbin:abc",
+              .rpm = 60,
+              .clock = clock.fn(),
+              .notice = [&](const std::string& line) { notices.push_back(line); }});
+  CHECK(t.rpm() == 60);
+  CHECK_FALSE(t.OnResponse(200, {{"x-ratelimit-limit", "30"}, {"x-ratelimit-remaining", "29"}}));
+  CHECK(t.rpm() == 30);
+  for (int i = 0; i < 5; ++i) (void)t.OnResponse(200, {{"x-ratelimit-limit", "30"}});
+  REQUIRE(notices.size() == 1);
+  CHECK(notices[0] ==
+        "shootbin: the server allows 30 requests/min, below the configured 60; pacing at 30");
+  // Paced at 30/min: 10 minutes give ~300 grants, never more than 30 in a minute.
+  const auto grants = Drive(clock, {&t}, 600.0, 0.01);
+  CHECK(MaxInWindow(grants, 60.0) <= 30);
+  CHECK(double(grants.size()) / 300.0 >= 0.97);
+  // A higher or garbage figure never raises the pace above the configured rpm.
+  (void)t.OnResponse(200, {{"x-ratelimit-limit", "1000"}});
+  CHECK(t.rpm() == 60);
+  (void)t.OnResponse(200, {{"x-ratelimit-limit", "abc"}});
+  (void)t.OnResponse(200, {{"x-ratelimit-limit", "0"}});
+  (void)t.OnResponse(200, {{"x-ratelimit-limit", "-5"}});
+  CHECK(t.rpm() == 60);
+  CHECK(notices.size() == 1);
+  // A limit at or above the configured rpm says nothing.
+  std::vector<std::string> quiet;
+  Throttle h({.key = "headshotpro:k",
+              .rpm = 300,
+              .clock = clock.fn(),
+              .notice = [&](const std::string& line) { quiet.push_back(line); }});
+  (void)h.OnResponse(200, {{"x-ratelimit-limit", "300"}});
+  (void)h.OnResponse(200, {{"x-ratelimit-limit", "1000"}});
+  CHECK(quiet.empty());
+  CHECK(h.rpm() == 300);
+}
+
+TEST_CASE("A 429 whose body says it is not about the rate neither pauses nor counts",
+          "[throttle]") {
+  FakeClock clock;
+  Throttle t({.key = "headshotpro:k", .rpm = 300, .clock = clock.fn()});
+  CHECK_FALSE(t.OnResponse(
+      429, {{"x-ratelimit-remaining", "120"}},
+      R"({"success":false,"error":"Too many pending invites","code":"INVITE_LIMIT_EXCEEDED"})"));
+  CHECK(t.paused_until() == 0);
+  CHECK(t.throttled_429() == 0);
+  // ... but its Remaining: 0 is still read.
+  CHECK_FALSE(t.OnResponse(
+      429, {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset", "2024-01-15T10:31:10Z"}},
+      R"({"success":false,"code":"INVITE_LIMIT_EXCEEDED"})"));
+  CHECK(t.paused_until() == Approx(kT0 + 10.15).margin(0.1001));
+  // A real one does both.
+  CHECK(t.OnResponse(
+      429, {{"x-ratelimit-reset", "2024-01-15T10:31:20Z"}},
+      R"({"success":false,"error":"Rate limit exceeded","code":"RATE_LIMIT_EXCEEDED"})"));
+  CHECK(t.throttled_429() == 1);
+  CHECK(t.paused_until() == Approx(kT0 + 20.15).margin(0.1001));
 }
 
 TEST_CASE("X-RateLimit-Remaining 0 pauses until the reset without a 429", "[throttle]") {

@@ -1,0 +1,249 @@
+#include "shotsync/album_index.hpp"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+namespace shotsync {
+namespace {
+
+// A cut name is matched by prefix only when enough of it is left to be
+// specific: servers cut at 100 or 255 bytes, not at 10.
+constexpr std::size_t kMinPrefix = 16;
+
+std::string_view Basename(std::string_view s) {
+  const std::size_t slash = s.rfind('/');
+  return slash == std::string_view::npos ? s : s.substr(slash + 1);
+}
+
+void AddUnique(std::vector<std::string>& out, std::string s) {
+  if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+}
+
+std::string Key(NameMode mode, std::string_view sent) {
+  return Nfc(mode == NameMode::kBasename || mode == NameMode::kOther ? Basename(sent) : sent);
+}
+
+}  // namespace
+
+std::string_view NameModeName(NameMode m) noexcept {
+  switch (m) {
+    case NameMode::kUnknown: return "";
+    case NameMode::kFull: return "full";
+    case NameMode::kBasename: return "basename";
+    case NameMode::kOther: return "other";
+  }
+  return "";
+}
+
+NameMode ParseNameMode(std::string_view s) noexcept {
+  for (NameMode m : {NameMode::kFull, NameMode::kBasename, NameMode::kOther}) {
+    if (NameModeName(m) == s) return m;
+  }
+  return NameMode::kUnknown;
+}
+
+std::string Nfc(std::string_view s) {
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &out,
+                   utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (n < 0) return std::string(s);  // not UTF-8: the server cannot have normalised it either
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(out, &std::free);
+  return std::string(reinterpret_cast<const char*>(out), std::size_t(n));
+}
+
+std::vector<std::string> StoredNames(NameMode mode, std::string_view sent) {
+  std::vector<std::string> out;
+  if (mode != NameMode::kBasename) {
+    AddUnique(out, std::string(sent));
+    AddUnique(out, Nfc(sent));
+  }
+  if (mode != NameMode::kFull) {
+    AddUnique(out, std::string(Basename(sent)));
+    AddUnique(out, Nfc(Basename(sent)));
+  }
+  return out;
+}
+
+NameMode LearnNameMode(std::string_view sent, std::string_view echoed) {
+  const bool full = echoed == sent || echoed == Nfc(sent);
+  const bool base = echoed == Basename(sent) || echoed == Nfc(Basename(sent));
+  if (full && base) return NameMode::kUnknown;  // no '/' sent: nothing learnt
+  if (full) return NameMode::kFull;
+  if (base) return NameMode::kBasename;
+  return NameMode::kOther;
+}
+
+Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !listing_.contains(album); });
+    if (!force && refreshed_.contains(album)) return Status::Ok();
+    listing_.insert(album);
+  }
+  auto done = [&](Status st) {
+    std::lock_guard lock(mu_);
+    listing_.erase(album);
+    if (st.ok()) refreshed_.insert(album);
+    cv_.notify_all();
+    return st;
+  };
+  auto info = db_.AlbumIndex(album);
+  if (!info.ok()) return done(info.status());
+  {
+    std::lock_guard lock(mu_);
+    if (!modes_.contains(album)) modes_[album] = ParseNameMode(info->name_mode);
+  }
+  // Newest first: a refresh stops at the page that reaches the last listing.
+  const std::int64_t known = info->complete ? info->listed_to : 0;
+  auto photos = client_.ListPhotos(project, album, known > 0 ? known + 1 : 0);
+  if (!photos.ok()) return done(photos.status());
+  ++listings_;
+  std::vector<AlbumPhoto> rows;
+  rows.reserve(photos->size());
+  std::int64_t top = known;
+  for (const RemotePhoto& p : *photos) {
+    top = std::max(top, p.id);
+    rows.push_back({p.id, p.original_filename, p.file_size, !p.approved_at.empty()});
+  }
+  // listed_to must be > 0 to mark the listing; an empty album stays at 0.
+  return done(db_.IndexAlbumPhotos(album, project, rows, top, /*complete=*/true));
+}
+
+Status AlbumIndex::Refresh(std::int64_t project, std::int64_t album) { return List(project, album, false); }
+Status AlbumIndex::Relist(std::int64_t project, std::int64_t album) { return List(project, album, true); }
+
+Result<AlbumMatch> AlbumIndex::Find(std::int64_t album, std::string_view sent, std::uint64_t size,
+                                    std::int64_t file_id) {
+  const NameMode mode = Mode(album);
+  std::vector<AlbumPhoto> found;
+  std::string matched;
+  for (const std::string& name : StoredNames(mode, sent)) {
+    SHOTSYNC_ASSIGN_OR_RETURN(found, db_.AlbumPhotosNamed(album, name));
+    if (!found.empty()) {
+      matched = name;
+      break;
+    }
+  }
+  if (found.empty() && (mode == NameMode::kOther || mode == NameMode::kUnknown)) {
+    for (const std::string& name : StoredNames(mode, sent)) {
+      SHOTSYNC_ASSIGN_OR_RETURN(found, db_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
+      if (found.size() == 1) {
+        matched = found.front().name;
+        break;
+      }
+      found.clear();  // a prefix shared by several photos tells nothing
+    }
+  }
+  if (found.empty()) return AlbumMatch{};
+  // Newest first; skip photos that belong to other local files.
+  std::string bound_to;
+  for (const AlbumPhoto& p : found) {
+    SHOTSYNC_ASSIGN_OR_RETURN(std::optional<FileRecord> holder, db_.FileWithPhoto(p.photo_id));
+    if (holder && holder->id != file_id) {
+      if (bound_to.empty()) bound_to = holder->rel_path;
+      continue;
+    }
+    if (p.size && *p.size != size) {
+      return AlbumMatch{AlbumMatch::kConflict, p.photo_id,
+                        "the album already holds \"" + matched + "\" (photo " + std::to_string(p.photo_id) +
+                            ") with " + std::to_string(*p.size) + " bytes, this file has " +
+                            std::to_string(size) + ": not uploaded; rename the file or remove the photo"};
+    }
+    std::string how = "already in the album as \"" + matched + "\" (photo " + std::to_string(p.photo_id) + ")";
+    if (found.size() > 1) how += "; the album holds " + std::to_string(found.size()) + " photos of this name";
+    return AlbumMatch{AlbumMatch::kFound, p.photo_id, std::move(how)};
+  }
+  return AlbumMatch{AlbumMatch::kConflict, found.front().photo_id,
+                    "the album's \"" + matched + "\" is already " + bound_to +
+                        "; the server stores names so that the two cannot be told apart: rename one"};
+}
+
+Result<std::vector<AlbumPhoto>> AlbumIndex::Created(std::int64_t album, std::string_view sent,
+                                                    std::int64_t above_id) {
+  std::vector<AlbumPhoto> out;
+  for (const std::string& name : StoredNames(Mode(album), sent)) {
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, db_.AlbumPhotosNamed(album, name));
+    for (AlbumPhoto& p : found) {
+      if (p.photo_id > above_id) out.push_back(std::move(p));
+    }
+    if (!out.empty()) return out;
+  }
+  if (Mode(album) == NameMode::kOther) {
+    for (const std::string& name : StoredNames(NameMode::kOther, sent)) {
+      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, db_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
+      for (AlbumPhoto& p : found) {
+        if (p.photo_id > above_id) out.push_back(std::move(p));
+      }
+      if (!out.empty()) return out;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> AlbumIndex::Reserve(std::int64_t album, std::string_view sent, std::int64_t file_id) {
+  const std::string key = Key(Mode(album), sent);
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = reserved_.try_emplace({album, key}, file_id);
+  if (inserted || it->second == file_id) return std::nullopt;
+  auto other = db_.GetFileById(it->second);
+  return other.ok() && *other ? (*other)->rel_path : std::string("another file");
+}
+
+void AlbumIndex::Learned(std::int64_t project, std::int64_t album, std::string_view sent, const RemotePhoto& photo) {
+  const NameMode learnt = photo.original_filename.empty() ? NameMode::kUnknown
+                                                          : LearnNameMode(sent, photo.original_filename);
+  bool record = false;
+  {
+    std::lock_guard lock(mu_);
+    NameMode& mode = modes_[album];
+    // Only more specific: kOther (seen a cut name) is never undone.
+    if (learnt != NameMode::kUnknown && mode != learnt && mode != NameMode::kOther) {
+      mode = learnt;
+      record = true;
+    }
+    cv_.notify_all();
+  }
+  if (record) (void)db_.SetAlbumNameMode(album, NameModeName(learnt));
+  if (!photo.original_filename.empty()) {
+    const AlbumPhoto row{photo.id, photo.original_filename, photo.file_size, !photo.approved_at.empty()};
+    (void)db_.IndexAlbumPhotos(album, project, {&row, 1}, /*listed_to=*/0, /*complete=*/false);
+  }
+}
+
+NameMode AlbumIndex::Mode(std::int64_t album) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = modes_.find(album); it != modes_.end()) return it->second;
+  }
+  auto info = db_.AlbumIndex(album);
+  const NameMode m = info.ok() ? ParseNameMode(info->name_mode) : NameMode::kUnknown;
+  std::lock_guard lock(mu_);
+  return modes_.try_emplace(album, m).first->second;
+}
+
+std::int64_t AlbumIndex::Watermark(std::int64_t album) {
+  auto info = db_.AlbumIndex(album);
+  return info.ok() ? info->max_photo_id : 0;
+}
+
+bool AlbumIndex::AwaitMode(std::int64_t album, std::string_view sent) {
+  // A name without '/' teaches nothing and needs nothing: full and base name agree.
+  if (sent.find('/') == std::string_view::npos || Mode(album) != NameMode::kUnknown) return false;
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !probing_.contains(album) || modes_[album] != NameMode::kUnknown; });
+  if (modes_[album] != NameMode::kUnknown) return false;
+  probing_.insert(album);
+  return true;
+}
+
+void AlbumIndex::ProbeDone(std::int64_t album) {
+  std::lock_guard lock(mu_);
+  probing_.erase(album);
+  cv_.notify_all();
+}
+
+}  // namespace shotsync
