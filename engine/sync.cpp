@@ -148,6 +148,7 @@ struct Job {
   // Until then, a photo missing from the album may still be stored by a
   // request the server received before its client vanished (reconcile_delay).
   SteadyClock::time_point settle_at{};
+  double conflict_at = 0;      // wall seconds of the last 409 (revisions)
   bool probe = false;          // the one send that opens its album's gate
   bool approval_checked = false;  // revisions: the photo was read before sending
 };
@@ -960,6 +961,7 @@ class SyncRun {
       // read the photo before sending it again.
       PassProbe(j);
       j.probe = false;
+      j.conflict_at = WallSeconds();
       auto delay = Backoff(j.attempts, 5.0);
       return scheduler_.At(SteadyClock::now() + delay, [this, j]() mutable { RecheckRevision(std::move(j)); });
     }
@@ -1018,13 +1020,24 @@ class SyncRun {
     Unsent(j, st);
   }
 
-  // After a 409: did a revision land since we started? Otherwise send again.
+  // After a 409 (the server refused this revision: another one of the photo
+  // was processing): read the photo before sending again. Gone: the photo
+  // was deleted. Revised since the 409 with our size: sent meanwhile (our
+  // content). Otherwise it is sent again.
   void RecheckRevision(Job j) {
     const Target& t = targets_[j.root_index];
     auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
-    if (photo.ok() && RevisionLanded(*photo, j)) {
-      if (Status st = Finished(j, j.photo_id, /*reconciled=*/true); !st.ok()) SetFatal(st);
+    if (!photo.ok() && photo.status().code() == Code::kNotFound) {
+      (void)db_->FailJob(j.job_id, photo.status().message(), false);
+      AddFailure(j, photo.status().message(), false);
       return Done();
+    }
+    if (photo.ok()) {
+      const auto revised_at = ParseResetTime(photo->revision_uploaded_at, WallSeconds());
+      if (revised_at && *revised_at > j.conflict_at && photo->file_size && *photo->file_size == j.size) {
+        if (Status st = Finished(j, j.photo_id, /*reconciled=*/true); !st.ok()) SetFatal(st);
+        return Done();
+      }
     }
     Send(std::move(j));
   }

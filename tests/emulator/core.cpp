@@ -403,6 +403,13 @@ void Emulator::ResetConnection(const httplib::Request& req) {
   ForEachConnection([&](int fd, int lport, const std::string& addr, int pport) {
     if (lport != port_ || pport != req.remote_port) return true;
     if (!req.remote_addr.empty() && req.remote_addr != addr) return true;
+    {
+      // Counted before the peer can see the reset: a test reading the stats
+      // right after its request failed must find it.
+      std::lock_guard lock(mu_);
+      ++stats_.resets;
+      reset_peers_.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
+    }
     linger lg{1, 0};  // last close -> RST, not FIN, and unread data dropped
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     // httplib owns the descriptor number and will close it, so it must stay
@@ -419,9 +426,6 @@ void Emulator::ResetConnection(const httplib::Request& req) {
       if (dummy >= 0) ::close(dummy);
       ::shutdown(fd, SHUT_RDWR);
     }
-    std::lock_guard lock(mu_);
-    ++stats_.resets;
-    reset_peers_.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
     return false;
   });
 }

@@ -730,8 +730,8 @@ void HandleUpload(const Ctx& c, const httplib::Request& req, httplib::Response& 
       std::lock_guard lock(st.mu);
       generation = st.generation;
     }
-    emu.ResetConnection(req);
     // Raw pointers: the timer is joined (Emulator::Stop) before either goes away.
+    // Scheduled before the reset, so the stats show it pending once the client sees the reset.
     Emulator* e = c.emu;
     State* state = c.st.get();
     st.late.Schedule(Clock::now() + std::chrono::milliseconds(f.late_store_ms),
@@ -739,6 +739,7 @@ void HandleUpload(const Ctx& c, const httplib::Request& req, httplib::Response& 
                        if (run) Store(*e, *state, *r, generation);
                        // dropped: the Received's destructor removes its temporary file
                      });
+    emu.ResetConnection(req);
     return;
   }
   Stored stored = Store(emu, st, *r);

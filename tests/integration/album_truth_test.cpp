@@ -85,7 +85,7 @@ TEST_CASE("a lost state folder costs no duplicate and no needless revision", "[a
   CHECK(f.CompareWithServer() == "");
 }
 
-TEST_CASE("a no-op resync lists nothing; a new file costs one incremental listing", "[album]") {
+TEST_CASE("a no-op resync lists nothing, a new file costs one incremental listing", "[album]") {
   SyncFixture f;
   f.MakePhotos(5);
   REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
@@ -302,7 +302,7 @@ TEST_CASE("two files that a base-name server cannot tell apart are reported, not
   CHECK(StatU(f.emu->Stats(), "uploads") == 1);
 }
 
-TEST_CASE("motion-photo JPEGs, PNG, WebP, TIFF and HEIC are uploaded; the server decides the format",
+TEST_CASE("motion-photo JPEGs, PNG, WebP, TIFF and HEIC are uploaded, the server decides the format",
           "[album]") {
   SyncFixture f;
   auto motion = Jpeg(9);
@@ -410,4 +410,39 @@ TEST_CASE("verify --remote --repair adopts what the album holds under a file's n
   CHECK(Json(r).at("uploaded") == 0);
   CHECK(Json(r).at("adopted") == 0);  // already bound by verify
   CHECK(StatU(f.emu->Stats(), "uploads") == 6);
+}
+
+TEST_CASE("a server that cuts long names: the photos are found by prefix after a lost state folder", "[album]") {
+  SyncFixture f;
+  f.emu->SetFaults({{"filename_mode", "truncate:20"}});
+  for (int i = 1; i <= 5; ++i) {
+    WriteBytes(f.photos / ("IMG_000" + std::to_string(i) + "_with_a_long_name_the_server_cuts.jpg"), Jpeg(50 + i));
+  }
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  fs::remove_all(f.state);
+  auto r = f.Cli({"sync", "--json"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(Json(r).at("adopted") == 5);
+  auto stats = f.emu->Stats();
+  CHECK(StatU(stats, "uploads") == 5);
+  CHECK(StatU(stats, "duplicates") == 0);
+}
+
+TEST_CASE("a revision answered 409 (another still processing) is re-read, then sent again once", "[album]") {
+  SyncFixture f;
+  f.MakePhotos(1);
+  f.emu->Config({{"revision_processing_ms", 2500}});
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
+  WriteBytes(f.photos / "d01/IMG_0001.jpg", Jpeg(6001));
+  REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);  // revision 1: processing for 2.5 s
+  WriteBytes(f.photos / "d01/IMG_0001.jpg", Jpeg(6002));
+  auto r = f.Cli({"sync", "--json"});             // revision 2: 409 first
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(Json(r).at("revised") == 1);
+  auto stats = f.emu->Stats();
+  CHECK(StatU(stats, "revisions") == 2);
+  CHECK(stats.at("status_counts").value("409", 0) >= 1);
+  CHECK(f.CompareWithServer() == "");
 }

@@ -76,7 +76,7 @@ const std::string kCdnRoute = "GET /cdn/photos/{file}";
 
 }  // namespace
 
-TEST_CASE("pull: 3 members x 2 models x 170 photos are all fetched once, byte-exact; a rerun fetches nothing",
+TEST_CASE("pull: 3 members x 2 models x 170 photos are all fetched once, byte-exact, a rerun fetches nothing",
           "[pull]") {
   SyncFixture f;
   f.emu->Seed({{"members", 3}, {"models_per_member", 2}, {"photos_per_model", 170}});
@@ -311,7 +311,7 @@ TEST_CASE("pull: bad key and unusable destination give one clear line", "[pull]"
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
-TEST_CASE("team invite never exceeds the pending cap of credits x 2; revoke frees room", "[pull]") {
+TEST_CASE("team invite never exceeds the pending cap of credits x 2, revoke frees room", "[pull]") {
   SyncFixture f;
   f.emu->Seed({{"credits", 3}});
   const fs::path csv = f.tmp.path() / "invites.csv";

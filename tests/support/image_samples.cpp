@@ -1,7 +1,6 @@
 #include "image_samples.hpp"
 
 namespace shotsync::testing {
-namespace {
 // An ISO-BMFF box: 32-bit size, type, payload.
 std::string Box(const std::string& type, const std::string& payload) {
   const std::size_t size = 8 + payload.size();
@@ -12,7 +11,6 @@ std::string Box(const std::string& type, const std::string& payload) {
   b += static_cast<char>(size & 0xFF);
   return b + type + payload;
 }
-}  // namespace
 
 // A minimal valid 1x1 PNG (8-bit grayscale).
 std::string Png1x1() {

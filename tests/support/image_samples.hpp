@@ -7,6 +7,8 @@
 
 namespace shotsync::testing {
 
+// An ISO-BMFF box: 32-bit size, type, payload.
+std::string Box(const std::string& type, const std::string& payload);
 std::string Png1x1();
 std::string Tiff1x1();
 std::string Webp1x1();

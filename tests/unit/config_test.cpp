@@ -92,7 +92,7 @@ TEST_CASE("a token written into the config is refused without echoing it", "[con
   CHECK(c.status().message().find("sb-secret-123456") == std::string::npos);
 }
 
-TEST_CASE("a token file readable by others is refused; a private one is used", "[config]") {
+TEST_CASE("a token file readable by others is refused, a private one is used", "[config]") {
   shotsync::testing::TempDir dir;
   const auto file = (dir.path() / "token").string();
   std::ofstream(file) << "sb-from-file\n";
@@ -123,7 +123,7 @@ TEST_CASE("the config file is found by flag, then SHOTSYNC_CONFIG, then XDG_CONF
   CHECK_FALSE(shotsync::FindConfigFile(std::nullopt, FakeEnv({{"HOME", dir.path().string()}})).has_value());
 }
 
-TEST_CASE("project and album as TOML integers are ids; strings still work", "[config]") {
+TEST_CASE("project and album as TOML integers are ids, strings still work", "[config]") {
   auto env = FakeEnv({{"HOME", "/h"}});
   auto c = shotsync::ParseConfig(R"([[roots]]
 path = "/a"
@@ -165,7 +165,7 @@ album = 3
         "'roots.project' must be an id (12) or a name");
 }
 
-TEST_CASE("reconcile_delay defaults to 120 s (0-3600); allow_unapprove defaults to false",
+TEST_CASE("reconcile_delay defaults to 120 s (0-3600), allow_unapprove defaults to false",
           "[config]") {
   auto env = FakeEnv({{"HOME", "/h"}});
   auto d = shotsync::ParseConfig("", "c.toml", env);

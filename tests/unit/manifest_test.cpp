@@ -437,7 +437,7 @@ TEST_CASE("a job goes in_flight then done, updating the file row in the same tra
   }
 }
 
-TEST_CASE("FailJob records the reason; a permanent failure rejects the file", "[manifest]") {
+TEST_CASE("FailJob records the reason, a permanent failure rejects the file", "[manifest]") {
   TempDir dir;
   auto m = MustOpen(DbPath(dir));
   std::int64_t root = AddRoot(*m);

@@ -116,7 +116,7 @@ TEST_CASE("changed content becomes a revision, a touch without change does not",
   CHECK(again.items.at("b.jpg").action == Action::kSkip);
 }
 
-TEST_CASE("only the size limit and empty files are refused locally; formats are the server's decision",
+TEST_CASE("only the size limit and empty files are refused locally, formats are the server's decision",
           "[planner]") {
   Fixture f;
   std::vector<std::uint8_t> big = testing::SynthJpeg({.width = 64, .height = 48});
