@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
@@ -99,7 +100,9 @@ Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
   }
   // Newest first: a refresh stops at the page that reaches the last listing.
   const std::int64_t known = info->complete ? info->listed_to : 0;
-  auto photos = client_.ListPhotos(project, album, known > 0 ? known + 1 : 0);
+  // (A hostile listing may have left an absurd id: no overflow.)
+  const std::int64_t stop_below = known > 0 && known < INT64_MAX ? known + 1 : known;
+  auto photos = client_.ListPhotos(project, album, stop_below);
   if (!photos.ok()) return done(photos.status());
   ++listings_;
   std::vector<AlbumPhoto> rows;

@@ -69,7 +69,8 @@ class Scheduler {
       }
       auto first = tasks_.begin();
       if (first->first > SteadyClock::now()) {
-        cv_.wait_until(lock, first->first);
+        const auto when = first->first;  // a copy: Cancel/Drain may free the node meanwhile
+        cv_.wait_until(lock, when);
         continue;
       }
       auto fn = std::move(first->second);

@@ -187,7 +187,8 @@ class Timer {
       }
       auto first = tasks_.begin();
       if (Clock::now() < first->first) {
-        cv_.wait_until(lock, first->first);
+        const auto when = first->first;  // a copy: Cancel/Drain may free the node meanwhile
+        cv_.wait_until(lock, when);
         continue;
       }
       Task task = std::move(first->second);

@@ -212,6 +212,9 @@ nlohmann::json EmulatorProcess::Admin(const std::string& method, const std::stri
                                       const nlohmann::json* body) const {
   http::Request req{.method = method, .url = url("/_emulator/" + name),
                     .headers = {{"Accept", "application/json"}}};
+  // Setup, not the thing under test: a seed that pregenerates headshots takes
+  // its time under ASan on a loaded 2-core machine.
+  req.timeout = std::chrono::seconds(120);
   if (body != nullptr) {
     req.headers.emplace_back("Content-Type", "application/json");
     req.body = body->dump();
