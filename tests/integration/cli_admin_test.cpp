@@ -70,10 +70,16 @@ TEST_CASE("status works while a sync runs, and shows it running with its files i
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "400"});
   f.MakePhotos(20);
   auto sync = f.StartCli({"sync", "-j", "2", "--quiet"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
-  auto r = f.Cli({"status", "--json"});
-  REQUIRE(r.code == 0);
-  auto j = Json(r);
+  // Wait for the condition (a job in flight), not for a guessed time: the
+  // sync lists the album and sends its first photo alone before the rest.
+  nlohmann::json j;
+  for (int i = 0; i < 600; ++i) {
+    auto r = f.Cli({"status", "--json"});
+    REQUIRE(r.code == 0);
+    j = Json(r);
+    if (!j.at("in_flight").empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   CHECK(j.at("runs")[0].at("exit_code").is_null());  // not finished
   CHECK_FALSE(j.at("in_flight").empty());
   CHECK(j.at("in_flight")[0].at("state") == "sending");

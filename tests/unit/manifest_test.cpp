@@ -213,7 +213,7 @@ TEST_CASE("a file row round-trips a non-UTF-8 name byte for byte", "[manifest]")
   CHECK(m->Roots()->at(0).path == root_path);
 }
 
-TEST_CASE("a batch of 10,000 PutFile is fast and stores every row", "[manifest]") {
+TEST_CASE("a batch of 10,000 PutFile stores every row", "[manifest]") {
   TempDir dir;
   auto m = MustOpen(DbPath(dir));
   std::int64_t root = AddRoot(*m);
@@ -227,8 +227,7 @@ TEST_CASE("a batch of 10,000 PutFile is fast and stores every row", "[manifest]"
   }
   REQUIRE(m->CommitBatch().ok());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  INFO("10k PutFile in a batch took " << secs << " s");
-  CHECK(secs < 3.0);  // typically ~0.05 s; generous for a loaded CI machine
+  INFO("10k PutFile in a batch took " << secs << " s");  // speed: benchmarks/, not here
 
   std::set<std::string> paths;
   std::uint64_t size_sum = 0;
