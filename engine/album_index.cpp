@@ -104,7 +104,6 @@ Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
   const std::int64_t stop_below = known > 0 && known < INT64_MAX ? known + 1 : known;
   auto photos = client_.ListPhotos(project, album, stop_below);
   if (!photos.ok()) return done(photos.status());
-  ++listings_;
   std::vector<AlbumPhoto> rows;
   rows.reserve(photos->size());
   std::int64_t top = known;
@@ -208,7 +207,6 @@ void AlbumIndex::Learned(std::int64_t project, std::int64_t album, std::string_v
       mode = learnt;
       record = true;
     }
-    cv_.notify_all();
   }
   if (record) (void)db_.SetAlbumNameMode(album, NameModeName(learnt));
   if (!photo.original_filename.empty()) {
@@ -231,22 +229,6 @@ NameMode AlbumIndex::Mode(std::int64_t album) {
 std::int64_t AlbumIndex::Watermark(std::int64_t album) {
   auto info = db_.AlbumIndex(album);
   return info.ok() ? info->max_photo_id : 0;
-}
-
-bool AlbumIndex::AwaitMode(std::int64_t album, std::string_view sent) {
-  // A name without '/' teaches nothing and needs nothing: full and base name agree.
-  if (sent.find('/') == std::string_view::npos || Mode(album) != NameMode::kUnknown) return false;
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !probing_.contains(album) || modes_[album] != NameMode::kUnknown; });
-  if (modes_[album] != NameMode::kUnknown) return false;
-  probing_.insert(album);
-  return true;
-}
-
-void AlbumIndex::ProbeDone(std::int64_t album) {
-  std::lock_guard lock(mu_);
-  probing_.erase(album);
-  cv_.notify_all();
 }
 
 }  // namespace shotsync

@@ -401,10 +401,6 @@ bool ShootbinClient::BlocksTargetOnly(const Status& status) {
   return status.code() == Code::kForbidden;
 }
 
-bool ShootbinClient::IsLockedProject(const Status& status) {
-  return BlocksTargetOnly(status);
-}
-
 Status ShootbinClient::CheckAnswer(const HttpResponse& r, const std::string& what) const {
   return ClassifyShootbinAnswer(r, what, context_);
 }

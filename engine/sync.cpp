@@ -506,13 +506,12 @@ class SyncRun {
 
   Status Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
     SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
-    Recorded(j, photo_id, reconciled);
+    Recorded(j, reconciled);
     return Status::Ok();
   }
 
   // After the job's done row is committed.
-  void Recorded(const Job& j, std::int64_t photo_id, bool reconciled) {
-    (void)photo_id;
+  void Recorded(const Job& j, bool reconciled) {
     {
       std::lock_guard lock(mu_);
       (j.kind == JobKind::kUpload ? report_.uploaded : report_.revised) += 1;
@@ -543,7 +542,7 @@ class SyncRun {
   }
   void AfterAnswered(Answered& a, const Status& committed) {
     // Not recorded: the job stays in flight and the next run finds the photo.
-    if (committed.ok()) Recorded(a.job, a.photo.id, false); else SetFatal(committed);
+    if (committed.ok()) Recorded(a.job, false); else SetFatal(committed);
     Done();
   }
 

@@ -85,14 +85,6 @@ class AlbumIndex {
   // Largest photo id known in the album (0 = none): a reconcile looks above it.
   std::int64_t Watermark(std::int64_t album);
 
-  // Until the album's name mode is known, uploads of names with a '/' into
-  // it go one at a time until the first answer: true = the caller sends the
-  // probe (and must call ProbeDone), false = go ahead. Waits while another
-  // probe runs.
-  bool AwaitMode(std::int64_t album, std::string_view sent);
-  void ProbeDone(std::int64_t album);
-
-  std::int64_t listings() const { return listings_; }
 
  private:
   Status List(std::int64_t project, std::int64_t album, bool force);
@@ -103,10 +95,8 @@ class AlbumIndex {
   std::condition_variable cv_;
   std::set<std::int64_t> refreshed_;   // albums listed this run
   std::set<std::int64_t> listing_;     // albums being listed now
-  std::set<std::int64_t> probing_;     // albums with a probe upload in flight
   std::map<std::int64_t, NameMode> modes_;
   std::map<std::pair<std::int64_t, std::string>, std::int64_t> reserved_;  // (album, key) -> file
-  std::int64_t listings_ = 0;
 };
 
 }  // namespace shotsync

@@ -182,10 +182,6 @@ class ShootbinClient {
   // "403: token or target" above); false for everything else, including the
   // token-wide 403 of the project listing (reported as kUnauthenticated).
   static bool BlocksTargetOnly(const Status& status);
-  // DEPRECATED: kept for source compatibility; the same as BlocksTargetOnly.
-  // It no longer looks for the word "locked" (undocumented wording): every
-  // target-level 403 (locked project, missing permission, plan limit) counts.
-  static bool IsLockedProject(const Status& status);
 
   const ShootbinAnswerContext& context() const { return context_; }
 

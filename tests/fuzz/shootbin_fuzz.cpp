@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool html = ct % 4 == 1;
   if (st.ok() != (r.status >= 200 && r.status < 300 && !html)) Violated("CheckAnswer ok for a wrong status");
   CheckMessage(st, r.body);
-  (void)ShootbinClient::IsLockedProject(st);
+  (void)ShootbinClient::BlocksTargetOnly(st);
 
   (void)ErrorMessageOf(r.body);
 
