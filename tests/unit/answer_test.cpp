@@ -197,7 +197,7 @@ TEST_CASE("ClassifyShootbinAnswer on a whole response: transport errors keep the
 }
 
 TEST_CASE(
-    "403: a target-level refusal, whatever its wording; IsLockedProject no longer needs \"locked\"",
+    "403: a target-level refusal, whatever its wording; no word such as \"locked\" needed",
     "[answer]") {
   for (const char* body :
        {R"({"message":"This project is locked for review."})",
@@ -207,7 +207,6 @@ TEST_CASE(
     INFO(st.message());
     CHECK(st.code() == Code::kForbidden);
     CHECK(ShootbinClient::BlocksTargetOnly(st));
-    CHECK(ShootbinClient::IsLockedProject(st));
   }
   // The server's message is carried verbatim (made printable).
   CHECK(ClassifyShootbinAnswer(403, kJson, R"({"message":"Plan limit\nreached."})", "up", kContext)
@@ -215,7 +214,6 @@ TEST_CASE(
   for (Code c :
        {Code::kUnauthenticated, Code::kServer, Code::kRejected, Code::kNotFound, Code::kOk}) {
     CHECK_FALSE(ShootbinClient::BlocksTargetOnly(Status(c, "x")));
-    CHECK_FALSE(ShootbinClient::IsLockedProject(Status(c, "x")));
   }
 }
 
@@ -473,14 +471,11 @@ TEST_CASE("emulator: HeadshotPro INVITE_LIMIT_EXCEEDED is refused at once, not p
                                      "HEADSHOTPRO_API_KEY");
   CHECK(client.Invite("a1@acme.test", "").status.ok());
   CHECK(client.Invite("a2@acme.test", "").status.ok());
-  const auto t0 = std::chrono::steady_clock::now();
   auto refused = client.Invite("a3@acme.test", "");
-  const auto took = std::chrono::steady_clock::now() - t0;
   INFO(refused.status.message());
   CHECK(refused.status.code() == Code::kRejected);
   CHECK(refused.code == "INVITE_LIMIT_EXCEEDED");
   CHECK(refused.http == 429);
-  CHECK(took < std::chrono::seconds(2));
   CHECK(throttle.throttled_429() == 0);
   CHECK(throttle.paused_until() == 0);
   CHECK(emu.Stats().at("status_counts").value("429", 0) == 1);  // sent once
