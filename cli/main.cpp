@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
+#include "shotsync/version.hpp"
 
 using namespace shotsync;
 using namespace shotsync::cli;
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   }
   g.log = &*log;
   if (version->parsed()) {
-    std::printf("shotsync %s\n", SHOTSYNC_VERSION);
+    std::printf("shotsync %.*s\n", static_cast<int>(shotsync::kVersion.size()), shotsync::kVersion.data());
     return kExitOk;
   }
   for (const Command& c : commands) {

@@ -26,6 +26,7 @@
 
 #include "shotsync/status.hpp"
 #include "shotsync/throttle.hpp"
+#include "shotsync/version.hpp"
 
 namespace shotsync {
 
@@ -84,7 +85,7 @@ struct TransferOptions {
   // curl (CURLOPT_MAX_SEND/RECV_SPEED_LARGE), which averages over seconds.
   std::int64_t bwlimit = 0;
   std::string ca_file;         // extra CA bundle; verification stays on
-  std::string user_agent = "shotsync/" SHOTSYNC_VERSION;
+  std::string user_agent = std::string("shotsync/").append(kVersion);
   std::chrono::seconds connect_timeout{15};
   // Caps every request's low_speed_time: a server that stops answering (or
   // a body stuck under 1 KB/s) is given up after this long.

@@ -6,7 +6,7 @@ SHOTSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Packages needed to build shotsync, its tests and the emulator.
 SHOTSYNC_BUILD_PACKAGES=(
   g++ cmake ninja-build pkg-config
-  libcurl4-openssl-dev libboost-filesystem-dev libtbb-dev libsqlite3-dev
+  libcurl4-openssl-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
   curl openssl

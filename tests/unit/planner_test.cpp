@@ -12,6 +12,7 @@
 #include "jpeg_synth.hpp"
 #include "shotsync/manifest.hpp"
 #include "shotsync/planner.hpp"
+#include "shotsync/version.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -150,7 +151,7 @@ TEST_CASE("a refusal stands for this version only, and --retry-rejected decides 
   row.hash = "h";
   row.state = FileState::kRejected;
   row.reason = "The photo must be an image. (HTTP 422)";
-  row.rejected_by = SHOTSYNC_VERSION;
+  row.rejected_by = shotsync::kVersion;
   std::string reason;
   CHECK(Decide(row, nullptr, reason) == Action::kRejected);
   CHECK(reason == row.reason);

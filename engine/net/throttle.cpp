@@ -21,7 +21,7 @@
 #include <random>
 #include <thread>
 
-#include "json_util.hpp"
+#include "util/json_util.hpp"
 #include "shotsync/hasher.hpp"
 
 namespace shotsync {

@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "json_util.hpp"
+#include "util/json_util.hpp"
 #include "shotsync/throttle.hpp"
 
 namespace shotsync {

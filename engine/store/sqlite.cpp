@@ -1,4 +1,4 @@
-#include "sqlite.hpp"
+#include "store/sqlite.hpp"
 
 #include <cstring>
 

@@ -17,7 +17,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "sqlite.hpp"
+#include "shotsync/version.hpp"
+#include "store/sqlite.hpp"
 
 namespace shotsync {
 
@@ -309,7 +310,7 @@ constexpr char kFailJob[] =
     "WHERE id = ?1 RETURNING file_id";
 constexpr char kFileFailed[] =
     "UPDATE files SET reason = ?2, state = CASE WHEN ?3 THEN 'rejected' ELSE state END, "
-    "rejected_by = CASE WHEN ?3 THEN '" SHOTSYNC_VERSION "' ELSE rejected_by END, "
+    "rejected_by = CASE WHEN ?3 THEN ?5 ELSE rejected_by END, "
     "updated_at = ?4 WHERE id = ?1";
 constexpr char kUnfinishedJobs[] =
     "SELECT " SHOTSYNC_JOB_COLS " FROM jobs WHERE state IN ('pending', 'in_flight') ORDER BY id";
@@ -1127,7 +1128,7 @@ Status Manifest::FailJob(std::int64_t job_id, std::string_view reason, bool perm
           SHOTSYNC_RETURN_IF_ERROR(st->Run());
         }
         SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileFailed));
-        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, line, permanent, now));
+        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, line, permanent, now, kVersion));
         return st->Run();
       },
       /*durable=*/true);

@@ -16,6 +16,7 @@
 
 #include "shotsync/bounded_queue.hpp"
 #include "shotsync/hasher.hpp"
+#include "shotsync/version.hpp"
 #include "shotsync/scanner.hpp"
 
 namespace shotsync {
@@ -258,7 +259,7 @@ class PlanRun {
         // Rejected without reading it; a later edit that shrinks it changes the stat.
         row.state = FileState::kRejected;
         row.reason = "over the 10 MB upload limit (" + Megabytes(e.size) + ")";
-        row.rejected_by = SHOTSYNC_VERSION;
+        row.rejected_by = kVersion;
         if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
         to_hash.push_back(HashJob{root_index, std::move(row), -1});
         continue;
@@ -323,7 +324,7 @@ class PlanRun {
     if (row.size == 0) {
       row.state = FileState::kRejected;
       row.reason = "empty file";
-      row.rejected_by = SHOTSYNC_VERSION;
+      row.rejected_by = kVersion;
     } else {
       row.state = row.remote_photo_id && row.remote_hash == row.hash ? FileState::kSynced
                                                                        : FileState::kNew;
@@ -505,7 +506,7 @@ Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::strin
   }
   // A refusal stands until the file changes (its row is then decided anew),
   // this shotsync is another version, or the user asks (--retry-rejected).
-  if (file.state == FileState::kRejected && file.rejected_by == SHOTSYNC_VERSION && !retry_rejected) {
+  if (file.state == FileState::kRejected && file.rejected_by == kVersion && !retry_rejected) {
     reason = file.reason;
     return Action::kRejected;
   }

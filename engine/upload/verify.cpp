@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "manifest_buckets.hpp"
+#include "store/manifest_buckets.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/shootbin.hpp"
 #include "shotsync/throttle.hpp"

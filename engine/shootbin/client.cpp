@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "json_util.hpp"
+#include "util/json_util.hpp"
 
 namespace shotsync {
 namespace {

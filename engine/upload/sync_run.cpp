@@ -1,4 +1,4 @@
-#include "manifest_buckets.hpp"
+#include "store/manifest_buckets.hpp"
 #include "shotsync/sync.hpp"
 
 #include <unistd.h>

@@ -7,7 +7,7 @@
 #include <memory>
 #include <set>
 
-#include "manifest_buckets.hpp"
+#include "store/manifest_buckets.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/manifest.hpp"

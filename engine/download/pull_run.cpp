@@ -1,7 +1,7 @@
-#include "manifest_buckets.hpp"
+#include "store/manifest_buckets.hpp"
 #include "shotsync/pull.hpp"
 
-#include "json_util.hpp"
+#include "util/json_util.hpp"
 
 #include <fcntl.h>
 #include <limits.h>
