@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "shotsync/config.hpp"
+#include "shotsync/exit_code.hpp"
 #include "shotsync/log.hpp"
 #include "shotsync/manifest.hpp"
 #include "shotsync/status.hpp"
@@ -20,15 +21,14 @@ class App;
 
 namespace shotsync::cli {
 
-// Exit codes, documented in README.md and `shotsync --help`.
-enum Exit : int {
-  kExitOk = 0,           // all done
-  kExitPartial = 1,      // finished, but some files failed or were rejected
-  kExitUsage = 2,        // usage or config error
-  kExitAuth = 3,         // authentication / authorization
-  kExitLocked = 4,       // another run holds the lock
-  kExitInterrupted = 5,  // interrupted; run the same command to resume
-};
+// The exit codes (shotsync/exit_code.hpp, documented in README.md and
+// `shotsync --help`) by their command-line names.
+inline constexpr int kExitOk = exit_code::kOk;
+inline constexpr int kExitPartial = exit_code::kPartial;
+inline constexpr int kExitUsage = exit_code::kUsage;
+inline constexpr int kExitAuth = exit_code::kAuth;
+inline constexpr int kExitLocked = exit_code::kLocked;
+inline constexpr int kExitInterrupted = exit_code::kInterrupted;
 
 struct GlobalOptions {
   std::optional<std::string> config_path;
@@ -39,9 +39,6 @@ struct GlobalOptions {
   std::string ca_file;      // --ca-file: trust this CA bundle (overrides ca_file in the config)
   Logger* log = nullptr;    // set by main: every message goes through it (redacted)
 };
-
-// Maps an engine status to the exit code a cron job should see.
-int ExitFor(const Status& status);
 
 // "4M" -> 4194304 bytes/s; nullopt for garbage.
 std::optional<std::int64_t> ParseRate(const std::string& text);
@@ -58,7 +55,7 @@ Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
 
 // The config and its manifest, as every command that reads the manifest
 // starts. On failure the error is printed and *exit_code says how to exit
-// (2 for the config, ExitFor for the manifest).
+// (2 for the config, ExitCodeFor for the manifest).
 struct Profile {
   Config config;
   std::unique_ptr<Manifest> manifest;

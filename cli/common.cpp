@@ -9,20 +9,6 @@
 
 namespace shotsync::cli {
 
-int ExitFor(const Status& status) {
-  switch (status.code()) {
-    case Code::kOk: return kExitOk;
-    case Code::kInvalidArgument:
-    case Code::kCorrupt:
-    case Code::kUnsupported: return kExitUsage;
-    case Code::kUnauthenticated:
-    case Code::kForbidden: return kExitAuth;
-    case Code::kBusy: return kExitLocked;
-    case Code::kCancelled: return kExitInterrupted;
-    default: return kExitPartial;
-  }
-}
-
 void PrintError(const GlobalOptions& options, const Status& status) {
   options.log->Error(status.message());
 }
@@ -73,7 +59,7 @@ std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code)
   auto manifest = OpenManifestFor(*config);
   if (!manifest.ok()) {
     PrintError(options, manifest.status());
-    *exit_code = ExitFor(manifest.status());
+    *exit_code = ExitCodeFor(manifest.status());
     return std::nullopt;
   }
   return Profile{std::move(*config), std::move(*manifest)};

@@ -45,7 +45,7 @@ int RunPlan(const GlobalOptions& options) {
   SyncReport r = RunSync(config, *manifest, so, on_event);
   if (!r.status.ok()) {
     PrintError(options, r.status);
-    return ExitFor(r.status);
+    return ExitCodeFor(r.status);
   }
   const PlanStats& s = r.plan;
   if (options.json) {

@@ -67,7 +67,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   auto lock = RunLock::Acquire(lock_dir);
   if (!lock.ok()) {
     PrintError(options, lock.status());
-    return ExitFor(lock.status());
+    return ExitCodeFor(lock.status());
   }
   PullOptions po;
   po.member = pull.member;

@@ -55,7 +55,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                            &roots.status(), &buckets.status()}) {
     if (!st->ok()) {
       PrintError(options, *st);
-      return ExitFor(*st);
+      return ExitCodeFor(*st);
     }
   }
   auto path_of = [&](std::int64_t file_id) {

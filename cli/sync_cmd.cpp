@@ -36,7 +36,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   auto lock = RunLock::Acquire(config.state_dir);
   if (!lock.ok()) {
     PrintError(options, lock.status());
-    return ExitFor(lock.status());
+    return ExitCodeFor(lock.status());
   }
   SyncOptions so;
   so.dry_run = sync.dry_run;

@@ -50,7 +50,7 @@ int ShowStatus(const GlobalOptions& options, const Config& config) {
   auto st = GetTeamStatus(config);
   if (!st.ok()) {
     PrintError(options, st.status());
-    return ExitFor(st.status());
+    return ExitCodeFor(st.status());
   }
   if (options.json) {
     nlohmann::json members = nlohmann::json::object();
@@ -107,7 +107,7 @@ int Invite(const GlobalOptions& options, const Config& config, const TeamCommand
   InviteReport r = InviteMembers(config, list, team.dry_run);
   if (!r.status.ok()) {
     PrintError(options, r.status);
-    return ExitFor(r.status);
+    return ExitCodeFor(r.status);
   }
   if (options.json) {
     nlohmann::json a = nlohmann::json::array();
@@ -137,7 +137,7 @@ int Revoke(const GlobalOptions& options, const Config& config, const TeamCommand
   RevokeReport r = RevokeInvites(config, team.emails, team.dry_run);
   if (!r.status.ok()) {
     PrintError(options, r.status);
-    return ExitFor(r.status);
+    return ExitCodeFor(r.status);
   }
   if (options.json) {
     nlohmann::json a = nlohmann::json::array();

@@ -26,7 +26,7 @@ int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
     auto held = RunLock::Acquire(config.state_dir);
     if (!held.ok()) {
       PrintError(options, held.status());
-      return ExitFor(held.status());
+      return ExitCodeFor(held.status());
     }
     lock.emplace(std::move(*held));
   }
@@ -34,7 +34,7 @@ int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
   int code = r.differences.empty() ? kExitOk : kExitPartial;
   if (!r.status.ok()) {
     PrintError(options, r.status);
-    code = r.status.code() == Code::kCorrupt ? kExitUsage : ExitFor(r.status);
+    code = r.status.code() == Code::kCorrupt ? kExitUsage : ExitCodeFor(r.status);
   }
   std::int64_t repaired = 0;
   for (const Difference& d : r.differences) repaired += d.repaired ? 1 : 0;

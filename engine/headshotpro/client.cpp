@@ -6,12 +6,11 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
-#include <random>
 #include <set>
-#include <thread>
 
-#include "util/json_util.hpp"
+#include "shotsync/retry.hpp"
 #include "shotsync/throttle.hpp"
+#include "util/json_util.hpp"
 
 namespace shotsync {
 namespace {
@@ -19,7 +18,6 @@ namespace {
 using json::Json;
 
 constexpr int kPageLimit = 200;     // headshotpro.md §1 Pagination: max 200
-constexpr int kMaxGetAttempts = 5;  // 5xx / network errors on idempotent GETs
 constexpr int kMaxPages = 100000;
 constexpr int kMax429 = 10;  // rate-limit 429s in a row before a POST gives up (as the engine)
 
@@ -80,17 +78,6 @@ HpInvite InviteFrom(const Json& i) {
 // Never throws on invalid UTF-8 (a CSV may hold anything).
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-bool Retryable(const HpAnswer& a) {
-  return a.status.code() == Code::kNetwork || a.status.code() == Code::kServer;
-}
-
-void Backoff(int attempt) {
-  thread_local std::mt19937 rng(std::random_device{}());
-  const double cap = std::min(8.0, 0.25 * double(1 << std::min(attempt, 6)));
-  std::uniform_real_distribution<double> d(cap / 2, cap);  // "equal jitter"
-  std::this_thread::sleep_for(std::chrono::duration<double>(d(rng)));
-}
-
 }  // namespace
 
 // ------------------------------------------------ parsers of server answers
@@ -128,25 +115,26 @@ HpAnswer CheckHpAnswer(const HttpResponse& r, const std::string& what, std::stri
     }
     return a;
   }
-  if (r.status == 401) {
-    a.status = Status(Code::kUnauthenticated,
-                      what + ": " + said + ": HeadshotPro refused the API key from " + std::string(key_source) +
-                          " (deleted or regenerated keys stop working at once)");
-  } else if (r.status == 403) {
-    a.status = Status(Code::kForbidden, what + ": " + said);
-  } else if (r.status == 404) {
-    a.status = Status(Code::kNotFound, what + ": " + said);
-  } else if (r.status == 429) {
-    // 429 is also the pending-invite cap (INVITE_LIMIT_EXCEEDED): that is
-    // this item's refusal, not a reason to pause and resend.
-    a.status =
-        Status(Is429RateLimit(r.body) ? Code::kRateLimited : Code::kRejected, what + ": " + said);
-  } else if (r.status >= 500) {
-    a.status = Status(Code::kServer, what + ": " + said);
-  } else if (r.status >= 400) {
-    a.status = Status(Code::kRejected, what + ": " + said);
+  // The Code is the shared table's (HttpStatusCode), with HeadshotPro's
+  // rules: no login page (a redirect is unexpected), every 4xx it does not
+  // list is that request's refusal, and a 429 may be the invite cap.
+  Code mapped = HttpStatusCode(r.status);
+  if (r.status >= 300 && r.status < 400) {
+    mapped = Code::kServer;
+  } else if (r.status >= 400 && r.status < 500 && !HttpStatusListed(r.status)) {
+    mapped = Code::kRejected;
+  } else if (r.status == 429 && !Is429RateLimit(r.body)) {
+    // INVITE_LIMIT_EXCEEDED: this item's refusal, not a reason to pause and resend.
+    mapped = Code::kRejected;
+  }
+  if (mapped == Code::kUnauthenticated) {
+    a.status = Status(mapped, what + ": " + said + ": HeadshotPro refused the API key from " +
+                                  std::string(key_source) +
+                                  " (deleted or regenerated keys stop working at once)");
+  } else if (r.status < 400) {  // 1xx, 3xx
+    a.status = Status(mapped, what + ": unexpected answer: " + said);
   } else {
-    a.status = Status(Code::kServer, what + ": unexpected answer: " + said);
+    a.status = Status(mapped, what + ": " + said);
   }
   return a;
 }
@@ -315,15 +303,17 @@ HpAnswer HeadshotProClient::Check(const HttpResponse& r, const std::string& what
 }
 
 Result<std::string> HeadshotProClient::Get(const std::string& path, const std::string& what) {
-  for (int attempt = 1;; ++attempt) {
-    HttpResponse r = engine_.Perform(Base("GET", path));
-    HpAnswer a = Check(r, what);
-    if (a.status.ok()) return std::move(r.body);
-    if (!Retryable(a) || attempt >= kMaxGetAttempts || r.transport.code() == Code::kCancelled) {
-      return a.status;
-    }
-    Backoff(attempt);
-  }
+  // GETs are idempotent: network errors and 5xx (a 200 with success:false
+  // included) are sent again (retry_policy::kHeadshotPro).
+  std::optional<HpAnswer> last;
+  HttpResponse r = RetryLoop([&] { return engine_.Perform(Base("GET", path)); },
+                             [&](const HttpResponse& got) {
+                               last = Check(got, what);
+                               return VerdictFor(last->status.code(), true, got.request_sent);
+                             },
+                             backoff_, retry_sleep_);
+  if (!last->status.ok()) return last->status;
+  return std::move(r.body);
 }
 
 HpAnswer HeadshotProClient::Post(const std::string& path, const std::string& body,

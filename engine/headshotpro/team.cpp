@@ -7,11 +7,10 @@
 #include <memory>
 #include <set>
 
-#include "store/manifest_buckets.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/manifest.hpp"
-#include "shotsync/throttle.hpp"
+#include "shotsync/session.hpp"
 
 namespace shotsync {
 namespace {
@@ -45,22 +44,13 @@ bool PlausibleEmail(const std::string& e) {
   return std::none_of(e.begin(), e.end(), [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
 }
 
-// Engine, throttle and client for a few administration calls.
+// A session for a few administration calls (two at a time), sharing the
+// manifest's bucket when the state dir is usable.
 class Session {
  public:
-  explicit Session(const Config& config)
-      : db_(OpenDb(config)),
-        buckets_(db_ ? std::make_unique<ManifestBuckets>(*db_) : nullptr),
-        engine_(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config.ca_file,
-                                .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
-        throttle_(Throttle::Options{
-            .key = BucketKey("headshotpro", config.headshotpro.key),
-            .rpm = double(config.headshotpro.rpm),
-            .shared = buckets_.get()}),
-        client_(engine_, throttle_, config.headshotpro.base_url, config.headshotpro.key,
-                config.headshotpro.key_source) {}
+  explicit Session(const Config& config) : db_(OpenDb(config)), session_(config, db_.get()) {}
 
-  HeadshotProClient& client() { return client_; }
+  HeadshotProClient& client() { return session_.client(); }
 
   static Status CheckKey(const Config& config) {
     if (!config.headshotpro.key.empty()) return Status::Ok();
@@ -80,11 +70,8 @@ class Session {
     return m.ok() ? std::move(*m) : nullptr;
   }
 
-  std::unique_ptr<Manifest> db_;
-  std::unique_ptr<ManifestBuckets> buckets_;
-  TransferEngine engine_;
-  Throttle throttle_;
-  HeadshotProClient client_;
+  std::unique_ptr<Manifest> db_;  // before session_: its bucket store uses it
+  HeadshotProSession session_;
 };
 
 }  // namespace

@@ -5,14 +5,30 @@
 // 1 + W * rate grants, which for W = 60 is 1 + 0.985 * rpm < rpm + 1: never
 // more than rpm in any minute, sliding or fixed.
 //
-// With Options::shared set the tokens live in the BucketStore (Take is the
-// source of truth, atomic across processes); the local fields then only hold
-// the pause (also pushed to the store), the counters and, at rates above
-// 80/s, the tokens reserved for up to the next 25 ms (Reserve: one transaction for
-// many requests; each reserved token still has its own time slot, so the
-// bound below holds across processes). When the store
-// fails (e.g. the database is unreadable) the local bucket takes over, so a
-// broken store slows nothing down beyond this process's own limit.
+// With Options::shared set the tokens live in the BucketStore (atomic across
+// processes); the local fields then hold the pause (also pushed to the
+// store), the counters and the tokens reserved from the store and not used
+// yet, each with its own time slot (so the bound above holds across
+// processes). When the store fails (e.g. the database is unreadable) the
+// local bucket takes over, so a broken store slows nothing down beyond this
+// process's own limit.
+//
+// Threads. TryAcquire, OnResponse, Acquire and the getters run on any
+// thread (the transfer engine's curl loop, a client's caller thread) and
+// only read and write the fields under mu_: none of them touches SQLite.
+// A shared Throttle owns one std::jthread, the bucket keeper, which is the
+// only thread that calls the BucketStore (SQLite writes on the manifest):
+//   - when TryAcquire finds no reserved token it sets want_slots_ and
+//     returns a wait; the keeper then takes one token (Take, below 80/s) or
+//     reserves the next 25 ms of tokens (Reserve; the lease doubles with use,
+//     1, 2, 4 ...), and at those rates asks again as soon as the last one is
+//     handed out, so a busy run never waits for the store;
+//   - a pause (429, X-RateLimit-Remaining 0) holds locally at once and is
+//     written to the store by the keeper (also when the Throttle is being
+//     destroyed), so the processes sharing the store pause too;
+//   - every answer runs the wake-up callbacks (the engine's
+//     curl_multi_wakeup), so a request parked on a wait starts as soon as
+//     its token is there. A reservation made before a local pause is dropped.
 #include "shotsync/throttle.hpp"
 
 #include <algorithm>
@@ -20,6 +36,7 @@
 #include <cstdio>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "util/json_util.hpp"
 #include "shotsync/hasher.hpp"
@@ -30,6 +47,7 @@ namespace {
 constexpr double kJitterMin = 0.050, kJitterMax = 0.250;
 constexpr double kLeaseSeconds = 0.025;  // tokens reserved ahead from a shared store
 constexpr int kMaxLease = 512;
+constexpr double kKeeperWait = 10;  // waiting for the keeper, when it will wake us
 constexpr double kFallbackPause = 60;  // 429 without any usable header
 constexpr double kPastResetPause = 1;  // reset already passed: clocks disagree, wait a little
 constexpr double kMaxStreakPause = 60;  // floor for 429s in a row: 1, 2, 4 ... 60 s
@@ -254,57 +272,67 @@ Throttle::Throttle(Options options) : options_(std::move(options)) {
     };
   }
   rpm_ = options_.rpm;
+  if (options_.shared) keeper_ = std::jthread([this](std::stop_token stop) { KeeperLoop(stop); });
 }
+
+Throttle::~Throttle() {
+  if (keeper_.joinable()) {
+    keeper_.request_stop();
+    keeper_.join();  // before the members it reads go
+  }
+}
+
+namespace {
+
+// Round up: asking again a little late is fine, early only costs a retry.
+std::chrono::milliseconds WaitFor(double seconds) {
+  const auto ms = std::int64_t(std::ceil(seconds * 1000.0));
+  return std::chrono::milliseconds(std::max<std::int64_t>(ms, 1));
+}
+
+// Tokens per store transaction: the next kLeaseSeconds of them, at least one.
+int LeaseCap(double rate) {
+  return int(std::clamp(std::floor(rate * kLeaseSeconds), 1.0, double(kMaxLease)));
+}
+
+}  // namespace
 
 std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
   const double now = options_.clock();
-  auto wait_for = [](double seconds) {
-    // Round up: asking again a little late is fine, early only costs a retry.
-    const auto ms = std::int64_t(std::ceil(seconds * 1000.0));
-    return std::chrono::milliseconds(std::max<std::int64_t>(ms, 1));
-  };
   std::lock_guard lock(mu_);
+  return TryAcquireLocked(now);
+}
+
+std::optional<std::chrono::milliseconds> Throttle::TryAcquireLocked(double now) {
   const double rate = rpm_ / 60.0 * options_.safety;
   if (paused_until_ > 0) {
-    if (now < paused_until_) return wait_for(paused_until_ - now);
+    if (now < paused_until_) return WaitFor(paused_until_ - now);
     // The server's window was reset at paused_until: the request that was
     // waiting for it may go at once.
     paused_until_ = 0;
     tokens_ = std::max(tokens_, 1.0);
     refilled_at_ = now;
   }
-  if (options_.shared) {
-    if (slots_left_ == 0) {
-      // At a high rate, reserve the next kLeaseSeconds of tokens in one
-      // transaction instead of one per request (the store is a SQLite file).
-      // The lease doubles with use (1, 2, 4 ...): a short run (a push) takes
-      // about what it needs; what a run leaves unused still delays the
-      // next taker by that many slots.
-      const int cap = int(std::clamp(std::floor(rate * kLeaseSeconds), 1.0, double(kMaxLease)));
-      const int want = std::min(lease_, cap);
-      if (cap == 1) {
-        Result<double> taken = options_.shared->Take(options_.key, rate, 1.0, now);
-        if (taken.ok()) {
-          if (*taken > 0) return wait_for(*taken);
-          ++granted_;
-          return std::nullopt;
-        }
-      } else if (auto got = options_.shared->Reserve(options_.key, rate, 1.0, want, now); got.ok()) {
-        if (got->first == 0) return wait_for(got->second);
-        slots_left_ = got->first;
-        next_slot_ = now + got->second;
-        lease_ = std::min(lease_ * 2, cap);
-      }
-    }
+  if (options_.shared && !store_failed_) {
     if (slots_left_ > 0) {
-      if (next_slot_ > now) return wait_for(next_slot_ - now);
+      if (next_slot_ > now) return WaitFor(next_slot_ - now);
       --slots_left_;
       next_slot_ += 1.0 / rate;
       ++granted_;
+      // At a high rate, reserve the next lease before anyone waits for it.
+      if (slots_left_ == 0 && LeaseCap(rate) > 1) AskKeeper();
       return std::nullopt;
     }
-    // Store unusable: fall through to this process's own bucket.
+    if (store_wait_until_ > now) return WaitFor(store_wait_until_ - now);
+    AskKeeper();
+    // A wake-up callback says when the answer is there (the long wait only
+    // bounds a store stuck that long); without one the caller asks again
+    // after a token's interval.
+    return WaitFor(wakeups_.empty() ? std::clamp(1.0 / rate, 0.001, 1.0) : kKeeperWait);
   }
+  // No store, or it failed just now: this process's own bucket (the next
+  // request asks the store again).
+  store_failed_ = false;
   if (refilled_at_ == 0) refilled_at_ = now;  // a fresh bucket holds its one token
   if (now > refilled_at_) {
     tokens_ = std::min(1.0, tokens_ + (now - refilled_at_) * rate);
@@ -315,7 +343,90 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
     ++granted_;
     return std::nullopt;
   }
-  return wait_for((1.0 - tokens_) / rate);
+  return WaitFor((1.0 - tokens_) / rate);
+}
+
+void Throttle::AskKeeper() {
+  if (reserving_) return;  // its answer is on the way
+  want_slots_ = true;
+  keeper_cv_.notify_one();
+}
+
+void Throttle::SetWakeup(const void* owner, std::function<void()> wake) {
+  std::lock_guard lock(mu_);
+  if (wake) {
+    wakeups_[owner] = std::move(wake);
+  } else {
+    wakeups_.erase(owner);
+  }
+}
+
+void Throttle::WaitForKeeper() {
+  std::unique_lock lock(mu_);
+  answer_cv_.wait(lock, [&] {
+    return !keeper_.joinable() || (!keeper_busy_ && !want_slots_ && pause_to_store_ == 0);
+  });
+}
+
+void Throttle::KeeperLoop(std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    keeper_cv_.wait(lock, stop, [&] { return want_slots_ || pause_to_store_ > 0; });
+    keeper_busy_ = true;
+    if (pause_to_store_ > 0) {
+      const double until = std::exchange(pause_to_store_, 0.0);
+      lock.unlock();
+      // Best effort: the local pause holds for this process whatever happens.
+      (void)options_.shared->Pause(options_.key, until);
+      lock.lock();
+    }
+    if (stop.stop_requested()) break;
+    if (want_slots_) ReserveFromStore(lock);
+    keeper_busy_ = false;
+    answer_cv_.notify_all();
+  }
+  keeper_busy_ = false;
+  answer_cv_.notify_all();
+}
+
+// Keeper thread, with `lock` held on entry and exit (released for the store).
+void Throttle::ReserveFromStore(std::unique_lock<std::mutex>& lock) {
+  want_slots_ = false;
+  reserving_ = true;
+  const double rate = rpm_ / 60.0 * options_.safety;
+  const int cap = LeaseCap(rate);
+  const int want = std::min(lease_, cap);
+  const std::uint64_t pauses = pauses_;
+  lock.unlock();
+  const double now = options_.clock();
+  // {tokens, seconds until the first}; {0, wait} = none yet.
+  Result<std::pair<int, double>> got = std::pair<int, double>{0, 0.0};
+  if (cap == 1) {
+    // One token at a time, taken only when it is due: nothing sits reserved.
+    Result<double> taken = options_.shared->Take(options_.key, rate, 1.0, now);
+    if (!taken.ok()) {
+      got = taken.status();
+    } else {
+      got = *taken > 0 ? std::pair<int, double>{0, *taken} : std::pair<int, double>{1, 0.0};
+    }
+  } else {
+    got = options_.shared->Reserve(options_.key, rate, 1.0, want, now);
+  }
+  lock.lock();
+  reserving_ = false;
+  ++answers_;
+  if (!got.ok()) {
+    store_failed_ = true;
+  } else if (pauses != pauses_) {
+    // Reserved before the server said stop: dropped, like held slots.
+  } else if (got->first == 0) {
+    store_wait_until_ = now + got->second;
+  } else {
+    slots_left_ = got->first;
+    next_slot_ = now + got->second;
+    if (cap > 1) lease_ = std::min(lease_ * 2, cap);
+  }
+  for (auto& [owner, wake] : wakeups_) wake();
 }
 
 std::optional<double> ServerNow(const std::multimap<std::string, std::string>& headers) {
@@ -433,9 +544,11 @@ bool Throttle::Feedback(long status, const std::multimap<std::string, std::strin
       tokens_ = 0;
       slots_left_ = 0;  // reserved before the server said stop
       lease_ = 1;
+      ++pauses_;
       if (options_.shared) {
-        // Best effort: the local pause holds for this process whatever happens.
-        (void)options_.shared->Pause(options_.key, until);
+        // The keeper stores it for the other processes.
+        pause_to_store_ = std::max(pause_to_store_, until);
+        keeper_cv_.notify_one();
       }
     }
   }
@@ -444,7 +557,14 @@ bool Throttle::Feedback(long status, const std::multimap<std::string, std::strin
 }
 
 void Throttle::Acquire() {
-  while (auto wait = TryAcquire()) std::this_thread::sleep_for(*wait);
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto wait = TryAcquireLocked(options_.clock());
+    if (!wait) return;
+    // Until the wait is over or the keeper answers, whichever is first.
+    const std::uint64_t seen = answers_;
+    answer_cv_.wait_for(lock, *wait, [&] { return answers_ != seen; });
+  }
 }
 
 double Throttle::rpm() const {

@@ -15,8 +15,17 @@
 // all, so Submit blocks once the intake is full and memory stays bounded.
 //
 // Waiting. curl_multi_poll sleeps until socket activity, curl's own timers,
-// a wakeup (Submit, Shutdown) or the next parked job is due (at most 1 s): the
-// loop never spins.
+// a wakeup (Submit, Shutdown, a throttle's keeper) or the next parked job is
+// due (at most 1 s): the loop never spins.
+//
+// SQLite. The loop thread never touches the manifest: Throttle::TryAcquire
+// and OnResponse only read the throttle's memory. A throttle shared through
+// the manifest (BucketStore) has its own keeper thread for the store; when
+// it has new tokens it calls the Waker registered here (any thread), which
+// records the throttle and calls curl_multi_wakeup; the loop then re-asks the
+// jobs parked on that throttle (UnparkWoken). The Waker outlives neither
+// side's need: the throttle holds it by shared_ptr, and the engine closes it
+// before the multi handle goes, so a late wake-up is a no-op.
 //
 // Bandwidth limit: each transfer gets bwlimit / (transfers running when it
 // starts, itself included) in each direction (CURLOPT_MAX_SEND/RECV_SPEED).
@@ -39,6 +48,8 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 #include "net/curl_handles.hpp"
 #include "shotsync/fd.hpp"
@@ -139,6 +150,35 @@ struct FilePart {
   }
 };
 
+namespace {
+
+// Wake-ups from throttle keepers (any thread) to the loop.
+class Waker {
+ public:
+  explicit Waker(CURLM* multi) : multi_(multi) {}
+  void Wake(const Throttle* t) {
+    std::lock_guard lock(mu_);
+    if (!multi_) return;
+    woken_.push_back(t);
+    curl_multi_wakeup(multi_);
+  }
+  std::vector<const Throttle*> Take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(woken_, {});
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    multi_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  CURLM* multi_;
+  std::vector<const Throttle*> woken_;  // compared with jobs' throttles, never dereferenced
+};
+
+}  // namespace
+
 struct TransferEngine::Impl {
   struct Job {
     HttpRequest req;
@@ -188,6 +228,9 @@ struct TransferEngine::Impl {
     opt.max_per_host = std::max(1, opt.max_per_host);
     opt.queue_capacity = std::max<std::size_t>(1, opt.queue_capacity);
   }
+  ~Impl() {
+    if (waker) waker->Close();  // while the multi handle still exists
+  }
 
   TransferOptions opt;
   MultiPtr multi;
@@ -209,6 +252,8 @@ struct TransferEngine::Impl {
   std::unordered_map<CURL*, JobPtr> active;
   std::vector<EasyPtr> pool;
   std::unordered_map<Throttle*, Clock::time_point> blocked;
+  std::unordered_set<Throttle*> registered;  // throttles that have our waker
+  std::shared_ptr<Waker> waker;              // set before the loop starts
 
   // Counters (any thread).
   std::atomic<std::int64_t> n_started{0}, n_finished{0}, n_active{0}, n_queued{0};
@@ -614,11 +659,31 @@ struct TransferEngine::Impl {
     for (auto it = due.rbegin(); it != due.rend(); ++it) ready.push_front(std::move(*it));
   }
 
+  // Jobs parked on a throttle whose keeper has an answer: ask again now.
+  void UnparkWoken() {
+    for (const Throttle* t : waker->Take()) {
+      blocked.erase(const_cast<Throttle*>(t));
+      std::vector<JobPtr> due;
+      for (auto it = parked.begin(); it != parked.end();) {
+        if (it->second->req.throttle == t) {
+          due.push_back(std::move(it->second));
+          it = parked.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto it = due.rbegin(); it != due.rend(); ++it) ready.push_front(std::move(*it));
+    }
+  }
+
   void StartReady(Clock::time_point now) {
     while (!ready.empty() && active.size() < std::size_t(opt.max_concurrent)) {
       JobPtr job = std::move(ready.front());
       ready.pop_front();
       if (Throttle* t = job->req.throttle) {
+        if (registered.insert(t).second) {
+          t->SetWakeup(waker.get(), [w = waker, t] { w->Wake(t); });
+        }
         auto b = blocked.find(t);
         if (b != blocked.end() && b->second > now) {
           parked.emplace(b->second, std::move(job));
@@ -661,6 +726,7 @@ struct TransferEngine::Impl {
       } else {
         const auto now = Clock::now();
         Pull();
+        UnparkWoken();
         Unpark(now);
         StartReady(now);
       }
@@ -693,6 +759,7 @@ TransferEngine::TransferEngine(TransferOptions options)
   // The idle-connection cache: curl's default (4 x the handles added at the
   // moment) shrinks when few transfers run and then closes live connections.
   curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, connections);
+  impl_->waker = std::make_shared<Waker>(m);
   impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
   impl_->loop_id = impl_->thread.get_id();
 }

@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <chrono>
 #include <cstdio>
-#include <thread>
-
+#include "shotsync/retry.hpp"
 #include "util/json_util.hpp"
 
 namespace shotsync {
@@ -312,9 +310,11 @@ Status ClassifyShootbinAnswer(long status, std::string_view content_type, std::s
   const std::string message =
       said.empty() ? (html ? "an HTML page, not the API's JSON" : "no message") : said;
 
+  // The Code is the shared table's (HttpStatusCode); the messages are Shootbin's.
+  const Code code = HttpStatusCode(status);
   // The login page (shootbin.md §5.1): a redirect, an HTML page with a
   // 2xx/3xx status, or a 401 of any kind.
-  if (status == 401 || (status >= 300 && status < 400) || (success && html)) {
+  if (code == Code::kUnauthenticated || (success && html)) {
     std::string why = status == 401                     ? ""
                       : (status >= 300 && status < 400) ? " (a redirect, to the login page)"
                                                         : " (a login page instead of JSON)";
@@ -324,31 +324,25 @@ Status ClassifyShootbinAnswer(long status, std::string_view content_type, std::s
                       WithoutUserInfo(context.api) + ")");
   }
   if (status == 407) {
-    return Status(Code::kNetwork,
-                  what + ": a proxy between here and " + HostOf(context.api) +
-                      " asks for credentials" + tail +
-                      ": set them in the proxy URL (https_proxy=http://user:password@proxy:port)");
+    return Status(code, what + ": a proxy between here and " + HostOf(context.api) +
+                            " asks for credentials" + tail +
+                            ": set them in the proxy URL (https_proxy=http://user:password@proxy:port)");
   }
-  if (status == 408)
-    return Status(Code::kNetwork, what + ": the server timed out waiting for the request" + tail);
+  if (status == 408) return Status(code, what + ": the server timed out waiting for the request" + tail);
   if (status == 413) {
-    return Status(Code::kRejected, what + ": " + (said.empty() ? "" : said + ": ") +
-                                       "too large for the server or a proxy in front of it" + tail);
+    return Status(code, what + ": " + (said.empty() ? "" : said + ": ") +
+                            "too large for the server or a proxy in front of it" + tail);
   }
-  if (status == 400 || status == 422) return Status(Code::kRejected, what + ": " + message + tail);
-  if (status == 403) return Status(Code::kForbidden, what + ": " + message + tail);
-  if (status == 404) return Status(Code::kNotFound, what + ": " + message + tail);
-  if (status == 409) return Status(Code::kConflict, what + ": " + message + tail);
-  if (status == 429) return Status(Code::kRateLimited, what + ": " + message + tail);
   if (status >= 500 && status < 600) {
     // A gateway's page (nginx, a load balancer, Cloudflare): the app behind
     // it may still finish the request (shootbin.md §1 "Server errors").
     const bool gateway = html || status == 502 || status == 504 || (status >= 520 && status <= 527);
     if (gateway || said.empty())
-      return Status(Code::kServer, what + (gateway ? ": gateway error" : ": server error") + tail);
-    return Status(Code::kServer, what + ": server error: " + said + tail);
+      return Status(code, what + (gateway ? ": gateway error" : ": server error") + tail);
+    return Status(code, what + ": server error: " + said + tail);
   }
-  return Status(Code::kServer, what + ": unexpected answer: " + message + tail);
+  if (!HttpStatusListed(status)) return Status(code, what + ": unexpected answer: " + message + tail);
+  return Status(code, what + ": " + message + tail);
 }
 
 Status ClassifyShootbinAnswer(const HttpResponse& r, const std::string& what,
@@ -369,23 +363,21 @@ ShootbinClient::ShootbinClient(TransferEngine& engine, Throttle& throttle, std::
   context_ = ShootbinAnswerContext{api_, token_source_};
 }
 
-HttpResponse ShootbinClient::PerformRead(HttpRequest request) {
-  // Reads are idempotent: network errors and 5xx are retried with
-  // exponential backoff and full jitter (0.5 s, 1 s, 2 s, 4 s caps).
-  HttpResponse r;
-  for (int attempt = 0;; ++attempt) {
-    r = engine_.Perform(request);
-    const bool transient = !r.transport.ok() ? r.transport.code() == Code::kNetwork
-                                             : r.status >= 500 || r.status == 408;
-    if (!transient || attempt == 4) return r;
-    double cap = 0.5 * double(1 << attempt);
-    double wait;
-    {
-      std::lock_guard lock(rng_mu_);
-      wait = std::uniform_real_distribution<double>(0, cap)(rng_);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::int64_t(wait * 1000)));
-  }
+HttpResponse ShootbinClient::PerformRead(const HttpRequest& request) {
+  // Reads are idempotent: what Classify calls transient (network errors,
+  // 408, 5xx) is sent again (retry_policy::kShootbinRead). The body is
+  // judged by the parsers afterwards: only HTML counts here.
+  return RetryLoop([&] { return engine_.Perform(request); },
+                   [](const HttpResponse& r) {
+                     const bool html = AsciiLower(r.Header("content-type")).find("text/html") !=
+                                       std::string::npos;
+                     return Classify(AttemptFacts{.http = r.status,
+                                                  .transport = r.transport.code(),
+                                                  .body_sent = r.request_sent,
+                                                  .body = html ? BodyKind::kHtml : BodyKind::kJson,
+                                                  .idempotent = true});
+                   },
+                   read_backoff_, retry_sleep_);
 }
 
 HttpRequest ShootbinClient::Base(std::string method, std::string path) const {

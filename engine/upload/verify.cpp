@@ -9,11 +9,9 @@
 #include <map>
 #include <set>
 
-#include "store/manifest_buckets.hpp"
 #include "shotsync/owner.hpp"
+#include "shotsync/session.hpp"
 #include "shotsync/shootbin.hpp"
-#include "shotsync/throttle.hpp"
-#include "shotsync/transfer.hpp"
 
 namespace shotsync {
 
@@ -153,14 +151,8 @@ class VerifyRun {
     if (config_.shootbin.token.empty()) {
       return Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file)");
     }
-    TransferEngine engine(TransferOptions{.max_concurrent = 2, .max_per_host = 2, .ca_file = config_.ca_file,
-                                          .stall_timeout = std::chrono::seconds(config_.stall_timeout)});
-    ManifestBuckets buckets(m_);
-    const std::string& token = config_.shootbin.token;
-    Throttle throttle(Throttle::Options{.key = BucketKey("shootbin", token),
-                                        .rpm = double(config_.shootbin.rpm),
-                                        .shared = &buckets});
-    ShootbinClient client(engine, throttle, config_.shootbin.base_url, token, config_.shootbin.token_source);
+    ShootbinSession session(config_, &m_);  // two transfers at once: a few listings
+    ShootbinClient& client = session.client();
     // One listing per album, shared by the roots that feed it.
     std::map<std::pair<std::string, std::string>, std::vector<std::int64_t>> albums;
     for (const auto& [id, entry] : roots_) {

@@ -9,13 +9,14 @@
 //   the top level (the docs show both styles).
 // - Errors `{success:false, error, code}` become a Status whose message is
 //   "<what>: <error> [<CODE>] (HTTP n)", the server's words verbatim (made
-//   printable); the Code follows the HTTP status (401 kUnauthenticated, 403
-//   kForbidden, 404 kNotFound, 400/402 kRejected, 429 kRateLimited, 5xx
-//   kServer) — except a 429 whose `code` is not a rate limit
+//   printable); the Code follows the shared HTTP status table (retry.hpp
+//   HttpStatusCode: 401 kUnauthenticated, 403 kForbidden, 404 kNotFound,
+//   407/408 kNetwork, 409 kConflict, 429 kRateLimited, 5xx kServer), every
+//   other 4xx (400, 402...) kRejected, a 3xx kServer (unexpected) — except a 429 whose `code` is not a rate limit
 //   (INVITE_LIMIT_EXCEEDED: the pending-invite cap), which is kRejected:
 //   that item's refusal, never a pause and a resend (Is429RateLimit).
-// - GETs are retried on 5xx and network errors (exponential backoff with
-//   jitter, bounded); POSTs are not (an invite must not be sent twice).
+// - GETs are retried on 5xx and network errors (retry_policy::kHeadshotPro:
+//   exponential backoff, equal jitter, 5 attempts); POSTs are not (an invite must not be sent twice).
 //   POSTs are paced by this client (Throttle::Acquire, then
 //   OnResponse(status, headers, body)) instead of the engine, because the
 //   engine resends every 429: a rate-limit 429 (refused unprocessed) is
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "shotsync/config.hpp"
+#include "shotsync/retry.hpp"
 #include "shotsync/status.hpp"
 #include "shotsync/transfer.hpp"
 
@@ -153,6 +155,8 @@ class HeadshotProClient {
   std::string api_;
   std::string key_;
   std::string key_source_;
+  Backoff backoff_{retry_policy::kHeadshotPro};
+  RetrySleep retry_sleep_ = SleepUnlessStopped();
 };
 
 // --- Team administration (engine/team.cpp) -------------------------------------

@@ -12,7 +12,8 @@
 //
 // How an answer is read (shootbin.md §1 "Error envelope", "Server errors",
 // §5.1-5.3; one pure function, ClassifyShootbinAnswer, table-tested in
-// tests/unit/answer_test.cpp):
+// tests/unit/answer_test.cpp; the Codes are the shared table's, retry.hpp
+// HttpStatusCode, the messages Shootbin's):
 //   2xx JSON                 ok (the body may still be cut off: see ParsePhotoAnswer)
 //   2xx/3xx HTML, any 3xx,
 //   401 (JSON or HTML)       kUnauthenticated: the token was refused (a login
@@ -47,17 +48,19 @@
 //   that one project/album: kForbidden; BlocksTargetOnly() is true for it.
 //   The caller skips that target for this run and goes on with the others.
 //
+// Reads are retried by RetryLoop (retry_policy::kShootbinRead): what
+// Classify calls transient (network errors, 408, 5xx).
+//
 // Thread-safe (stateless apart from the engine and throttle it uses).
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "shotsync/retry.hpp"
 #include "shotsync/status.hpp"
 #include "shotsync/transfer.hpp"
 
@@ -189,7 +192,7 @@ class ShootbinClient {
 
  private:
   HttpRequest Base(std::string method, std::string path) const;
-  HttpResponse PerformRead(HttpRequest request);
+  HttpResponse PerformRead(const HttpRequest& request);
 
   TransferEngine& engine_;
   Throttle& throttle_;
@@ -197,8 +200,8 @@ class ShootbinClient {
   std::string token_;
   std::string token_source_;
   ShootbinAnswerContext context_;
-  std::mutex rng_mu_;
-  std::mt19937 rng_{std::random_device{}()};
+  Backoff read_backoff_{retry_policy::kShootbinRead};
+  RetrySleep retry_sleep_ = SleepUnlessStopped();
 };
 
 }  // namespace shotsync

@@ -16,20 +16,28 @@
 //
 // The bucket can be shared by processes on one host through a BucketStore
 // (the manifest's throttle table): a hook's push and a cron sync then stay
-// within the one account limit together.
+// within the one account limit together. The store is a SQLite transaction
+// that may wait seconds behind another writer, so no caller of TryAcquire or
+// OnResponse ever touches it: a shared Throttle owns a "bucket keeper"
+// thread that reserves tokens from the store ahead of need and writes the
+// pauses, and TryAcquire only hands out tokens already reserved (asking the
+// keeper for more, and telling wake-up callbacks when they arrive).
 //
 // Thread-safe.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "shotsync/status.hpp"
 
@@ -123,10 +131,26 @@ class Throttle {
     std::string name;
   };
   explicit Throttle(Options options);
+  ~Throttle();  // stops the keeper after it has stored a pending pause
+  Throttle(const Throttle&) = delete;
+  Throttle& operator=(const Throttle&) = delete;
 
   // nullopt = a token was taken, the request may start now; otherwise how
-  // long to wait before asking again.
+  // long to wait before asking again. Never calls the BucketStore: with a
+  // shared store, when no reserved token is left it asks the keeper for more
+  // and returns a wait; the wake-up callbacks run when they arrive earlier.
   std::optional<std::chrono::milliseconds> TryAcquire();
+
+  // Registers (or, with an empty `wake`, removes) the callback that `owner`
+  // wants run when the keeper has an answer from the store: tokens to hand
+  // out, a wait, or a failure (then the local bucket serves). Runs on the
+  // keeper thread, under the throttle's lock: it must only signal (e.g.
+  // curl_multi_wakeup), never call back into this Throttle.
+  void SetWakeup(const void* owner, std::function<void()> wake);
+
+  // Blocks until the keeper has done everything asked of it so far (tests,
+  // which step a fake clock only while the keeper is idle). No-op unshared.
+  void WaitForKeeper();
 
   // Feedback from a response of this service (lower-cased header names).
   // Returns true when the answer was a 429 (the request must be retried
@@ -155,6 +179,12 @@ class Throttle {
  private:
   bool Feedback(long status, const std::multimap<std::string, std::string>& headers,
                 bool rate_limited);
+  std::optional<std::chrono::milliseconds> TryAcquireLocked(double now);
+  // The bucket keeper (shared stores only): the one thread that calls
+  // options_.shared.
+  void KeeperLoop(std::stop_token stop);
+  void AskKeeper();  // under mu_
+  void ReserveFromStore(std::unique_lock<std::mutex>& lock);
 
   Options options_;
   mutable std::mutex mu_;
@@ -171,6 +201,22 @@ class Throttle {
   double rpm_ = 60;           // in use: min(options_.rpm, the server's limit)
   double announced_rpm_ = 0;  // the last lowered pace said in a notice
   int streak_429_ = 0;        // 429s after their pause had ended, in a row
+
+  // Keeper state (under mu_). want_slots_: TryAcquire asks for a reservation;
+  // pause_to_store_: a pause to write (0 = none); pauses_ counts local
+  // pauses, so that a reservation made before one is dropped.
+  bool want_slots_ = false;
+  bool keeper_busy_ = false;
+  bool reserving_ = false;        // the keeper is in the store for tokens
+  bool store_failed_ = false;     // the last store call failed: the local bucket serves once
+  double store_wait_until_ = 0;   // the store said: no token before this
+  double pause_to_store_ = 0;
+  std::uint64_t pauses_ = 0;
+  std::uint64_t answers_ = 0;     // store answers so far (Acquire waits for the next)
+  std::map<const void*, std::function<void()>> wakeups_;
+  std::condition_variable_any keeper_cv_;  // work for the keeper
+  std::condition_variable_any answer_cv_;  // the keeper answered / went idle
+  std::jthread keeper_;  // last: stopped and joined before the rest goes
 };
 
 }  // namespace shotsync

@@ -11,6 +11,8 @@ SHOTSYNC_BUILD_PACKAGES=(
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
   curl openssl
 )
+# clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
+SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 _as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -218,17 +218,6 @@ std::pair<long long, long long> NewProjectAndAlbum(const Sb& sb, const std::stri
   return {pid, a.json().at("id").get<long long>()};
 }
 
-// The rate-limit window is a fixed minute: keep a short burst of requests
-// from straddling a minute boundary.
-void AvoidMinuteBoundary() {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const long long in_minute = secs % 60000;
-  if (in_minute > 56000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(60000 - in_minute + 200));
-  }
-}
-
 long long NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -978,7 +967,7 @@ TEST_CASE("shootbin: annotations are created with 201, deleted with 204, validat
 TEST_CASE("shootbin: every response carries X-RateLimit-Limit and X-RateLimit-Remaining") {
   EmulatorProcess emu;
   Sb sb{emu};
-  AvoidMinuteBoundary();
+  emu.FreezeClock();  // the rate-limit window is a fixed minute: no boundary inside the burst
   auto r1 = sb.Get("/api/projects");
   auto r2 = sb.Get("/api/projects/1/albums");
   auto r3 = sb.Get("/api/projects/1/albums/77/photos");  // a 404 counts and carries them too
@@ -999,7 +988,7 @@ TEST_CASE("shootbin: every response carries X-RateLimit-Limit and X-RateLimit-Re
 TEST_CASE("shootbin: with --shootbin-rpm 5 the 6th request gets 429 with Retry-After and X-RateLimit-Reset") {
   EmulatorProcess emu({"--shootbin-rpm", "5"});
   Sb sb{emu};
-  AvoidMinuteBoundary();
+  emu.FreezeClock();  // the rate-limit window is a fixed minute: no boundary inside the burst
   for (int i = 0; i < 5; ++i) {
     auto r = sb.Get("/api/projects");
     INFO(i << ": " << r.describe());
@@ -1028,6 +1017,9 @@ TEST_CASE("shootbin: with --shootbin-rpm 5 the 6th request gets 429 with Retry-A
 
   Json stats = emu.Stats();
   CHECK(MaxRpm(stats) >= 5);
+  // The next window has a fresh budget (the emulator's clock moved, not ours).
+  emu.AdvanceClock(60);
+  CHECK(sb.Get("/api/projects").status == 200);
 }
 
 // ---------------------------------------------------------------------------
@@ -1036,7 +1028,7 @@ TEST_CASE("shootbin: with --shootbin-rpm 5 the 6th request gets 429 with Retry-A
 TEST_CASE("shootbin: stats count uploads, duplicates, bytes received and requests per minute") {
   EmulatorProcess emu;
   Sb sb{emu};
-  AvoidMinuteBoundary();
+  emu.FreezeClock();  // the rate-limit window is a fixed minute: no boundary inside the burst
   const std::string a = Jpeg(1, 200, 150), b = Jpeg(2, 200, 150);
   // A duplicate = a photo stored under a name another photo of the same
   // album already has (the client should have sent a revision or skipped).
@@ -1561,7 +1553,8 @@ TEST_CASE("shootbin: rate_late_store resets the upload and stores the photo late
   CHECK(emu.Stats()["late_stores_pending"] == 1);
   emu.Reset();
   emu.SetFaults({{"rate_late_store", 0}});
-  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  // Not pending any more: a store still queued would keep WaitIdle waiting
+  // until it landed, and then be counted.
   Json after = emu.WaitIdle();
   CHECK(after["uploads"] == 0);
   CHECK(sb.ListAll(1, 1).empty());
@@ -1848,7 +1841,7 @@ TEST_CASE("shootbin: clock_skew_s moves the emulator's clock: Date and X-RateLim
   Sb sb{emu};
   emu.SetFaults({{"clock_skew_s", 3600}});
   CHECK(emu.GetFaults()["clock_skew_s"] == 3600);
-  AvoidMinuteBoundary();
+  emu.FreezeClock();  // the rate-limit window is a fixed minute: no boundary inside the burst
   const long long local = NowUnix();
   auto ok = sb.Get("/api/projects");
   REQUIRE(ok.status == 200);
@@ -1878,7 +1871,7 @@ TEST_CASE("shootbin: advertised_limit is what X-RateLimit-Limit says and what is
   Sb sb{emu};
   emu.SetFaults({{"advertised_limit", 3}});
   CHECK(emu.GetFaults()["advertised_limit"] == 3);
-  AvoidMinuteBoundary();
+  emu.FreezeClock();  // the rate-limit window is a fixed minute: no boundary inside the burst
   for (int i = 0; i < 3; ++i) {
     auto r = sb.Get("/api/projects");
     INFO(i << ": " << r.describe());

@@ -293,6 +293,7 @@ Emulator::Emulator(Options options)
   initial_options_ = options_;
   initial_tokens_ = tokens_;
   RegisterAdmin();
+  RegisterClockAdmin();
 }
 
 Emulator::~Emulator() { Stop(); }
@@ -347,7 +348,28 @@ std::string Emulator::BaseUrl() const {
 }
 
 std::uint64_t Emulator::NowUnix() const {
-  return std::uint64_t(std::int64_t(std::time(nullptr)) + clock_skew_s_.load());
+  std::int64_t base = 0;
+  {
+    std::lock_guard lock(clock_mu_);
+    base = (frozen_at_ >= 0 ? frozen_at_ : std::int64_t(std::time(nullptr))) + clock_advance_s_;
+  }
+  return std::uint64_t(base + clock_skew_s_.load());
+}
+
+void Emulator::AdvanceClock(std::int64_t seconds) {
+  std::lock_guard lock(clock_mu_);
+  clock_advance_s_ += seconds;
+}
+
+void Emulator::FreezeClock(bool frozen) {
+  std::lock_guard lock(clock_mu_);
+  const std::int64_t wall = std::int64_t(std::time(nullptr));
+  if (frozen && frozen_at_ < 0) {
+    frozen_at_ = wall;
+  } else if (!frozen && frozen_at_ >= 0) {
+    clock_advance_s_ += frozen_at_ - wall;  // restart from where it stood
+    frozen_at_ = -1;
+  }
 }
 
 void Emulator::ApplyFaultMirrors() { clock_skew_s_ = options_.faults.clock_skew_s; }
@@ -603,6 +625,11 @@ void Emulator::RegisterAdmin() {
         if (h.reset) resets.push_back(h.reset);
       }
     }
+    {
+      std::lock_guard clock_lock(clock_mu_);
+      clock_advance_s_ = 0;
+      frozen_at_ = -1;
+    }
     for (auto& fn : resets) fn();
     SendJson(res, 200, Json{{"ok", true}});
   });
@@ -705,6 +732,37 @@ void Emulator::RegisterAdmin() {
                             {"headshotpro_rpm", options_.headshotpro_rpm},
                             {"url_ttl_seconds", options_.url_ttl_seconds},
                             {"revision_processing_ms", options_.revision_processing_ms}});
+  });
+}
+
+// GET/POST /_emulator/clock: the clock behind the rate-limit window and the
+// signed-URL expiry (docs/emulator.md), so tests need not wait for either.
+void Emulator::RegisterClockAdmin() {
+  auto answer = [this](httplib::Response& res) {
+    bool frozen = false;
+    std::int64_t advanced = 0;
+    {
+      std::lock_guard lock(clock_mu_);
+      frozen = frozen_at_ >= 0;
+      advanced = clock_advance_s_;
+    }
+    SendJson(res, 200, Json{{"now_unix", NowUnix()}, {"frozen", frozen}, {"advanced_s", advanced}});
+  };
+  server_->Get("/_emulator/clock", [answer](const httplib::Request&, httplib::Response& res) { answer(res); });
+  server_->Post("/_emulator/clock", [this, answer](const httplib::Request& req, httplib::Response& res,
+                                                   const httplib::ContentReader& reader) {
+    const std::string raw = ReadBody(req, reader);
+    const Json b = Json::parse(raw.empty() ? "{}" : raw, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return SendJson(res, 400, Json{{"error", "body must be a JSON object"}});
+    if (b.contains("advance_s") && (!b["advance_s"].is_number_integer() || b["advance_s"].get<std::int64_t>() < 0)) {
+      return SendJson(res, 400, Json{{"error", "advance_s must be a non-negative integer"}});
+    }
+    if (b.contains("freeze") && !b["freeze"].is_boolean()) {
+      return SendJson(res, 400, Json{{"error", "freeze must be true or false"}});
+    }
+    if (b.contains("freeze")) FreezeClock(b["freeze"].get<bool>());
+    if (b.contains("advance_s")) AdvanceClock(b["advance_s"].get<std::int64_t>());
+    answer(res);
   });
 }
 

@@ -168,10 +168,16 @@ class Emulator {
   // Tokens (added from --config, or by tests through POST /_emulator/tokens).
   void AddToken(const std::string& token, TokenInfo info);
 
-  // The emulator's clock in unix seconds: the wall clock plus the
+  // The emulator's clock in unix seconds: the wall clock (or the instant it
+  // was frozen at) plus what POST /_emulator/clock advanced it by, plus the
   // clock_skew_s fault. Date headers, X-RateLimit-Reset, the rate-limit
-  // window and signed-URL expiry all use it.
+  // window and signed-URL expiry all use it, so a test can move past a
+  // window or an expiry without waiting for it.
   std::uint64_t NowUnix() const;
+  // POST /_emulator/clock: `advance_s` moves the clock forward; `freeze`
+  // stops (true) or restarts (false) it at its current value.
+  void AdvanceClock(std::int64_t seconds);
+  void FreezeClock(bool frozen);
   // Requests being handled now (API and CDN; admin calls not counted).
   int InFlight() const { return in_flight_.load(); }
 
@@ -187,6 +193,11 @@ class Emulator {
   struct Window { std::int64_t minute = -1; int count = 0; };
   std::map<std::string, Window> windows_;
   void RegisterAdmin();
+  void RegisterClockAdmin();
+  // The test-controlled clock (not under mu_: NowUnix is called with mu_ held).
+  mutable std::mutex clock_mu_;
+  std::int64_t clock_advance_s_ = 0;  // guarded by clock_mu_
+  std::int64_t frozen_at_ = -1;       // wall-clock unix seconds it froze at, or -1; guarded by clock_mu_
   std::atomic<bool> stopping_{false};
   // What POST /_emulator/reset restores: the options and tokens as they were
   // when Bind() was called (flags, --config, built-in defaults).

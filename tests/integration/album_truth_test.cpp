@@ -14,10 +14,12 @@
 #include "image_samples.hpp"
 #include "jpeg_synth.hpp"
 #include "sync_fixture.hpp"
+#include "wait.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::WaitFor;
 
 namespace {
 
@@ -269,9 +271,8 @@ TEST_CASE("a server that keeps only base names: killed runs and a lost state fol
   for (int trial = 0; trial < 3; ++trial) {
     auto run = f.StartCli({"sync", "--quiet", "-j", "4"});
     // Kill it once some photos are stored, whatever it is doing then.
-    for (int i = 0; i < 2000 && StatU(f.emu->Stats(), "uploads") < std::uint64_t(5 + trial * 8); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    const auto target = std::uint64_t(5 + trial * 8);
+    REQUIRE(WaitFor([&] { return StatU(f.emu->Stats(), "uploads") >= target || run->Wait(std::chrono::milliseconds(0)); }));
     run->Kill(SIGKILL);
     run->Wait();
   }

@@ -13,6 +13,7 @@
 #include "jpeg_synth.hpp"
 #include "sync_fixture.hpp"
 #include "temp_dir.hpp"
+#include "wait.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::RunProgram;
@@ -34,6 +35,20 @@ nlohmann::json Json(const shotsync::testing::RunResult& r) {
   INFO(r.out << r.err);
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+// Waits for the condition (a job in flight in `status --json`), not for a
+// guessed time; returns the status that showed it.
+nlohmann::json WaitForJobInFlight(SyncFixture& f) {
+  nlohmann::json j;
+  const bool seen = shotsync::testing::WaitFor([&] {
+    auto r = f.Cli({"status", "--json"});
+    REQUIRE(r.code == 0);
+    j = Json(r);
+    return !j.at("in_flight").empty();
+  });
+  REQUIRE(seen);
   return j;
 }
 
@@ -70,16 +85,8 @@ TEST_CASE("status works while a sync runs, and shows it running with its files i
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "400"});
   f.MakePhotos(20);
   auto sync = f.StartCli({"sync", "-j", "2", "--quiet"});
-  // Wait for the condition (a job in flight), not for a guessed time: the
-  // sync lists the album and sends its first photo alone before the rest.
-  nlohmann::json j;
-  for (int i = 0; i < 600; ++i) {
-    auto r = f.Cli({"status", "--json"});
-    REQUIRE(r.code == 0);
-    j = Json(r);
-    if (!j.at("in_flight").empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  // The sync lists the album and sends its first photo alone before the rest.
+  const nlohmann::json j = WaitForJobInFlight(f);
   CHECK(j.at("runs")[0].at("exit_code").is_null());  // not finished
   CHECK_FALSE(j.at("in_flight").empty());
   CHECK(j.at("in_flight")[0].at("state") == "sending");
@@ -138,7 +145,7 @@ TEST_CASE("verify --repair will not write while a sync holds the lock (exit 4)",
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "400"});
   f.MakePhotos(10);
   auto sync = f.StartCli({"sync", "-j", "1", "--quiet"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  REQUIRE(f.WaitForLock(*sync));
   auto r = f.Cli({"verify", "--repair"});
   CHECK(r.code == 4);
   CHECK(r.err.find("pid") != std::string::npos);
@@ -238,7 +245,7 @@ TEST_CASE("status and verify show a killed sync's run and its job left in flight
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "400"});
   f.MakePhotos(12);
   auto sync = f.StartCli({"sync", "-j", "2", "--quiet"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  WaitForJobInFlight(f);
   sync->Kill(SIGKILL);
   sync->Wait(std::chrono::seconds(30));
 

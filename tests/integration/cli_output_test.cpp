@@ -19,26 +19,11 @@
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
-using shotsync::testing::RunProgram;
+using shotsync::testing::RunOnPty;
 using shotsync::testing::SyncFixture;
 using shotsync::testing::ReadFileText;
 
 namespace {
-
-// For `script -c`, which runs its command through a shell.
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-bool PtyAvailable() {
-  if (std::system("command -v script >/dev/null 2>&1") != 0) return false;
-  const int fd = ::posix_openpt(O_RDWR | O_NOCTTY);
-  if (fd < 0) return false;
-  ::close(fd);
-  return true;
-}
 
 }  // namespace
 
@@ -58,19 +43,14 @@ TEST_CASE("progress output is absent when stdout is not a terminal", "[cli][prog
 }
 
 TEST_CASE("progress is shown on a terminal", "[cli][progress]") {
-  if (!PtyAvailable()) {
-    WARN("no `script` or no pseudo-terminal here: progress on a terminal not checked");
-    return;
-  }
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "100"});
   f.MakePhotos(12);
   const fs::path log = f.tmp.path() / "sync.log";
-  std::string cmd = ShellQuote(SHOTSYNC_CLI_PATH) + " --config " + ShellQuote(f.config.string()) +
-                    " --log-file " + ShellQuote(log.string()) + " sync -j 2";
-  // script gives the CLI a pty as stdout and copies what it shows to our file.
-  auto r = RunProgram({"/usr/bin/env", "script", "-qfec", cmd, "/dev/null"},
-                      {{"TERM", "xterm"}, {"SHOOTBIN_API_TOKEN", "sb-test-token"}},
-                      (f.tmp.path() / "pty").string());
+  const std::vector<std::string> cmd = {SHOTSYNC_CLI_PATH, "--config", f.config.string(),
+                                        "--log-file", log.string(), "sync", "-j", "2"};
+  // A pty of our own as the CLI's terminal: what it shows is r.out.
+  auto r = RunOnPty(cmd, {{"TERM", "xterm"}, {"SHOOTBIN_API_TOKEN", "sb-test-token"}},
+                    (f.tmp.path() / "pty").string());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(r.out.find("\r") != std::string::npos);
@@ -85,26 +65,19 @@ TEST_CASE("progress is shown on a terminal", "[cli][progress]") {
 
   // TERM=dumb: no bar even on a terminal.
   f.MakePhotos(3, 100);
-  auto dumb = RunProgram({"/usr/bin/env", "script", "-qfec", cmd, "/dev/null"},
-                         {{"TERM", "dumb"}, {"SHOOTBIN_API_TOKEN", "sb-test-token"}},
-                         (f.tmp.path() / "pty-dumb").string());
+  auto dumb = RunOnPty(cmd, {{"TERM", "dumb"}, {"SHOOTBIN_API_TOKEN", "sb-test-token"}},
+                       (f.tmp.path() / "pty-dumb").string());
   INFO(dumb.out);
   CHECK(dumb.code == 0);
   CHECK(dumb.out.find("\033[K") == std::string::npos);
 }
 
 TEST_CASE("pull shows a total and an ETA on a terminal once the listing is complete", "[cli][progress]") {
-  if (!PtyAvailable()) {
-    WARN("no `script` or no pseudo-terminal here: pull progress on a terminal not checked");
-    return;
-  }
   SyncFixture f;
   f.emu->Seed({{"members", 1}, {"photos_per_model", 8}, {"pregenerate", true}});
   f.emu->SetFaults({{"slow_body_bps", 200000}});  // the bar is redrawn several times per file
-  std::string cmd = ShellQuote(SHOTSYNC_CLI_PATH) + " --config " + ShellQuote(f.config.string()) + " pull -j 2";
-  auto r = RunProgram({"/usr/bin/env", "script", "-qfec", cmd, "/dev/null"},
-                      {{"TERM", "xterm"}, {"HEADSHOTPRO_API_KEY", "hp-test-key"}},
-                      (f.tmp.path() / "pty").string());
+  auto r = RunOnPty({SHOTSYNC_CLI_PATH, "--config", f.config.string(), "pull", "-j", "2"},
+                    {{"TERM", "xterm"}, {"HEADSHOTPRO_API_KEY", "hp-test-key"}}, (f.tmp.path() / "pty").string());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
   CHECK(std::regex_search(r.out, std::regex(R"(pulling +\d+/8 files)")));  // a final total, no '+'
@@ -235,11 +208,7 @@ TEST_CASE("exit 4: a second run while the first holds the lock names the holder'
   auto first = f.StartCli({"sync", "-j", "1"});
   // The lock file holds the pid once the first run has it.
   const std::string pid = std::to_string(first->pid());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (ReadFileText(f.state / "lock") != pid + "\n" && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE(ReadFileText(f.state / "lock") == pid + "\n");
+  REQUIRE(f.WaitForLock(*first));
   auto second = f.Cli({"sync"});
   INFO(second.out << second.err);
   CHECK(second.code == 4);

@@ -8,22 +8,26 @@
 #include <thread>
 
 #include "sync_fixture.hpp"
+#include "wait.hpp"
 
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::WaitFor;
 
 namespace {
 
-// latency_ms per answer: resolving the album takes two answers, so after
-// 2.5 x latency uploads are in flight, each for about `latency_ms` more.
+// latency_ms per answer keeps each upload in flight a while; the signals are
+// sent once the first upload has reached the server.
 void InterruptThenResume(const std::vector<int>& signals, int latency_ms) {
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", std::to_string(latency_ms)});
   f.MakePhotos(40);
   auto sync = f.StartCli({"sync", "-j", "4"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(latency_ms * 5 / 2));
-  for (int sig : signals) {
-    sync->Kill(sig);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const char* kUpload = "POST /api/projects/{id}/albums/{id}/photos";
+  f.emu->WaitForStats([&](const nlohmann::json& s) { return s["requests"].value(kUpload, 0) > 0; });
+  for (std::size_t i = 0; i < signals.size(); ++i) {
+    sync->Kill(signals[i]);
+    // A second signal sent before the first was handled would merge with it.
+    if (i + 1 < signals.size()) REQUIRE(WaitFor([&] { return sync->Stderr().find("(again to abort)") != std::string::npos; }));
   }
   auto code = sync->Wait(std::chrono::seconds(60));
   INFO(sync->Stderr());

@@ -15,11 +15,13 @@
 
 #include "shotsync/pull.hpp"
 #include "sync_fixture.hpp"
+#include "wait.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::Sha256File;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::WaitFor;
 
 namespace {
 
@@ -147,18 +149,18 @@ TEST_CASE("pull: kill -9 mid-file, the next run fetches only the missing bytes",
   const fs::path dest = f.tmp.path() / "headshots";
   auto child = f.StartCli({"pull", "-j", "4"});
   // Wait until every download is well under way, none finished.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    auto parts = Parts(dest);
+  REQUIRE(WaitFor([&] {
     std::size_t started = 0;
-    for (const auto& p : parts) started += fs::file_size(p) > 20000 ? 1 : 0;
-    if (started == 4) break;
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+    std::error_code ec;  // a part may be renamed under us
+    for (const auto& p : Parts(dest)) {
+      const auto size = fs::file_size(p, ec);
+      started += !ec && size > 20000 ? 1 : 0;
+    }
+    return started == 4;
+  }));
   child->Kill(SIGKILL);
   child->Wait();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // the server notices the closed sockets
+  f.emu->WaitIdle();  // the server has noticed the closed sockets
   REQUIRE(Files(dest).empty());
   std::uint64_t missing = 0, partial = 0;
   std::map<std::string, std::uint64_t> sizes;

@@ -10,11 +10,13 @@
 #include "jpeg_synth.hpp"
 #include "shotsync/manifest.hpp"
 #include "sync_fixture.hpp"
+#include "wait.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::RunProgram;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
+using shotsync::testing::WaitFor;
 
 namespace {
 
@@ -127,7 +129,8 @@ TEST_CASE("push beside a running sync: no lock conflict, no duplicate, no lost e
   SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "40", "--seed", "5"});
   f.MakePhotos(120);
   auto sync = f.StartCli({"sync", "--quiet", "-j", "2"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The sync is sending: its first uploads are being answered slowly.
+  f.emu->WaitForStats([](const nlohmann::json& s) { return s.value("in_flight", 0) > 0 || StatU(s, "uploads") > 0; });
   // Files the sync is about to send or is sending, some of them edited
   // first (the edit must win), pushed from two hooks at once.
   std::vector<std::string> first, second;
@@ -161,16 +164,16 @@ TEST_CASE("a push killed mid-upload is reconciled by the next run without a dupl
   std::vector<std::string> args = {"push", "--quiet"};
   for (int n = 1; n <= 4; ++n) args.push_back(Photo(f, n));
   auto push = f.StartCli(args);
-  // With 400 ms per answer, the uploads are in flight (or stored, unanswered) now.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // With 400 ms per answer, an upload is in flight (or stored, unanswered) once one is counted.
+  f.emu->WaitForStats([](const nlohmann::json& s) { return s.value("in_flight", 0) > 0 || StatU(s, "uploads") > 0; });
   push->Kill(SIGKILL);
   REQUIRE(push->Wait(std::chrono::seconds(30)).has_value());
   f.emu->SetFaults({{"latency_ms", 0}});
   auto r = f.Cli({"sync"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a request held by the latency is stored by now
-  auto stats = f.emu->Stats();
+  // Every request the killed push left behind has been answered (or stored late).
+  auto stats = f.emu->WaitIdle();
   CHECK(StatU(stats, "duplicates") == 0);
   CHECK(StatU(stats, "uploads") == 4);
   CHECK(f.CompareWithServer() == "");
@@ -196,7 +199,7 @@ TEST_CASE("an upload the server stores after its client was killed is found by t
   const auto before = uploads_seen();
   auto push = f.StartCli({"push", "--quiet", Photo(f, 2)});
   // The upload has reached the server, which holds it 1.5 s before storing it.
-  for (int i = 0; i < 300 && uploads_seen() == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(WaitFor([&] { return uploads_seen() != before; }));
   REQUIRE(uploads_seen() == before + 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   push->Kill(SIGKILL);
@@ -205,8 +208,8 @@ TEST_CASE("an upload the server stores after its client was killed is found by t
   auto r = f.Cli({"sync", "--json"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // the held request is surely stored by now
-  auto stats = f.emu->Stats();
+  // The held request is over (stored or dropped) before "no duplicate" is judged.
+  auto stats = f.emu->WaitIdle();
   CHECK(StatU(stats, "duplicates") == 0);
   CHECK(StatU(stats, "uploads") == 2);
   CHECK(f.CompareWithServer() == "");

@@ -45,4 +45,12 @@ struct RunResult {
 RunResult RunProgram(std::vector<std::string> argv, std::map<std::string, std::string> env,
                      const std::string& out_prefix);
 
+// Runs to completion with a fresh pseudo-terminal as its controlling
+// terminal and stdin/stdout/stderr, as a person at a terminal runs it; `out`
+// is everything the terminal showed (also saved to <out_prefix>.out), `err`
+// is empty. Needs no `script` binary and works as any user; throws
+// std::runtime_error when no pty can be made (a loud failure, not a skip).
+RunResult RunOnPty(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                   const std::string& out_prefix);
+
 }  // namespace shotsync::testing

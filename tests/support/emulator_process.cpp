@@ -276,6 +276,16 @@ void EmulatorProcess::LockProject(long long project, bool locked, const std::str
   Seed({{"project_updates", nlohmann::json::array({update})}});
 }
 
+void EmulatorProcess::AdvanceClock(long long seconds) const {
+  const nlohmann::json body = {{"advance_s", seconds}};
+  Admin("POST", "clock", &body);
+}
+
+void EmulatorProcess::FreezeClock(bool frozen) const {
+  const nlohmann::json body = {{"freeze", frozen}};
+  Admin("POST", "clock", &body);
+}
+
 void EmulatorProcess::SetAlbumPhotoLimit(long long album, long long limit) const {
   Seed({{"album_updates", nlohmann::json::array({{{"id", album}, {"photo_limit", limit}}})}});
 }

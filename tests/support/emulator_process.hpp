@@ -73,19 +73,25 @@ class EmulatorProcess {
   // Polls GET /_emulator/stats (every `poll`) until `pred(stats)` holds;
   // returns the stats that satisfied it, or throws std::runtime_error with
   // the last stats after `timeout`. For waiting on a condition (a late store,
-  // requests in flight) instead of sleeping.
+  // requests in flight) instead of sleeping; the timeout is a failure bound
+  // for a loaded machine, not a speed check.
   nlohmann::json WaitForStats(const std::function<bool(const nlohmann::json&)>& pred,
-                              std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                              std::chrono::milliseconds timeout = std::chrono::seconds(60),
                               std::chrono::milliseconds poll = std::chrono::milliseconds(20)) const;
   // Waits until no API request is being handled and no late store is pending
   // (stats in_flight == 0 and late_stores_pending == 0); returns those stats.
-  nlohmann::json WaitIdle(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  nlohmann::json WaitIdle(std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
   // Shootbin shortcuts over POST /_emulator/seed ("project_updates" /
   // "album_updates"): lock or unlock a project with the 403 message its
   // uploads, revisions and album creation then get; set an album's plan
   // photo limit (0 = none).
   void LockProject(long long project, bool locked = true, const std::string& message = {}) const;
   void SetAlbumPhotoLimit(long long album, long long limit) const;
+  // POST /_emulator/clock: move the emulator's clock (rate-limit window,
+  // signed-URL expiry, Date) forward, or stop it so that a burst of requests
+  // cannot straddle a minute boundary. Neither waits.
+  void AdvanceClock(long long seconds) const;
+  void FreezeClock(bool frozen = true) const;
   // Any admin call: METHOD /_emulator/<name> with an optional JSON body;
   // returns the parsed answer (null for an empty body).
   nlohmann::json Admin(const std::string& method, const std::string& name,

@@ -8,6 +8,7 @@
 
 #include "http.hpp"
 #include "jpeg_synth.hpp"
+#include "wait.hpp"
 
 namespace fs = std::filesystem;
 
@@ -86,6 +87,11 @@ std::unique_ptr<ChildProcess> SyncFixture::StartCli(std::vector<std::string> arg
   argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<ChildProcess>(argv, Env(),
                                         (tmp.path() / ("run" + std::to_string(++runs_))).string());
+}
+
+bool SyncFixture::WaitForLock(const ChildProcess& run) const {
+  const std::string holder = std::to_string(run.pid()) + "\n";
+  return WaitFor([&] { return ReadFileText(state / "lock") == holder; });
 }
 
 std::map<std::string, nlohmann::json> SyncFixture::RemotePhotos() const {

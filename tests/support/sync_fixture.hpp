@@ -39,6 +39,8 @@ class SyncFixture {
   // Runs `shotsync --config <config> args...` to the end.
   RunResult Cli(std::vector<std::string> args, std::map<std::string, std::string> env = {});
   std::unique_ptr<ChildProcess> StartCli(std::vector<std::string> args);
+  // Waits (generously) until `run` holds the run lock: the lock file names its pid.
+  bool WaitForLock(const ChildProcess& run) const;
   // Stored photos of project 1 / album 1, by original_filename.
   std::map<std::string, nlohmann::json> RemotePhotos() const;
   // Every local photo is on the server exactly once with the same bytes.

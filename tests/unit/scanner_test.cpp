@@ -12,6 +12,7 @@
 
 #include "shotsync/scanner.hpp"
 #include "temp_dir.hpp"
+#include "unprivileged.hpp"
 
 namespace fs = std::filesystem;
 using namespace shotsync;
@@ -185,6 +186,7 @@ TEST_CASE("scanner follows symlinks and reports a loop instead of looping", "[sc
 }
 
 TEST_CASE("scanner reports an unreadable folder and goes on", "[scanner]") {
+  testing::Unprivileged as_nobody;  // root would read the folder anyway
   testing::TempDir tmp;
   const fs::path root = tmp.path();
   Touch(root / "a" / "1.jpg");
@@ -196,27 +198,21 @@ TEST_CASE("scanner reports an unreadable folder and goes on", "[scanner]") {
   REQUIRE(w.status.ok());
   CHECK(w.files.count("a/1.jpg") == 1);
   CHECK(w.files.count("z/2.jpg") == 1);
-  if (::geteuid() == 0) {
-    WARN("running as root: permissions do not apply, unreadable-folder assertions skipped");
-  } else {
-    CHECK(w.files.count("locked/secret.jpg") == 0);
-    CHECK(std::find(w.dirs.begin(), w.dirs.end(), "locked") == w.dirs.end());
-    REQUIRE(w.errors.size() == 1);
-    CHECK(w.errors[0].first == (root / "locked").string());
-    CHECK(w.errors[0].second.message().find((root / "locked").string()) != std::string::npos);
-    CHECK(w.errors[0].second.code() == Code::kIo);
-  }
+  CHECK(w.files.count("locked/secret.jpg") == 0);
+  CHECK(std::find(w.dirs.begin(), w.dirs.end(), "locked") == w.dirs.end());
+  REQUIRE(w.errors.size() == 1);
+  CHECK(w.errors[0].first == (root / "locked").string());
+  CHECK(w.errors[0].second.message().find((root / "locked").string()) != std::string::npos);
+  CHECK(w.errors[0].second.code() == Code::kIo);
 
   // Readable but not searchable (r--): entries listed, none stat-able.
   fs::permissions(root / "locked", fs::perms::owner_read);
   const Walked w2 = Walk(root);
   REQUIRE(w2.status.ok());
   CHECK(w2.files.count("z/2.jpg") == 1);
-  if (::geteuid() != 0) {
-    CHECK(w2.files.count("locked/secret.jpg") == 0);
-    CHECK(std::find(w2.dirs.begin(), w2.dirs.end(), "locked") == w2.dirs.end());
-    CHECK(w2.errors.size() == 1);  // one report for the folder, not one per file
-  }
+  CHECK(w2.files.count("locked/secret.jpg") == 0);
+  CHECK(std::find(w2.dirs.begin(), w2.dirs.end(), "locked") == w2.dirs.end());
+  CHECK(w2.errors.size() == 1);  // one report for the folder, not one per file
 }
 
 TEST_CASE("scanner reports entries that vanish during the walk", "[scanner]") {
@@ -253,6 +249,7 @@ TEST_CASE("scanner caps the depth and reports what is deeper", "[scanner]") {
 }
 
 TEST_CASE("scanner fails on a missing or non-folder root and names it", "[scanner]") {
+  testing::Unprivileged as_nobody;  // root would open the closed folder anyway
   testing::TempDir tmp;
   const std::string missing = (tmp.path() / "no such folder").string();
   Walked w = Walk(missing);
@@ -266,13 +263,11 @@ TEST_CASE("scanner fails on a missing or non-folder root and names it", "[scanne
   CHECK_FALSE(w.status.ok());
   CHECK(w.status.message().find(file) != std::string::npos);
 
-  if (::geteuid() != 0) {
-    fs::create_directories(tmp.path() / "closed");
-    fs::permissions(tmp.path() / "closed", fs::perms::none);
-    w = Walk(tmp.path() / "closed");
-    CHECK_FALSE(w.status.ok());
-    CHECK(w.status.message().find("closed") != std::string::npos);
-  }
+  fs::create_directories(tmp.path() / "closed");
+  fs::permissions(tmp.path() / "closed", fs::perms::none);
+  w = Walk(tmp.path() / "closed");
+  CHECK_FALSE(w.status.ok());
+  CHECK(w.status.message().find("closed") != std::string::npos);
 }
 
 TEST_CASE("JoinRel joins with one slash", "[scanner]") {

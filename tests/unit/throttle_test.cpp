@@ -6,6 +6,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -26,14 +27,14 @@ namespace {
 
 constexpr double kT0 = 1705314660.0;  // 2024-01-15T10:31:00Z
 
-// A fake wall clock the throttles read.
+// A fake wall clock the throttles (and their keeper threads) read.
 struct FakeClock {
-  std::shared_ptr<double> now = std::make_shared<double>(kT0);
+  std::shared_ptr<std::atomic<double>> now = std::make_shared<std::atomic<double>>(kT0);
   std::function<double()> fn() const {
-    return [n = now] { return *n; };
+    return [n = now] { return n->load(); };
   }
-  void advance(double s) { *now += s; }
-  double operator()() const { return *now; }
+  void advance(double s) { now->store(now->load() + s); }
+  double operator()() const { return now->load(); }
 };
 
 // In-memory BucketStore with the manifest's semantics (Manifest::TakeToken).
@@ -96,8 +97,57 @@ class MemoryBuckets : public BucketStore {
   std::map<std::string, Row> rows_;
 };
 
+// A store whose calls can be held at a gate, as a manifest whose write lock
+// another process holds: shut() makes every call wait inside until open().
+class GatedBuckets : public MemoryBuckets {
+ public:
+  Result<double> Take(std::string_view key, double rate, double burst, double now) override {
+    Gate();
+    return MemoryBuckets::Take(key, rate, burst, now);
+  }
+  Result<std::pair<int, double>> Reserve(std::string_view key, double rate, double burst, int count,
+                                         double now) override {
+    Gate();
+    return MemoryBuckets::Reserve(key, rate, burst, count, now);
+  }
+  Status Pause(std::string_view key, double until) override {
+    Gate();
+    return MemoryBuckets::Pause(key, until);
+  }
+  void shut() {
+    std::lock_guard lock(gate_mu_);
+    open_ = false;
+  }
+  void open() {
+    {
+      std::lock_guard lock(gate_mu_);
+      open_ = true;
+    }
+    gate_cv_.notify_all();
+  }
+  // Blocks until a call is waiting at the shut gate.
+  void wait_stuck() {
+    std::unique_lock lock(gate_mu_);
+    gate_cv_.wait(lock, [&] { return stuck_ > 0; });
+  }
+
+ private:
+  void Gate() {
+    std::unique_lock lock(gate_mu_);
+    ++stuck_;
+    gate_cv_.notify_all();
+    gate_cv_.wait(lock, [&] { return open_; });
+    --stuck_;
+  }
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool open_ = true;
+  int stuck_ = 0;
+};
+
 // Steps the fake clock in `step` seconds for `seconds`, asking every throttle
-// each step; returns the grant times.
+// each step (and letting their keepers answer before the clock moves);
+// returns the grant times.
 std::vector<double> Drive(FakeClock& clock, std::vector<Throttle*> throttles, double seconds,
                           double step) {
   std::vector<double> grants;
@@ -108,6 +158,7 @@ std::vector<double> Drive(FakeClock& clock, std::vector<Throttle*> throttles, do
     for (Throttle* t : throttles) {
       if (!t->TryAcquire()) grants.push_back(clock());
     }
+    for (Throttle* t : throttles) t->WaitForKeeper();
     clock.advance(step);
   }
   return grants;
@@ -546,13 +597,29 @@ TEST_CASE("Two throttles sharing a store stay within the rate together", "[throt
   CHECK(b.granted() > 100);
   CHECK(a.granted() + b.granted() == std::int64_t(grants.size()));
 
-  // A 429 seen by one pauses the other through the store.
+  // A 429 seen by one pauses the other through the store (written by a's
+  // keeper). b may still use the one token its keeper took before the pause
+  // was stored; then it asks the store, which says wait.
   CHECK(a.OnResponse(429, {{"retry-after", "20"}}));
+  a.WaitForKeeper();
   CHECK(store.pauses == 1);
   CHECK(store.paused_until("shootbin:abc") > clock() + 20);
-  auto wait = b.TryAcquire();
+  const double stored = store.paused_until("shootbin:abc");
+  int extra = 0;
+  std::optional<std::chrono::milliseconds> wait;
+  for (int i = 0; i < 10; ++i) {
+    wait = b.TryAcquire();
+    b.WaitForKeeper();
+    if (!wait) {
+      ++extra;
+      continue;
+    }
+    if (clock() + double(wait->count()) / 1000.0 >= stored - 0.001) break;
+    clock.advance(double(wait->count()) / 1000.0);  // b's next question goes to the store
+  }
+  CHECK(extra <= 1);
   REQUIRE(wait);
-  CHECK(wait->count() >= 20000);
+  CHECK(clock() + double(wait->count()) / 1000.0 >= stored - 0.001);
 }
 
 TEST_CASE("At a high rate, throttles sharing a store reserve tokens in batches and still keep the rate",
@@ -569,6 +636,8 @@ TEST_CASE("At a high rate, throttles sharing a store reserve tokens in batches a
   CHECK(double(grants.size()) / (rate * 10) >= 0.97);
   CHECK(a.granted() > 1000);
   CHECK(b.granted() > 1000);
+  a.WaitForKeeper();
+  b.WaitForKeeper();
   CHECK(store.takes == 0);
   CHECK(store.reserves * 10 < int(grants.size()));
   // A 429 drops what was reserved: no request goes out before the pause ends.
@@ -613,9 +682,97 @@ TEST_CASE("A failing store falls back to the local bucket", "[throttle]") {
   MemoryBuckets store;
   store.fail = true;
   Throttle t({.key = "k", .rpm = 60, .shared = &store, .clock = clock.fn()});
-  CHECK_FALSE(t.TryAcquire());
-  CHECK(t.TryAcquire());
+  CHECK(t.TryAcquire());  // asks the keeper
+  t.WaitForKeeper();
+  CHECK_FALSE(t.TryAcquire());  // the store failed: the local bucket's token
+  CHECK(t.TryAcquire());        // asks the store again
+  t.WaitForKeeper();
+  CHECK(t.TryAcquire());  // failed again, and the local bucket is empty
   clock.advance(1.1);
+  CHECK(t.TryAcquire());
+  t.WaitForKeeper();
   CHECK_FALSE(t.TryAcquire());
   CHECK(store.takes == 3);
+}
+
+TEST_CASE("A stuck store never blocks TryAcquire or OnResponse; reserved tokens still go out",
+          "[throttle]") {
+  FakeClock clock;
+  GatedBuckets store;
+  // 60,000 rpm: leases of up to 24 tokens.
+  Throttle t({.key = "k", .rpm = 60000, .shared = &store, .clock = clock.fn()});
+  const double interval = 1 / (60000 / 60.0 * 0.985);
+  // Reserve a lease of 1, then 2, while the store answers.
+  CHECK(t.TryAcquire());
+  t.WaitForKeeper();
+  CHECK_FALSE(t.TryAcquire());  // the last of the lease: the keeper reserves the next at once
+  t.WaitForKeeper();
+  store.shut();  // another process holds the manifest's write lock
+  clock.advance(3 * interval);  // both due, whatever the rounding
+  CHECK_FALSE(t.TryAcquire());
+  CHECK_FALSE(t.TryAcquire());  // the lease is used up: the keeper goes to the store, and sticks
+  store.wait_stuck();
+  const auto wait = t.TryAcquire();  // does not wait for the store
+  REQUIRE(wait);
+  // A 429 pauses this process at once; the store learns it when it is free.
+  CHECK(t.OnResponse(429, {{"retry-after", "5"}}));
+  CHECK(t.paused_until() > clock() + 5);
+  CHECK(t.TryAcquire());
+  CHECK(store.pauses == 0);
+  store.open();
+  t.WaitForKeeper();
+  CHECK(store.pauses == 1);
+  CHECK(store.paused_until("k") > clock() + 5);
+  // What was reserved before the 429 is dropped.
+  clock.advance(1);
+  CHECK(t.TryAcquire());
+  CHECK(t.granted() == 3);
+}
+
+TEST_CASE("The keeper wakes the registered callbacks when the store answers", "[throttle]") {
+  FakeClock clock;
+  GatedBuckets store;
+  Throttle t({.key = "k", .rpm = 60, .shared = &store, .clock = clock.fn()});
+  std::mutex mu;
+  std::condition_variable cv;
+  int wakes = 0;
+  int owner = 0;
+  t.SetWakeup(&owner, [&] {
+    std::lock_guard lock(mu);
+    ++wakes;
+    cv.notify_all();
+  });
+  store.shut();
+  const auto wait = t.TryAcquire();
+  REQUIRE(wait);
+  CHECK(wait->count() >= 1000);  // the wake-up, not the wait, says when to ask again
+  store.wait_stuck();
+  store.open();
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return wakes == 1; });
+  }
+  t.WaitForKeeper();
+  CHECK_FALSE(t.TryAcquire());
+  t.SetWakeup(&owner, nullptr);
+  CHECK(t.TryAcquire());  // asks the store: no token for a second
+  t.WaitForKeeper();
+  CHECK(wakes == 1);
+}
+
+TEST_CASE("Acquire returns as soon as the keeper has a token", "[throttle]") {
+  GatedBuckets store;
+  Throttle t({.key = "k", .rpm = 60, .shared = &store});
+  store.shut();
+  std::atomic<bool> done{false};
+  std::thread caller([&] {
+    t.Acquire();
+    done = true;
+  });
+  store.wait_stuck();
+  CHECK_FALSE(done);
+  store.open();
+  caller.join();
+  CHECK(done);
+  CHECK(t.granted() == 1);
 }

@@ -1,0 +1,137 @@
+// The lister thread: finished members -> their active models -> photos (or
+// favorites), each model sent to the main thread as one kModel event. It
+// touches no task, no report and no manifest: it only calls the HeadshotPro
+// client and pushes events (kModel, kListError, then kListDone).
+#include <future>
+#include <set>
+#include <unordered_map>
+
+#include "download/pull_run.hpp"
+#include "util/json_util.hpp"
+
+namespace shotsync::download {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+ModelState MemberState(const HpMember& m, const std::string& model_id) {
+  ModelState s;
+  s.id = model_id;
+  s.member_id = m.id;
+  s.member_name = m.name;
+  s.email = m.email;
+  s.team = m.team_name;
+  return s;
+}
+
+}  // namespace
+
+bool PullRun::ListerStopping() const { return lister_stop_.load() || Stopping(false) || fatal_seen_.load(); }
+
+void PullRun::PushError(Status st) {
+  Event e;
+  e.kind = Event::kListError;
+  e.status = std::move(st);
+  events_.Push(std::move(e));
+}
+
+void PullRun::ListAll() {
+  ListModels();
+  Event done;
+  done.kind = Event::kListDone;
+  events_.Push(std::move(done));
+}
+
+void PullRun::ListModels() {
+  // Members and models are independent listings: ask for both at once (one round trip saved).
+  const bool need_models = !(options_.favorites && options_.member.empty());
+  auto models_future = std::async(std::launch::async, [this, need_models]() -> Result<std::vector<HpModel>> {
+    if (!need_models) return std::vector<HpModel>();
+    return client_.ListModels("active");
+  });
+  auto members = client_.ListMembers("finished");
+  auto models = models_future.get();
+  if (!members.ok()) return PushError(members.status());
+  std::vector<HpMember> chosen;
+  for (HpMember& m : *members) {
+    if (m.id.empty()) continue;
+    if (!options_.member.empty() && m.id != options_.member && Lower(m.email) != Lower(options_.member)) continue;
+    chosen.push_back(std::move(m));
+  }
+  if (!options_.member.empty() && chosen.empty()) {
+    return PushError(Status::Invalid("--member " + json::Printable(options_.member, 80) +
+                                      " is not among the team members with finished headshots"));
+  }
+  std::unordered_map<std::string, const HpMember*> by_email;
+  for (const HpMember& m : chosen) by_email[Lower(m.email)] = &m;
+  if (options_.favorites && options_.member.empty()) return ListFavoritesOrgWide(by_email);
+
+  // Members -> models: the active models with the member's email, plus the member's modelId.
+  if (!models.ok()) return PushError(models.status());
+  std::vector<ModelState> todo;
+  std::set<std::string> have;
+  for (const HpModel& md : *models) {
+    auto it = by_email.find(Lower(md.email));
+    if (it == by_email.end() || md.id.empty() || !have.insert(md.id).second) continue;
+    ModelState s = MemberState(*it->second, md.id);
+    s.title = md.title;
+    if (s.team.empty()) s.team = md.team_name;
+    todo.push_back(std::move(s));
+  }
+  for (const HpMember& m : chosen) {
+    if (!m.model_id.empty() && have.insert(m.model_id).second) todo.push_back(MemberState(m, m.model_id));
+  }
+  for (ModelState& s : todo) {
+    if (ListerStopping()) return;
+    Event e;
+    e.kind = Event::kModel;
+    auto listed = ListModelPhotos(s.id);
+    if (!listed.ok()) {
+      if (listed.status().code() == Code::kNotFound) {
+        PushError(listed.status());  // that model is gone: report, go on
+        continue;
+      }
+      return PushError(listed.status());
+    }
+    e.photos = std::move(*listed);
+    s.listed_at = WallSeconds();
+    e.model = std::move(s);
+    events_.Push(std::move(e));
+  }
+}
+
+// Org-wide favorites: one listing with member context.
+void PullRun::ListFavoritesOrgWide(const std::unordered_map<std::string, const HpMember*>& by_email) {
+  auto favs = client_.ListFavorites();
+  if (!favs.ok()) return PushError(favs.status());
+  std::map<std::string, Event> per_model;
+  for (HpFavorite& f : *favs) {
+    auto it = by_email.find(Lower(f.email));
+    if (it == by_email.end()) continue;  // not a finished member
+    Event& e = per_model[f.model_id];
+    if (e.model.id.empty()) e.model = MemberState(*it->second, f.model_id);
+    e.photos.push_back(std::move(f.photo));
+  }
+  for (auto& [id, e] : per_model) {
+    e.kind = Event::kModel;
+    e.model.listed_at = WallSeconds();
+    events_.Push(std::move(e));
+  }
+}
+
+// Also called on the main thread, by Refresh: it uses only the client and options_.
+Result<std::vector<HpPhoto>> PullRun::ListModelPhotos(const std::string& model_id) {
+  if (options_.favorites) {
+    auto fav = client_.Favorite(model_id);
+    if (!fav.ok()) return fav.status();
+    std::vector<HpPhoto> v;
+    if (*fav) v.push_back(std::move(**fav));
+    return v;
+  }
+  return client_.ListPhotos(model_id, include_);
+}
+
+}  // namespace shotsync::download

@@ -1,0 +1,56 @@
+// Recording (main thread): a renamed file is counted and queued as a done
+// row; Flush makes the renames durable (directory fsync) and then writes the
+// done and failed rows in one manifest transaction. This is the only place
+// the pull run writes download rows.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "download/pull_run.hpp"
+
+namespace shotsync::download {
+
+void PullRun::OnFinished(Task& t, const Status& st) {
+  --finishing_;
+  if (!st.ok()) {
+    if (st.code() == Code::kIo) {
+      t.state = Task::kQueued;
+      return SetFatal(Status(Code::kIo, st.message() + " (partial files are kept for the next run)"));
+    }
+    Truncate(t);
+    return Retry(t, st.message());
+  }
+  t.state = Task::kDone;
+  ++report_.downloaded;
+  done_rows_.push_back({t.remote_id, models_[t.model].member_id, models_[t.model].id, t.final_path,
+                        t.expected, t.expected, DownloadState::kDone, ""});
+  dirty_dirs_.insert(t.dir);
+  Emit({PullEvent::kDownloaded, t.final_path, t.expected, ""});
+}
+
+// Makes the renames durable (directory fsync), then records the ids as done.
+void PullRun::Flush() {
+  last_flush_ = Clock::now();
+  if (done_rows_.empty() && failed_rows_.empty()) return;
+  for (const std::string& d : dirty_dirs_) {
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)::fsync(fd);
+      ::close(fd);
+    }
+  }
+  dirty_dirs_.clear();
+  Status st = db_.BeginBatch();
+  for (const DownloadRecord& r : done_rows_) {
+    if (st.ok()) st = db_.PutDownload(r);
+  }
+  for (const DownloadRecord& r : failed_rows_) {
+    if (st.ok()) st = db_.PutDownload(r);
+  }
+  Status commit = db_.CommitBatch();
+  if (st.ok()) st = commit;
+  if (!st.ok()) SetFatal(st.WithContext("recording downloads in the manifest"));
+  done_rows_.clear();
+  failed_rows_.clear();
+}
+
+}  // namespace shotsync::download

@@ -1,0 +1,188 @@
+// The differ: each file the walk (or a push) found against its manifest row.
+// Unchanged size, mtime_ns and inode means unchanged: decided from the row,
+// the file is not read; changed and new files go to the hash queue; rows of
+// files gone from the directory become missing. Decide turns a row into an
+// action.
+#include <cstdio>
+
+#include "local/plan_run.hpp"
+#include "shotsync/version.hpp"
+
+namespace shotsync {
+namespace local {
+
+std::string Megabytes(std::uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+// Another root feeding the same album with the same relative path: the
+// server could not tell the two apart (original_filename is the match key).
+std::optional<std::string> PlanRun::PathClash(std::size_t root_index, std::string_view rel) {
+  const RootConfig& me = config_.roots[root_index];
+  for (std::size_t j = 0; j < config_.roots.size(); ++j) {
+    const RootConfig& other = config_.roots[j];
+    if (j == root_index || other.project != me.project || other.album != me.album) continue;
+    auto row = manifest_.GetFile(root_ids_[j], rel);
+    if (row.ok() && row->has_value() && (*row)->state != FileState::kMissing) {
+      return "same relative path also in root " + other.path + ", and both feed album '" +
+             me.album + "': rename one or use separate albums";
+    }
+  }
+  return std::nullopt;
+}
+
+void PlanRun::Decided(std::size_t root_index, const FileRecord& row) {
+  std::string reason;
+  std::optional<FileRecord> dup;
+  if (options_.dedupe && !row.remote_photo_id && !row.hash.empty()) {
+    auto d = manifest_.FindSyncedByHash(row.hash);
+    if (d.ok() && d->has_value() && (*d)->id != row.id) dup = **d;
+  }
+  Action a = Decide(row, dup ? &*dup : nullptr, reason, options_.retry_rejected);
+  if (a == Action::kUpload) {
+    if (auto clash = PathClash(root_index, row.rel_path)) {
+      a = Action::kRejected;
+      reason = *clash;
+    }
+  }
+  Emit(root_index, a, std::move(reason), row);
+}
+
+// Differ for one directory: unchanged files are decided from their row,
+// changed and new ones go to the hasher, vanished ones become missing.
+// `complete`: files is the whole directory (a walk); otherwise only some
+// of its files (push), and rows of the others are left alone.
+void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<const ScanEntry> files,
+                    BoundedQueue<HashJob>& queue, bool complete) {
+  if (failed_.load() || Cancelled()) return;
+  const std::int64_t root_id = root_ids_[root_index];
+  visited_.insert(std::string(dir));
+  // Rows arrive sorted by name, as the walk's files do (both byte order):
+  // a merge join, no per-file map.
+  auto known_rows = KnownRows(root_id, dir, files, complete);
+  if (!known_rows.ok()) return Fail(known_rows.status());
+  const std::vector<FileRecord>& rows = *known_rows;
+  const std::size_t prefix = dir.empty() ? 0 : dir.size() + 1;
+  auto row_name = [&](const FileRecord& r) { return std::string_view(r.rel_path).substr(prefix); };
+  std::vector<bool> seen(rows.size(), false);
+  std::size_t ri = 0;
+
+  // Writes first (missing, oversize), committed before anything that can
+  // block: the hash queue and the caller's callback.
+  std::vector<HashJob> to_hash;
+  std::int64_t quiet_skips = 0, quiet_rejects = 0;
+  for (const ScanEntry& e : files) {
+    while (ri < rows.size() && row_name(rows[ri]) < std::string_view(e.name)) ++ri;
+    FileRecord row;
+    if (ri < rows.size() && row_name(rows[ri]) == std::string_view(e.name)) {
+      seen[ri] = true;
+      const FileRecord& known = rows[ri];
+      const bool same_stat =
+          known.size == e.size && known.mtime_ns == e.mtime_ns && known.inode == e.inode;
+      if (same_stat && known.state != FileState::kMissing &&
+          (!known.hash.empty() || known.state == FileState::kRejected)) {
+        if (!options_.emit_unchanged) {
+          // Nothing to do for it: counted, not reported.
+          std::string unused;
+          const Action a = Decide(known, nullptr, unused, options_.retry_rejected);
+          if (a == Action::kSkip) { ++quiet_skips; continue; }
+          if (a == Action::kRejected) { ++quiet_rejects; continue; }
+        }
+        to_hash.push_back(HashJob{root_index, known, -1});  // -1: unchanged
+        continue;
+      }
+      row = known;
+    } else {
+      row.root_id = root_id;
+      row.rel_path = JoinRel(dir, e.name);
+    }
+    row.size = e.size;
+    row.mtime_ns = e.mtime_ns;
+    row.inode = e.inode;
+    if (e.size > kShootbinMaxUpload) {
+      // Rejected without reading it; a later edit that shrinks it changes the stat.
+      row.state = FileState::kRejected;
+      row.reason = "over the 10 MB upload limit (" + Megabytes(e.size) + ")";
+      row.rejected_by = kVersion;
+      if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
+      to_hash.push_back(HashJob{root_index, std::move(row), -1});
+      continue;
+    }
+    to_hash.push_back(HashJob{root_index, std::move(row), 0});
+  }
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const FileRecord& row = rows[i];
+    if (seen[i] || row.state == FileState::kMissing) continue;
+    if (Status w = writer_.Missing(root_id, row.rel_path); !w.ok()) return Fail(w);
+    std::lock_guard lock(mu_);
+    ++stats_.missing;
+  }
+  if (Status w = writer_.Flush(); !w.ok()) return Fail(w);
+  {
+    std::lock_guard lock(mu_);
+    stats_.scanned += std::int64_t(files.size());
+    stats_.skip += quiet_skips;
+    stats_.rejected += quiet_rejects;
+  }
+  HandOn(root_index, to_hash, queue);
+}
+
+// The directory's manifest rows, sorted by name: all of them (a walk), or
+// those of the listed files only (push).
+Result<std::vector<FileRecord>> PlanRun::KnownRows(std::int64_t root_id, std::string_view dir,
+                                                   std::span<const ScanEntry> files, bool complete) {
+  if (complete) return manifest_.FilesInDir(root_id, dir);
+  std::vector<FileRecord> rows;
+  for (const ScanEntry& e : files) {
+    auto row = manifest_.GetFile(root_id, JoinRel(dir, e.name));
+    if (!row.ok()) return row.status();
+    if (*row) rows.push_back(std::move(**row));
+  }
+  return rows;
+}
+
+// After the directory's writes are committed: decides the files known
+// unchanged, queues the others for hashing (may block: the queue is bounded).
+void PlanRun::HandOn(std::size_t root_index, std::vector<HashJob>& to_hash, BoundedQueue<HashJob>& queue) {
+  for (HashJob& job : to_hash) {
+    if (Cancelled()) return;
+    if (job.attempts < 0) {
+      Decided(root_index, job.row);  // decided from the manifest row, file not read
+    } else if (!queue.Push(std::move(job))) {
+      return;
+    }
+  }
+}
+
+}  // namespace local
+
+Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason, bool retry_rejected) {
+  if (file.size > kShootbinMaxUpload) {
+    reason = "over the 10 MB upload limit (" + local::Megabytes(file.size) + ")";
+    return Action::kRejected;
+  }
+  // A refusal stands until the file changes (its row is then decided anew),
+  // this shotsync is another version, or the user asks (--retry-rejected).
+  if (file.state == FileState::kRejected && file.rejected_by == kVersion && !retry_rejected) {
+    reason = file.reason;
+    return Action::kRejected;
+  }
+  if (!file.remote_photo_id) {
+    if (duplicate_of) {
+      reason = "same content as " + duplicate_of->rel_path + " (dedupe)";
+      return Action::kSkip;
+    }
+    reason = "new";
+    return Action::kUpload;
+  }
+  if (file.remote_hash != file.hash) {
+    reason = "content changed since the last upload";
+    return Action::kRevision;
+  }
+  reason = "up to date";
+  return Action::kSkip;
+}
+
+}  // namespace shotsync

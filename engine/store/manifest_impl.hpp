@@ -1,0 +1,214 @@
+// Manifest::Impl: what every table file of the manifest shares (engine-internal).
+//
+// One connection per Manifest, every call under one mutex, prepared
+// statements kept in a small pool (one per SQL text, more only when a
+// statement is re-entered). Writes go through Impl::Write: its own
+// BEGIN IMMEDIATE ... COMMIT, or a savepoint inside the open batch.
+//
+// The table files (store/*_table.cpp) each keep their own SQL next to the
+// Manifest members that run it; the pool is keyed by those arrays' addresses,
+// so each SQL constant is defined in exactly one file.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "shotsync/manifest.hpp"
+#include "store/sqlite.hpp"
+
+// The columns Impl::ReadFile reads, in its order (files, album and report
+// queries all return file rows).
+#define SHOTSYNC_FILE_COLS                                                              \
+  "id, root_id, dir, name, size, mtime_ns, inode, hash, remote_photo_id, remote_hash, " \
+  "state, reason, rejected_by"
+
+namespace shotsync {
+
+namespace manifest_internal {
+
+inline std::int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One line: newlines and other control characters become spaces.
+inline std::string OneLine(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return out;
+}
+
+// The enum value among `values` whose name(v) is `text`.
+template <class E, std::size_t N>
+bool ParseName(std::string_view text, const E (&values)[N], std::string_view (*name)(E) noexcept,
+               E* out) {
+  for (E v : values) {
+    if (name(v) == text) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace manifest_internal
+
+struct Manifest::Impl {
+  // Transaction control, keyed in the pool like every other statement
+  // (static constexpr members are inline: one address in every file).
+  static constexpr char kBeginImmediate[] = "BEGIN IMMEDIATE";
+  static constexpr char kCommit[] = "COMMIT";
+  static constexpr char kRollback[] = "ROLLBACK";
+  static constexpr char kSavepoint[] = "SAVEPOINT w";
+  static constexpr char kRelease[] = "RELEASE w";
+  static constexpr char kRollbackTo[] = "ROLLBACK TO w";
+
+  std::string path;
+  Options options;
+  sql::Db db;
+  // Opened on first use by ForEachFile, so that a long read does not hold a
+  // snapshot on the main (writing) connection.
+  std::optional<sql::Db> reader;
+  int schema_version = 0;
+  std::mutex mu;
+  int batch_depth = 0;          // BeginBatch nesting
+  bool batch_txn_open = false;  // the batch's BEGIN IMMEDIATE was issued
+  std::unordered_map<const char*, std::vector<std::unique_ptr<sql::Stmt>>> pool;
+
+  // A pooled statement, reset and returned to the pool when the lease ends.
+  // Must end while `mu` is held.
+  class Lease {
+   public:
+    Lease(Impl* impl, const char* key, std::unique_ptr<sql::Stmt> st)
+        : impl_(impl), key_(key), st_(std::move(st)) {}
+    Lease(Lease&& o) noexcept
+        : impl_(std::exchange(o.impl_, nullptr)), key_(o.key_), st_(std::move(o.st_)) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (impl_ && st_) {
+        st_->Reset();
+        impl_->pool[key_].push_back(std::move(st_));
+      }
+    }
+    sql::Stmt* operator->() { return st_.get(); }
+    sql::Stmt& operator*() { return *st_; }
+
+   private:
+    Impl* impl_;
+    const char* key_;
+    std::unique_ptr<sql::Stmt> st_;
+  };
+
+  Result<Lease> Acquire(const char* sql) {
+    auto& free = pool[sql];
+    if (!free.empty()) {
+      std::unique_ptr<sql::Stmt> st = std::move(free.back());
+      free.pop_back();
+      return Lease(this, sql, std::move(st));
+    }
+    SHOTSYNC_ASSIGN_OR_RETURN(sql::Stmt st, db.Prepare(sql, /*persistent=*/true));
+    return Lease(this, sql, std::make_unique<sql::Stmt>(std::move(st)));
+  }
+
+  Status Run(const char* sql) {
+    SHOTSYNC_ASSIGN_OR_RETURN(Lease st, Acquire(sql));
+    return st->Run();
+  }
+
+  Status Commit() {
+    Status st = Run(kCommit);
+    if (!st.ok() && db.InTransaction()) (void)Run(kRollback);
+    return st;
+  }
+
+  // Commits the open batch's transaction, if any; the batch continues in a
+  // new transaction at its next write.
+  Status CommitOpenBatch() {
+    if (!batch_txn_open) return {};
+    batch_txn_open = false;
+    return Commit();
+  }
+
+  Status CheckWritable() const {
+    if (options.read_only) {
+      return Status(Code::kInvalidArgument, path + ": opened read-only, cannot write");
+    }
+    return {};
+  }
+
+  // Runs `body` (a sequence of statements returning Status) as one atomic
+  // write. Outside a batch: BEGIN IMMEDIATE ... COMMIT. Inside a batch: a
+  // savepoint in the batch's transaction; `durable` then commits the batch
+  // (its earlier writes included) before returning, and the batch continues
+  // in a new transaction at its next write.
+  template <class F>
+  Status Write(F&& body, bool durable = false) {
+    SHOTSYNC_RETURN_IF_ERROR(CheckWritable());
+    if (batch_depth == 0) {
+      SHOTSYNC_RETURN_IF_ERROR(Run(kBeginImmediate));
+      Status st = body();
+      if (!st.ok()) {
+        if (db.InTransaction()) (void)Run(kRollback);
+        return st;
+      }
+      return Commit();
+    }
+    if (!batch_txn_open) {
+      SHOTSYNC_RETURN_IF_ERROR(Run(kBeginImmediate));
+      batch_txn_open = true;
+    }
+    Status st = Run(kSavepoint);
+    if (st.ok()) st = body();
+    if (!st.ok()) {
+      if (!db.InTransaction()) {
+        // SQLite rolled the whole transaction back (I/O error, full disk...).
+        batch_txn_open = false;
+        return st.WithContext("batch rolled back");
+      }
+      (void)Run(kRollbackTo);
+      (void)Run(kRelease);
+      return st;
+    }
+    SHOTSYNC_RETURN_IF_ERROR(Run(kRelease));
+    if (durable) return CommitOpenBatch();
+    return {};
+  }
+
+  // Opening (store/manifest.cpp) and the schema (store/schema.cpp).
+  Status Setup();
+  Status CheckHeader();
+  Status Migrate();
+  Status CheckTables();
+
+  // Every row of a query, each made by `read` (Stmt& -> Result<T> or T).
+  template <class T, class Read>
+  static Result<std::vector<T>> Rows(sql::Stmt& st, Read read) {
+    std::vector<T> out;
+    for (;;) {
+      SHOTSYNC_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return out;
+      Result<T> item = read(st);
+      if (!item.ok()) return item.status();
+      out.push_back(std::move(*item));
+    }
+  }
+  // Row readers: a SHOTSYNC_FILE_COLS row (store/files_table.cpp), a job row
+  // (store/jobs_table.cpp).
+  static Result<FileRecord> ReadFile(sql::Stmt& st);
+  static Result<JobRecord> ReadJob(sql::Stmt& st);
+  Result<std::optional<FileRecord>> QueryOneFile(Lease& st);
+};
+
+}  // namespace shotsync

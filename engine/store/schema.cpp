@@ -1,0 +1,264 @@
+// The manifest's schema: the append-only migrations and the checks that a
+// file is a shotsync manifest of a version this build can use
+// (docs/architecture.md §4-5).
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <iterator>
+#include <string>
+
+#include "store/manifest_impl.hpp"
+
+namespace shotsync {
+
+namespace {
+
+// --- Schema ------------------------------------------------------------------
+//
+// kMigrations[i] takes the schema from user_version i to i + 1. Append only:
+// a released migration is never edited. All of them (plus application_id and
+// user_version) run in one transaction.
+//
+// Paths (roots.path, files.dir, files.name, downloads.dest_path) are BLOBs so
+// that names which are not UTF-8 round-trip byte for byte. files.dir is the
+// rel_path up to its last '/', "" for files directly in the root.
+constexpr const char* kMigrations[] = {
+    // v1: initial schema.
+    R"sql(
+CREATE TABLE roots(
+  id      INTEGER PRIMARY KEY,
+  path    BLOB NOT NULL UNIQUE,
+  project TEXT NOT NULL DEFAULT '',
+  album   TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE files(
+  id              INTEGER PRIMARY KEY,
+  root_id         INTEGER NOT NULL REFERENCES roots(id),
+  dir             BLOB NOT NULL,
+  name            BLOB NOT NULL,
+  size            INTEGER NOT NULL DEFAULT 0,
+  mtime_ns        INTEGER NOT NULL DEFAULT 0,
+  inode           INTEGER NOT NULL DEFAULT 0,
+  hash            TEXT NOT NULL DEFAULT '',
+  remote_photo_id INTEGER,
+  remote_hash     TEXT NOT NULL DEFAULT '',
+  state           TEXT NOT NULL DEFAULT 'new',
+  reason          TEXT NOT NULL DEFAULT '',
+  updated_at      INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(root_id, dir, name)
+);
+CREATE INDEX files_by_hash ON files(hash) WHERE hash <> '';
+CREATE TABLE jobs(
+  id              INTEGER PRIMARY KEY,
+  file_id         INTEGER NOT NULL REFERENCES files(id),
+  kind            TEXT NOT NULL,
+  state           TEXT NOT NULL,
+  hash            TEXT NOT NULL DEFAULT '',
+  size            INTEGER NOT NULL DEFAULT 0,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  last_error      TEXT NOT NULL DEFAULT '',
+  remote_photo_id INTEGER,
+  started_at      INTEGER NOT NULL DEFAULT 0,
+  finished_at     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_file ON jobs(file_id);
+CREATE INDEX jobs_unfinished ON jobs(state) WHERE state IN ('pending', 'in_flight');
+CREATE INDEX jobs_failures ON jobs(finished_at) WHERE state IN ('failed', 'rejected');
+CREATE TABLE downloads(
+  remote_id  TEXT PRIMARY KEY,
+  member_id  TEXT NOT NULL DEFAULT '',
+  model_id   TEXT NOT NULL DEFAULT '',
+  dest_path  BLOB NOT NULL,
+  size       INTEGER NOT NULL DEFAULT 0,
+  bytes_done INTEGER NOT NULL DEFAULT 0,
+  state      TEXT NOT NULL DEFAULT 'pending',
+  last_error TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE throttle(
+  key          TEXT PRIMARY KEY,
+  tokens       REAL NOT NULL,
+  refilled_at  REAL NOT NULL,
+  paused_until REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE runs(
+  id          INTEGER PRIMARY KEY,
+  command     TEXT NOT NULL,
+  pid         INTEGER NOT NULL DEFAULT 0,
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0,
+  uploaded    INTEGER NOT NULL DEFAULT 0,
+  revised     INTEGER NOT NULL DEFAULT 0,
+  skipped     INTEGER NOT NULL DEFAULT 0,
+  rejected    INTEGER NOT NULL DEFAULT 0,
+  failed      INTEGER NOT NULL DEFAULT 0,
+  downloaded  INTEGER NOT NULL DEFAULT 0,
+  bytes       INTEGER NOT NULL DEFAULT 0,
+  exit_code   INTEGER NOT NULL DEFAULT -1
+);
+)sql",
+    // v2: jobs name the process that runs them (a `push` and a `sync` share
+    // the manifest: a job in flight is only reconciled once its owner is
+    // gone); roots remember their resolved Shootbin ids so that `push` sends
+    // without looking them up.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE roots ADD COLUMN remote_project_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE roots ADD COLUMN remote_album_id INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // v3: the server's album is the truth, the manifest its cache
+    // (docs/resume.md). album_index: one row per Shootbin album shotsync
+    // sends to; listed_to is the largest photo id of the newest listing
+    // (everything at or below it has been seen), complete once a whole
+    // listing is stored; name_mode is how the server stores
+    // client_original_filename (learnt from its answers). album_photos: what
+    // the album holds, by the name the server echoes. jobs.watermark: the
+    // largest photo id known before the job was sent (a reconcile only looks
+    // above it). files.rejected_by: the shotsync version that refused the file
+    // (a new version tries again).
+    R"sql(
+CREATE TABLE album_index(
+  album_id   INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL,
+  complete   INTEGER NOT NULL DEFAULT 0,
+  listed_to  INTEGER NOT NULL DEFAULT 0,
+  name_mode  TEXT NOT NULL DEFAULT '',
+  listed_at  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE album_photos(
+  album_id INTEGER NOT NULL,
+  photo_id INTEGER NOT NULL,
+  name     BLOB NOT NULL,
+  size     INTEGER,
+  approved INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(album_id, photo_id)
+);
+CREATE INDEX album_photos_by_name ON album_photos(album_id, name);
+CREATE INDEX files_by_photo ON files(remote_photo_id) WHERE remote_photo_id IS NOT NULL;
+ALTER TABLE jobs ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN rejected_by TEXT NOT NULL DEFAULT '';
+)sql",
+};
+static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
+
+// Tables every manifest of the current version must have.
+constexpr const char* kTables[] = {"roots",    "files", "jobs",        "downloads",
+                                   "throttle", "runs",  "album_index", "album_photos"};
+
+}  // namespace
+
+// Reading the header is the first access: a file that is not a database
+// fails here (SQLITE_NOTADB), before anything could be written. One
+// statement, so one snapshot: another process creating the manifest
+// meanwhile is seen either not at all or completely. A read-only open also
+// needs a manifest that is there and current: it cannot create or migrate it.
+Status Manifest::Impl::CheckHeader() {
+  std::int64_t app_id = 0, version = 0, tables = 0;
+  Status read = [&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(
+        sql::Stmt st, db.Prepare("SELECT (SELECT application_id FROM pragma_application_id), "
+                                 "(SELECT user_version FROM pragma_user_version), "
+                                 "(SELECT count(*) FROM sqlite_master)"));
+    SHOTSYNC_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Internal(path + ": reading the header returned no row");
+    app_id = st.Int64(0);
+    version = st.Int64(1);
+    tables = st.Int64(2);
+    return {};
+  }();
+  if (!read.ok()) {
+    if (read.code() == Code::kCorrupt) {
+      return Status::Corrupt(path +
+                             ": not a shotsync manifest (file is not a SQLite database); it was "
+                             "left untouched: move it away or use another state_dir");
+    }
+    if (read.code() == Code::kBusy) {
+      return Status(Code::kBusy, path + ": locked by another process for more than " +
+                                     std::to_string(options.busy_timeout_ms) + " ms");
+    }
+    return read;
+  }
+  const bool ours = app_id == kManifestApplicationId;
+  const bool empty = app_id == 0 && version == 0 && tables == 0;
+  if (!ours && !empty) {
+    char id[16];
+    std::snprintf(id, sizeof id, "0x%08" PRIx32, static_cast<std::uint32_t>(app_id));
+    return Status::Corrupt(path +
+                           ": a SQLite database but not a shotsync manifest (application_id " + id +
+                           ", " + std::to_string(tables) +
+                           " schema objects); it was left untouched: move it away or use another "
+                           "state_dir");
+  }
+  if (version > kManifestSchemaVersion) {
+    return Status(Code::kUnsupported, path + ": schema version " + std::to_string(version) +
+                                          " is newer than this shotsync (" +
+                                          std::to_string(kManifestSchemaVersion) +
+                                          "); upgrade shotsync");
+  }
+
+  if (options.read_only) {
+    if (empty) return Status::NotFound(path + ": empty, no shotsync manifest has been written yet");
+    if (version < kManifestSchemaVersion) {
+      return Status(Code::kUnsupported,
+                    path + ": schema version " + std::to_string(version) +
+                        " needs an upgrade; run a shotsync command that writes the manifest");
+    }
+  }
+  return {};
+}
+
+Status Manifest::Impl::Migrate() {
+  SHOTSYNC_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> Status {
+    // Another process may have created or migrated it since we looked.
+    SHOTSYNC_ASSIGN_OR_RETURN(std::int64_t app_id, db.QueryInt("PRAGMA application_id"));
+    SHOTSYNC_ASSIGN_OR_RETURN(std::int64_t version, db.QueryInt("PRAGMA user_version"));
+    if (app_id != kManifestApplicationId && app_id != 0) {
+      return Status::Corrupt(path + ": a SQLite database but not a shotsync manifest");
+    }
+    if (version < 0) {  // found by tests/fuzz/manifest_fuzz: kMigrations[-1]
+      return Status::Corrupt(path + ": schema version " + std::to_string(version) + " is not valid");
+    }
+    if (version > kManifestSchemaVersion) {
+      return Status(Code::kUnsupported, path + ": schema version " + std::to_string(version) +
+                                            " is newer than this shotsync (" +
+                                            std::to_string(kManifestSchemaVersion) +
+                                            "); upgrade shotsync");
+    }
+    if (version == kManifestSchemaVersion && app_id == kManifestApplicationId) return {};
+    for (auto v = version; v < kManifestSchemaVersion; ++v) {
+      SHOTSYNC_RETURN_IF_ERROR(
+          db.Exec(kMigrations[v]).WithContext("migration to schema " + std::to_string(v + 1)));
+    }
+    SHOTSYNC_RETURN_IF_ERROR(
+        db.Exec(("PRAGMA application_id = " + std::to_string(kManifestApplicationId)).c_str()));
+    SHOTSYNC_RETURN_IF_ERROR(
+        db.Exec(("PRAGMA user_version = " + std::to_string(kManifestSchemaVersion)).c_str()));
+    return {};
+  };
+  Status st = body();
+  if (!st.ok()) {
+    if (db.InTransaction()) (void)db.Exec("ROLLBACK");
+    return st;
+  }
+  st = db.Exec("COMMIT");
+  if (!st.ok() && db.InTransaction()) (void)db.Exec("ROLLBACK");
+  return st;
+}
+
+// A manifest of the current version must have every table.
+Status Manifest::Impl::CheckTables() {
+  for (const char* table : kTables) {
+    SHOTSYNC_ASSIGN_OR_RETURN(sql::Stmt st, db.Prepare("SELECT 1 FROM sqlite_master WHERE type = "
+                                                       "'table' AND name = ?1"));
+    SHOTSYNC_RETURN_IF_ERROR(st.BindAll(table));
+    SHOTSYNC_ASSIGN_OR_RETURN(bool found, st.Step());
+    if (!found) {
+      return Status::Corrupt(path + ": damaged shotsync manifest: table \"" + table +
+                             "\" is missing; it was left untouched");
+    }
+  }
+  return {};
+}
+
+}  // namespace shotsync

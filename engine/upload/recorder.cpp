@@ -1,0 +1,90 @@
+// Recorder: the one thread that writes what the transfer loop learns. The
+// curl loop only queues (Record); recorder_ writes each group in order (the
+// answered photos in one transaction), and only then counts each result in
+// the report and gives its outstanding_ back (Done): whatever the report
+// says, the manifest already holds.
+#include "upload/sync_run.hpp"
+
+namespace shotsync::upload {
+
+Status SyncRun::Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
+  SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
+  Recorded(j, reconciled);
+  return Status::Ok();
+}
+
+// After the job's done row is committed.
+void SyncRun::Recorded(const Job& j, bool reconciled) {
+  {
+    std::lock_guard lock(mu_);
+    (j.kind == JobKind::kUpload ? report_.uploaded : report_.revised) += 1;
+    if (reconciled) ++report_.reconciled;
+    report_.bytes_sent += j.size;
+  }
+  SyncEvent done{SyncEvent::kDone, nullptr, j.abs_path, j.size, reconciled ? "found on the server" : ""};
+  done.revision = j.kind == JobKind::kRevision;
+  Emit(done);
+}
+
+// Any thread but the recorder's. A failure that comes after the recorder
+// finished (a late task while stopping) is written here instead, as before.
+void SyncRun::Record(Recording r) {
+  std::vector<Recording> late;
+  if (std::holds_alternative<Failed>(r)) late.push_back(r);
+  if (recorder_.Add(std::move(r)) || late.empty()) return;
+  const Status st = CommitRecordings(late);
+  AfterRecorded(late.front(), st);
+}
+
+// One transaction for the answers that arrived meanwhile, then what the
+// answers taught the album index; then the failed jobs' rows (their errors
+// are not the run's: the job stays for a later run, as it was).
+Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+  rows.reserve(batch.size());
+  for (const Recording& r : batch) {
+    if (const auto* a = std::get_if<Answered>(&r)) rows.emplace_back(a->job.job_id, a->photo.id);
+  }
+  Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
+  for (const Recording& r : batch) {
+    const auto* a = std::get_if<Answered>(&r);
+    if (!a || !st.ok() || a->job.kind != JobKind::kUpload) continue;
+    const Target& t = targets_[a->job.root_index];
+    index_.Learned(t.project, t.album, a->job.rel_path, a->photo);
+  }
+  for (const Recording& r : batch) {
+    const auto* f = std::get_if<Failed>(&r);
+    if (!f) continue;
+    if (f->unpin) {
+      // The album (or photo) is gone: unpin the ids so that the next run
+      // looks them up again, and drop the album's index.
+      (void)db_->SetRootTarget(targets_[f->job.root_index].root_id, 0, 0);
+      (void)db_->ForgetAlbumIndex(targets_[f->job.root_index].album);
+    }
+    (void)db_->FailJob(f->job.job_id, f->reason, f->permanent);
+  }
+  return st;
+}
+
+void SyncRun::AfterRecorded(Recording& r, const Status& committed) {
+  if (auto* a = std::get_if<Answered>(&r)) return AfterAnswered(*a, committed);
+  AfterFailed(std::get<Failed>(r));
+}
+
+void SyncRun::AfterAnswered(Answered& a, const Status& committed) {
+  // Not recorded: the job stays in flight and the next run finds the photo.
+  if (committed.ok()) Recorded(a.job, false); else SetFatal(committed);
+  Done();
+}
+
+void SyncRun::AfterFailed(Failed& f) {
+  if (f.unsent) {
+    std::lock_guard lock(mu_);
+    ++report_.failed;
+  }
+  if (f.report) AddFailure(f.job, *f.report, f.permanent);
+  if (!f.fatal.ok()) SetFatal(f.fatal);
+  Done();
+}
+
+}  // namespace shotsync::upload

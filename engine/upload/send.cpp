@@ -1,0 +1,179 @@
+// Send: a claimed job goes through its gate to the transfer engine; its
+// answer (on the curl transfer loop) is classified: recorded, retried,
+// reconciled later, or failed.
+#include "upload/sync_run.hpp"
+
+namespace shotsync::upload {
+
+void SyncRun::Send(Job j) {
+  if (Stopping(false)) {
+    // Never sent this time: leave it to the next run, no reconciling needed.
+    (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+    return Done();
+  }
+  const std::int64_t album = targets_[j.root_index].album;
+  {
+    std::unique_lock lock(mu_);
+    Gate& g = gates_[album];
+    if (!g.blocked.ok()) {
+      const Status why = g.blocked;
+      lock.unlock();
+      return Unsent(j, why);
+    }
+    if (!g.open && !j.probe) {
+      if (g.probing) {
+        g.parked.push_back(std::move(j));
+        return;
+      }
+      g.probing = true;
+      j.probe = true;
+    }
+  }
+  if (j.kind == JobKind::kRevision && !j.approval_checked && !config_.allow_unapprove &&
+      !options_.allow_unapprove) {
+    // A revision resets the client's approval and clears its annotations:
+    // look first (off the transfer loop), hold it if the photo is approved.
+    j.approval_checked = true;
+    return scheduler_.At(SteadyClock::now(), [this, j = std::move(j)]() mutable { CheckApproval(std::move(j)); });
+  }
+  Transmit(std::move(j));
+}
+
+void SyncRun::CheckApproval(Job j) {
+  const Target& t = targets_[j.root_index];
+  auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
+  if (photo.ok() && !photo->approved_at.empty()) {
+    const std::string why = "approved by the client (" + photo->approved_at +
+                            "): revision held, as it would reset the approval and clear the "
+                            "annotations; sync --allow-unapprove sends it";
+    (void)db_->FailJob(j.job_id, why, false);
+    {
+      std::lock_guard lock(mu_);
+      ++report_.held;
+      report_.failures.push_back({j.abs_path, why, false});
+    }
+    Emit({SyncEvent::kFailed, nullptr, j.abs_path, 0, why});
+    PassProbe(j);
+    return Done();
+  }
+  // Not found, or not readable now: the revision's own answer will tell.
+  Transmit(std::move(j));
+}
+
+void SyncRun::Transmit(Job j) {
+  const Target& t = targets_[j.root_index];
+  HttpRequest req = j.kind == JobKind::kUpload
+                        ? client_.UploadRequest(t.project, t.album, j.abs_path, j.rel_path)
+                        : client_.RevisionRequest(t.project, t.album, j.photo_id, j.abs_path, j.rel_path);
+  Emit({SyncEvent::kStarted, nullptr, j.abs_path, j.size, ""});
+  auto shared = std::make_shared<Job>(std::move(j));
+  engine_.Submit(std::move(req), [this, shared](HttpResponse&& r) { OnAnswer(*shared, r); });
+}
+
+// Runs on the transfer loop: no blocking and no manifest write here. What
+// ends a job goes to the recorder (Record), sends again to the scheduler.
+void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
+  Status st = client_.CheckAnswer(r, j.abs_path);
+  if (st.ok()) {
+    auto photo = ShootbinClient::ParsePhotoAnswer(r);
+    if (photo.ok()) {
+      if (j.probe) OpenGate(j);
+      return Record(Answered{j, *photo});  // Done() once recorded
+    }
+    // A 2xx we cannot read: the server has most likely stored it.
+    st = Status(Code::kServer, j.abs_path + ": unreadable answer to a " + std::to_string(r.status) + ": " +
+                                   photo.status().message());
+  }
+  ++j.attempts;
+  const Code c = st.code();
+  // A transport error after the headers (a body cut off) is no answer either.
+  const bool answered = r.status != 0 && r.transport.ok();
+  // The server may have stored it: an answer-less failure after the whole
+  // body went out, a 5xx (a gateway's HTML page included), or an
+  // unreadable 2xx. Reconcile before resending.
+  // bytes_sent >= size: the whole file may have reached the server even
+  // when curl cannot tell the size of the multipart body.
+  const bool ambiguous = (!answered && (r.request_sent || r.bytes_sent >= j.size)) || c == Code::kServer;
+  if (c == Code::kCancelled) {
+    PassProbe(j);
+    // Cancelled before it started: nothing to reconcile.
+    if (!r.request_sent && r.bytes_sent == 0) return Record(Failed{.job = j, .reason = "interrupted before sending"});
+    // Aborted mid-transfer: the server may have it. The job stays in_flight
+    // so that the next run reconciles it before sending anything.
+    return Done();
+  }
+  if (c == Code::kUnauthenticated) {
+    return Record(Failed{.job = j, .reason = st.message(), .report = st.message(), .fatal = st});
+  }
+  if (c == Code::kForbidden) return Refused(j, st);
+  if (c == Code::kConflict && j.kind == JobKind::kRevision && j.attempts < options_.max_attempts) {
+    // 409: a revision of this photo is still processing (perhaps ours):
+    // read the photo before sending it again.
+    PassProbe(j);
+    j.probe = false;
+    j.conflict_at = WallSeconds();
+    auto delay = Backoff(j.attempts, 5.0);
+    return scheduler_.At(SteadyClock::now() + delay, [this, j]() mutable { RecheckRevision(std::move(j)); });
+  }
+  PassProbe(j);
+  j.probe = false;
+  if (c == Code::kRejected || c == Code::kNotFound) {
+    // 404: the album (or photo) is gone; the recorder unpins the root first.
+    const bool permanent = c == Code::kRejected;
+    return Record(Failed{.job = j, .reason = st.message(), .permanent = permanent, .report = st.message(),
+                         .unpin = c == Code::kNotFound});
+  }
+  if (ambiguous) return Ambiguous(j, r, answered);
+  if (j.attempts >= options_.max_attempts) {
+    return Record(Failed{.job = j, .reason = st.message(),
+                         .report = st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)"});
+  }
+  Retry(j, Backoff(j.attempts, c == Code::kConflict ? 5.0 : 0.5));
+}
+
+// Reconciled in a batch at the end (FinishOutstanding enforces the attempt
+// bound). Without an answer, or with a gateway's 502/504/52x, the server
+// behind may still be storing it.
+void SyncRun::Ambiguous(Job& j, const HttpResponse& r, bool answered) {
+  const bool gateway_page = r.status >= 500 && r.Header("content-type").find("text/html") != std::string::npos;
+  if (!answered || gateway_page || r.status == 502 || r.status == 504 || r.status >= 520) {
+    j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
+  }
+  std::lock_guard lock(mu_);
+  ambiguous_.push_back(j);
+  --outstanding_;
+  cv_.notify_all();
+}
+
+// A 403 on an upload or revision: the token was good for the listings, so
+// it is this album or project (locked for review, a plan limit, a scope).
+// The second refusal in a run blocks the album; whether it is the token
+// after all (a plan without API access) is checked once, off this thread.
+void SyncRun::Refused(Job& j, const Status& st) {
+  const std::int64_t album = targets_[j.root_index].album;
+  int refusals = 0;
+  {
+    std::lock_guard lock(mu_);
+    Gate& g = gates_[album];
+    refusals = ++g.refusals;
+    g.open = false;  // one at a time again
+    if (!g.probing) g.probing = j.probe = true;
+  }
+  if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, Backoff(j.attempts, 2.0));
+  Block(album, j.root_index, st);
+  Unsent(j, st);
+}
+
+void SyncRun::Retry(Job j, std::chrono::milliseconds delay) {
+  scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable { Send(std::move(j)); });
+}
+
+std::chrono::milliseconds SyncRun::Backoff(int attempt, double base_s) {
+  // Exponential backoff with full jitter, capped at 60 s.
+  const double cap = std::min(60.0, base_s * double(1 << std::min(attempt, 6)));
+  std::lock_guard lock(mu_);
+  std::uniform_real_distribution<double> d(0.0, cap);
+  return std::chrono::milliseconds(std::int64_t(d(rng_) * 1000));
+}
+
+}  // namespace shotsync::upload

@@ -1,0 +1,47 @@
+// The exit codes of every shotsync command (README.md "Exit codes") and the
+// one mapping of a Status to them. Table-tested in tests/unit/exit_code_test.cpp.
+#pragma once
+
+#include <span>
+
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+namespace exit_code {
+inline constexpr int kOk = 0;           // all done
+inline constexpr int kPartial = 1;      // finished, but some files failed or were rejected
+inline constexpr int kUsage = 2;        // usage or config error
+inline constexpr int kAuth = 3;         // authentication / authorization
+inline constexpr int kLocked = 4;       // another run holds the lock
+inline constexpr int kInterrupted = 5;  // interrupted; run the same command to resume
+}  // namespace exit_code
+
+// The exit code for a status:
+//   kOk 0; kInvalidArgument, kCorrupt, kUnsupported 2; kUnauthenticated,
+//   kForbidden 3; kBusy 4; kCancelled 5; everything else 1.
+int ExitCodeFor(const Status& status) noexcept;
+
+// A row that a run's table changes (see RunExitCode).
+struct ExitCodeRow {
+  Code code;
+  int exit;
+};
+
+// The exit code of a run (sync, push, pull): ok -> 1 when anything failed,
+// else 0; an error -> its row in `rows` when there is one, else ExitCodeFor.
+int RunExitCode(const Status& run_status, bool anything_failed,
+                std::span<const ExitCodeRow> rows = {}) noexcept;
+
+// Where a run's table differs from ExitCodeFor today (kept so that the exit
+// codes do not change):
+// - sync/push: a project or album not found is a config error (2); a
+//   corrupt answer or a busy manifest is a partial run (1).
+inline constexpr ExitCodeRow kSyncExitRows[] = {{Code::kNotFound, exit_code::kUsage},
+                                                {Code::kCorrupt, exit_code::kPartial},
+                                                {Code::kUnsupported, exit_code::kPartial},
+                                                {Code::kBusy, exit_code::kPartial}};
+// - pull: a busy manifest is a partial run (1).
+inline constexpr ExitCodeRow kPullExitRows[] = {{Code::kBusy, exit_code::kPartial}};
+
+}  // namespace shotsync
