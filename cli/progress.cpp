@@ -46,8 +46,8 @@ bool Progress::Wanted(const GlobalOptions& options) {
   return !(term && std::strcmp(term, "dumb") == 0);
 }
 
-Progress::Progress(bool enabled, Labels labels, const std::atomic<bool>* stop)
-    : enabled_(enabled), labels_(std::move(labels)), stop_flag_(stop) {
+Progress::Progress(bool enabled, Labels labels, std::stop_token stop)
+    : enabled_(enabled), labels_(std::move(labels)), stop_(std::move(stop)) {
   if (enabled_) thread_ = std::thread([this] { Loop(); });
 }
 
@@ -129,7 +129,7 @@ std::string Progress::Render() {
   const std::int64_t total = total_.load(std::memory_order_relaxed);
   const std::uint64_t bytes_total = bytes_total_.load(std::memory_order_relaxed);
 
-  std::string phase = stop_flag_ && stop_flag_->load() ? "stopping" : phase_;
+  std::string phase = stop_.stop_requested() ? "stopping" : phase_;
   phase.resize(std::max<std::size_t>(phase.size(), 9), ' ');
   std::string t = phase + std::to_string(done);
   if (final || total > 0) t += "/" + std::to_string(total) + (final ? "" : "+");

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -37,7 +38,7 @@ class Progress {
   static bool Wanted(const GlobalOptions& options);
 
   // `stop` (optional): the SIGINT flag, shown as phase "stopping".
-  Progress(bool enabled, Labels labels, const std::atomic<bool>* stop = nullptr);
+  Progress(bool enabled, Labels labels, std::stop_token stop = {});
   explicit Progress(bool enabled) : Progress(enabled, Labels{}) {}
   ~Progress();
   Progress(const Progress&) = delete;
@@ -81,7 +82,7 @@ class Progress {
 
   const bool enabled_;
   const Labels labels_;
-  const std::atomic<bool>* stop_flag_;
+  std::stop_token stop_;
   const Clock::time_point start_ = Clock::now();
 
   std::atomic<std::int64_t> done_{0}, total_{0}, failed_{0}, skipped_{0};

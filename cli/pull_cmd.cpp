@@ -76,8 +76,8 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   po.dry_run = pull.dry_run;
   po.jobs = pull.jobs;
   po.include = pull.include;
-  po.stop = &signals.stop();
-  po.abort = &signals.abort();
+  po.stop = signals.stop();
+  po.abort = signals.abort();
   Progress progress(Progress::Wanted(options), {.files = "files", .skipped = "already here"}, po.stop);
   progress.SetPhase(pull.dry_run ? "listing" : "pulling");
   Logger& log = *options.log;

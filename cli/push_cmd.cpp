@@ -54,8 +54,8 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   so.files = ExpandStdin(push);
   so.jobs = push.jobs;
   so.busy_wait_s = push.wait_s;
-  so.stop = &signals.stop();
-  so.abort = &signals.abort();
+  so.stop = signals.stop();
+  so.abort = signals.abort();
   if (so.files.empty()) {
     options.log->Error("push: no files given (name them, or '-' to read paths from stdin)");
     return kExitUsage;

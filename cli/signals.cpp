@@ -13,15 +13,15 @@ StopSignals::StopSignals() {
   sigaddset(&set_, SIGUSR1);  // our own wake-up at shutdown
   // Must run before any other thread starts so they all inherit the mask.
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  thread_ = std::thread([this] {
+  thread_ = std::jthread([this] {
     for (;;) {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;
       if (sig == SIGUSR1) return;
-      if (!stop_.exchange(true)) {
+      if (stop_.request_stop()) {
         Report("stopping after the running transfers (again to abort)");
       } else {
-        abort_ = true;
+        abort_.request_stop();
         Report("aborting; the next run resumes");
       }
     }
@@ -43,8 +43,8 @@ void StopSignals::Report(const char* message) {
 }
 
 StopSignals::~StopSignals() {
+  // sigwait is not a stop_token wait: wake it with our own signal.
   pthread_kill(thread_.native_handle(), SIGUSR1);
-  thread_.join();
 }
 
 }  // namespace shotsync::cli

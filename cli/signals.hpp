@@ -1,15 +1,16 @@
-// StopSignals: SIGINT/SIGTERM become flags instead of killing the process.
-// The first signal sets `stop` (finish running transfers, start no more);
-// a second one sets `abort` too (cancel running transfers; still safe to
-// resume). Signals are blocked in every thread and taken by one sigwait
-// thread, so no handler touches shared state.
+// StopSignals: SIGINT/SIGTERM become stop requests instead of killing the
+// process. The first signal requests `stop` (finish running transfers, start
+// no more); a second one requests `abort` too (cancel running transfers;
+// still safe to resume). Signals are blocked in every thread and taken by one
+// sigwait thread, so no handler touches shared state, and the requests wake
+// whoever waits on the tokens (std::stop_callback): nobody polls a flag.
 #pragma once
 
 #include <signal.h>
 
-#include <atomic>
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 namespace shotsync::cli {
@@ -21,8 +22,8 @@ class StopSignals {
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
 
-  const std::atomic<bool>& stop() const { return stop_; }
-  const std::atomic<bool>& abort() const { return abort_; }
+  std::stop_token stop() const { return stop_.get_token(); }
+  std::stop_token abort() const { return abort_.get_token(); }
 
   // Where "stopping..." / "aborting..." go (default: stderr). A progress
   // line sets one that clears the line first. Cleared by passing nullptr
@@ -31,11 +32,11 @@ class StopSignals {
 
  private:
   void Report(const char* message);
-  std::atomic<bool> stop_{false}, abort_{false};
+  std::stop_source stop_, abort_;
   std::mutex report_mu_;
   std::function<void(const char*)> report_;
   sigset_t set_{};
-  std::thread thread_;
+  std::jthread thread_;  // last: started once the members it uses exist
 };
 
 // Routes StopSignals' messages through `report` while it lives (declare it

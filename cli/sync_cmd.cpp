@@ -44,8 +44,8 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.bwlimit = sync.bwlimit;
   so.retry_rejected = sync.retry_rejected;
   so.allow_unapprove = sync.allow_unapprove;
-  so.stop = &signals.stop();
-  so.abort = &signals.abort();
+  so.stop = signals.stop();
+  so.abort = signals.abort();
   Progress progress(Progress::Wanted(options), {}, so.stop);
   Logger& log = *options.log;
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });

@@ -90,9 +90,7 @@ void PullRun::Retry(Task& t, const std::string& reason) {
     return Fail(t, reason + " (gave up after " + std::to_string(t.attempts) + " attempts)");
   }
   ++report_.retries;
-  const double cap = std::min(10.0, 0.25 * double(1 << std::min(t.attempts, 6)));
-  const double wait = std::uniform_real_distribution<double>(cap / 2, cap)(rng_);
-  delayed_.emplace(Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait)), &t);
+  delayed_.emplace(Clock::now() + download_backoff_.Delay(t.attempts), &t);
 }
 
 void PullRun::Truncate(const Task& t) {

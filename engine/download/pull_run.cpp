@@ -30,6 +30,7 @@
 #include <filesystem>
 
 #include "download/pull_run.hpp"
+#include "shotsync/exit_code.hpp"
 
 namespace shotsync {
 namespace download {
@@ -39,20 +40,14 @@ PullRun::PullRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
     : config_(config), db_(manifest), bucket_db_(std::move(bucket_db)), options_(options),
       on_event_(on_event), jobs_(std::clamp(options.jobs > 0 ? options.jobs : config.jobs, 1, 64)),
       include_(options.include.empty() ? config.headshotpro.include : options.include),
-      buckets_(*bucket_db_),
-      engine_(TransferOptions{.max_concurrent = jobs_ + 1,  // + 1: a listing need not wait for a download
-                              .max_per_host = jobs_ + 1,
-                              .ca_file = config.ca_file,
-                              .stall_timeout = std::chrono::seconds(config.stall_timeout),
-                              .queue_capacity = std::size_t(4 * jobs_ + 16)}),
-      throttle_(Throttle::Options{.key = BucketKey("headshotpro", config.headshotpro.key),
-                                  .rpm = double(config.headshotpro.rpm),
-                                  .shared = &buckets_}),
-      client_(engine_, throttle_, config.headshotpro.base_url, config.headshotpro.key,
-              config.headshotpro.key_source),
-      rng_(std::random_device{}()) {}
+      // + 1: a listing need not wait for a download.
+      session_(config, bucket_db_.get(),
+               SessionOptions{.jobs = jobs_ + 1, .queue_capacity = std::size_t(4 * jobs_ + 16)}) {}
 
 PullReport PullRun::Run() {
+  // A stop request wakes the loop (an event), so nothing polls the tokens.
+  std::stop_callback on_stop(options_.stop, [this] { events_.Push(Event{.kind = Event::kStop}); });
+  std::stop_callback on_abort(options_.abort, [this] { events_.Push(Event{.kind = Event::kStop}); });
   const auto t0 = Clock::now();
   auto run_id = db_.BeginRun(options_.command, int(::getpid()));
   report_.status = Prepare();
@@ -119,9 +114,9 @@ Status PullRun::Prepare() {
 }
 
 bool PullRun::Stopping(bool abort_only) const {
-  if (options_.abort && options_.abort->load()) return true;
+  if (options_.abort.stop_requested()) return true;
   if (abort_only) return false;
-  return fatal_ || (options_.stop && options_.stop->load());
+  return fatal_ || options_.stop.stop_requested();
 }
 
 void PullRun::SetFatal(Status st) {
@@ -158,6 +153,8 @@ void PullRun::Handle(Event e) {
     case Event::kFinished:
       OnFinished(*e.task, e.status);
       break;
+    case Event::kStop:
+      break;  // the loop looks at Stopping() again
   }
 }
 
@@ -172,27 +169,19 @@ void PullRun::Loop() {
     if (!Stopping(false)) Dispatch();
     const bool waiting_work = !Stopping(false) && (!ready_.empty() || !delayed_.empty());
     if (listing_done_ && in_flight_ == 0 && finishing_ == 0 && !waiting_work) break;
-    auto until = Clock::now() + std::chrono::milliseconds(200);
-    if (!delayed_.empty() && !Stopping(false)) until = std::min(until, delayed_.begin()->first);
+    // Sleeps until an event (a transfer's end, a listing, a stop request),
+    // the next retry, or the next group commit of recorded downloads.
+    auto until = Clock::time_point::max();
+    if (!delayed_.empty() && !Stopping(false)) until = delayed_.begin()->first;
+    if (!done_rows_.empty() || !failed_rows_.empty()) until = std::min(until, last_flush_ + kFlushEvery);
     for (Event& e : events_.Take(until)) Handle(std::move(e));
-    if (Clock::now() - last_flush_ > std::chrono::milliseconds(250)) Flush();
+    if (Clock::now() - last_flush_ > kFlushEvery) Flush();
   }
 }
 
 }  // namespace download
 
-int PullExitCode(const PullReport& r) {
-  switch (r.status.code()) {
-    case Code::kOk: return r.failed > 0 ? 1 : 0;
-    case Code::kCancelled: return 5;
-    case Code::kUnauthenticated:
-    case Code::kForbidden: return 3;
-    case Code::kInvalidArgument:
-    case Code::kCorrupt:
-    case Code::kUnsupported: return 2;
-    default: return 1;
-  }
-}
+int PullExitCode(const PullReport& r) { return RunExitCode(r.status, r.failed > 0); }
 
 PullReport RunPull(const Config& config, Manifest& manifest, const PullOptions& options,
                    const PullEventFn& on_event) {

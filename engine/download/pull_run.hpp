@@ -29,6 +29,8 @@
 
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/pull.hpp"
+#include "shotsync/retry.hpp"
+#include "shotsync/session.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
 #include "store/manifest_buckets.hpp"
@@ -63,7 +65,8 @@ struct Task {
 
 // What the lister thread and the engine / finisher threads send to the main thread.
 struct Event {
-  enum Kind { kModel, kListError, kListDone, kTransfer, kFinished } kind = kModel;
+  // kStop: a stop was requested (wakes the loop; nothing polls the tokens).
+  enum Kind { kModel, kListError, kListDone, kTransfer, kFinished, kStop } kind = kModel;
   ModelState model;
   std::vector<HpPhoto> photos;
   Status status;
@@ -80,10 +83,16 @@ class EventQueue {
     }
     cv_.notify_one();
   }
-  // Waits until an event arrives or `until`; returns every event waiting.
+  // Waits until an event arrives or `until` (max: no deadline); returns
+  // every event waiting.
   std::deque<Event> Take(Clock::time_point until) {
     std::unique_lock lock(mu_);
-    cv_.wait_until(lock, until, [&] { return !q_.empty(); });
+    const auto arrived = [&] { return !q_.empty(); };
+    if (until == Clock::time_point::max()) {
+      cv_.wait(lock, arrived);  // wait_until(max) would overflow
+    } else {
+      cv_.wait_until(lock, until, arrived);
+    }
     std::deque<Event> out;
     out.swap(q_);
     return out;
@@ -179,11 +188,11 @@ class PullRun {
   const PullEventFn& on_event_;
   const int jobs_;
   const std::string include_;
-  ManifestBuckets buckets_;
-  TransferEngine engine_;
-  Throttle throttle_;
-  HeadshotProClient client_;
-  std::mt19937 rng_;
+  HeadshotProSession session_;  // engine + throttle (the bucket manifest's) + client
+  TransferEngine& engine_ = session_.engine();
+  Throttle& throttle_ = session_.throttle();
+  HeadshotProClient& client_ = session_.client();
+  const Backoff download_backoff_{retry_policy::kDownload};
 
   std::string dest_real_;
   PullReport report_;
@@ -204,6 +213,7 @@ class PullRun {
   int in_flight_ = 0, finishing_ = 0;
   std::vector<DownloadRecord> done_rows_, failed_rows_;
   std::set<std::string> dirty_dirs_;
+  static constexpr auto kFlushEvery = std::chrono::milliseconds(250);  // group commit of download rows
   Clock::time_point last_flush_ = Clock::now();
 };
 

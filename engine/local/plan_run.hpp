@@ -54,7 +54,7 @@ class PlanRun {
   std::string AbsPath(std::size_t root_index, std::string_view rel) const {
     return config_.roots[root_index].path + "/" + std::string(rel);
   }
-  bool Cancelled() const { return options_.cancel && options_.cancel->load(); }
+  bool Cancelled() const { return options_.cancel.stop_requested(); }
   void Fail(Status st);
   void ReportError(const std::string& path, const Status& st);
   void Emit(std::size_t root_index, Action action, std::string reason, const FileRecord& row);

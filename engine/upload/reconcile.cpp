@@ -87,12 +87,8 @@ Status SyncRun::Reconcile(std::vector<Job>& jobs, std::vector<Job>& resend) {
 // Sleeps until `when`; false if the run is being stopped.
 bool SyncRun::WaitUntil(SteadyClock::time_point when) {
   std::unique_lock lock(mu_);
-  while (SteadyClock::now() < when) {
-    if (Stopping(false)) return false;
-    // The stop flag is set from a signal handler, which cannot notify: look every 200 ms.
-    cv_.wait_until(lock, std::min(when, SteadyClock::now() + std::chrono::milliseconds(200)));
-  }
-  return !Stopping(false);
+  // A stop request wakes it (the stop callbacks notify cv_).
+  return !cv_.wait_until(lock, when, [&] { return Stopping(false); });
 }
 
 Status SyncRun::LookUp(std::vector<Job>& jobs, std::vector<Job>& resend) {

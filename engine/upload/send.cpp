@@ -112,7 +112,7 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
     PassProbe(j);
     j.probe = false;
     j.conflict_at = WallSeconds();
-    auto delay = Backoff(j.attempts, 5.0);
+    auto delay = conflict_backoff_.Delay(j.attempts);
     return scheduler_.At(SteadyClock::now() + delay, [this, j]() mutable { RecheckRevision(std::move(j)); });
   }
   PassProbe(j);
@@ -128,7 +128,7 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
     return Record(Failed{.job = j, .reason = st.message(),
                          .report = st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)"});
   }
-  Retry(j, Backoff(j.attempts, c == Code::kConflict ? 5.0 : 0.5));
+  Retry(j, (c == Code::kConflict ? conflict_backoff_ : upload_backoff_).Delay(j.attempts));
 }
 
 // Reconciled in a batch at the end (FinishOutstanding enforces the attempt
@@ -159,21 +159,13 @@ void SyncRun::Refused(Job& j, const Status& st) {
     g.open = false;  // one at a time again
     if (!g.probing) g.probing = j.probe = true;
   }
-  if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, Backoff(j.attempts, 2.0));
+  if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, forbidden_backoff_.Delay(j.attempts));
   Block(album, j.root_index, st);
   Unsent(j, st);
 }
 
 void SyncRun::Retry(Job j, std::chrono::milliseconds delay) {
   scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable { Send(std::move(j)); });
-}
-
-std::chrono::milliseconds SyncRun::Backoff(int attempt, double base_s) {
-  // Exponential backoff with full jitter, capped at 60 s.
-  const double cap = std::min(60.0, base_s * double(1 << std::min(attempt, 6)));
-  std::lock_guard lock(mu_);
-  std::uniform_real_distribution<double> d(0.0, cap);
-  return std::chrono::milliseconds(std::int64_t(d(rng_) * 1000));
 }
 
 }  // namespace shotsync::upload

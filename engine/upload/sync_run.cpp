@@ -23,6 +23,8 @@
 // the scheduler's when the run is destroyed (its member is the last).
 #include "upload/sync_run.hpp"
 
+#include "shotsync/exit_code.hpp"
+
 #include <unistd.h>
 
 namespace shotsync {
@@ -32,20 +34,14 @@ SyncRun::SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
         const SyncOptions& options, const SyncEventFn& on_event)
     : config_(config), plan_db_(manifest), own_jobs_db_(std::move(jobs_db)),
       db_(own_jobs_db_ ? own_jobs_db_.get() : &manifest), lease_(std::move(lease)),
-      owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event), buckets_(*db_),
-      engine_(TransferOptions{.max_concurrent = options.jobs > 0 ? options.jobs : config.jobs,
-                              .max_per_host = options.jobs > 0 ? options.jobs : config.jobs,
-                              .bwlimit = options.bwlimit,
-                              .ca_file = config.ca_file,
-                              .stall_timeout = std::chrono::seconds(config.stall_timeout)}),
-      throttle_(Throttle::Options{.key = BucketKey("shootbin", config.shootbin.token),
-                                  .rpm = double(config.shootbin.rpm),
-                                  .shared = &buckets_}),
-      client_(engine_, throttle_, config.shootbin.base_url, config.shootbin.token,
-              config.shootbin.token_source),
-      rng_(std::random_device{}()) {}
+      owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event),
+      session_(config, db_, SessionOptions{.jobs = options.jobs > 0 ? options.jobs : config.jobs,
+                                           .bwlimit = options.bwlimit}) {}
 
 SyncReport SyncRun::Run() {
+  // Waits (FinishOutstanding, WaitUntil) wake on a stop request: nothing polls the tokens.
+  std::stop_callback on_stop(options_.stop, [this] { WakeWaiters(); });
+  std::stop_callback on_abort(options_.abort, [this] { WakeWaiters(); });
   const auto t0 = SteadyClock::now();
   auto run_id = db_->BeginRun(options_.command, int(::getpid()));
   if (!options_.dry_run) {
@@ -115,15 +111,21 @@ SyncReport SyncRun::Run() {
 }
 
 bool SyncRun::Stopping(bool abort_only) const {
-  if (options_.abort && options_.abort->load()) return true;
+  if (options_.abort.stop_requested()) return true;
   if (abort_only) return false;
-  return fatal_.load() || (options_.stop && options_.stop->load());
+  return fatal_.load() || options_.stop.stop_requested();
 }
 
 void SyncRun::SetFatal(Status st) {
   std::lock_guard lock(mu_);
   if (report_.status.ok()) report_.status = std::move(st);
   fatal_ = true;
+  cv_.notify_all();
+}
+
+void SyncRun::WakeWaiters() {
+  std::lock_guard lock(mu_);
+  cv_.notify_all();
 }
 
 void SyncRun::Emit(const SyncEvent& e) {
@@ -152,11 +154,14 @@ void SyncRun::FinishOutstanding() {
   for (int round = 0;; ++round) {
     {
       std::unique_lock lock(mu_);
+      bool drained = false;
       while (outstanding_ > 0 && !Stopping(true)) {
-        cv_.wait_for(lock, std::chrono::milliseconds(200));
-        if (Stopping(false)) {
+        // Woken by Done(), SetFatal() and the stop tokens' callbacks.
+        cv_.wait(lock, [&] { return outstanding_ <= 0 || Stopping(true) || (!drained && Stopping(false)); });
+        if (!drained && Stopping(false)) {
           // Retries waiting for their backoff give up now (Send sees the
           // stop), and queued transfers are cancelled unsent; running ones end.
+          drained = true;
           lock.unlock();
           scheduler_.Drain();
           DrainParked();
@@ -188,7 +193,7 @@ void SyncRun::FinishOutstanding() {
         std::lock_guard lock(mu_);
         ++outstanding_;
       }
-      Retry(std::move(j), Backoff(j.attempts, 0.5));
+      Retry(std::move(j), upload_backoff_.Delay(j.attempts));
     }
   }
 }
@@ -196,21 +201,11 @@ void SyncRun::FinishOutstanding() {
 }  // namespace upload
 
 int SyncExitCode(const SyncReport& report) {
-  switch (report.status.code()) {
-    case Code::kOk: break;
-    case Code::kUnauthenticated:
-    case Code::kForbidden: return 3;
-    case Code::kCancelled: return 5;
-    case Code::kInvalidArgument:
-    case Code::kNotFound: return 2;
-    default: return 1;
-  }
-  return report.failed + report.rejected + report.plan.rejected + report.plan.conflict + report.held +
-                     report.unconfirmed >
-                 0 ||
-             report.plan.errors > 0
-         ? 1
-         : 0;
+  const bool anything_failed = report.failed + report.rejected + report.plan.rejected + report.plan.conflict +
+                                       report.held + report.unconfirmed >
+                                   0 ||
+                               report.plan.errors > 0;
+  return RunExitCode(report.status, anything_failed);
 }
 
 SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,

@@ -28,6 +28,8 @@
 #include "shotsync/album_index.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/shootbin.hpp"
+#include "shotsync/retry.hpp"
+#include "shotsync/session.hpp"
 #include "shotsync/sync.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
@@ -88,6 +90,7 @@ class SyncRun {
   SyncRun& operator=(const SyncRun&) = delete;
 
   SyncReport Run();
+  void WakeWaiters();  // a stop was requested: whoever waits on cv_ looks again
 
  private:
   // A file being claimed (claimer_): the files queued meanwhile are claimed
@@ -150,7 +153,6 @@ class SyncRun {
   void Ambiguous(Job& j, const HttpResponse& r, bool answered);
   void Refused(Job& j, const Status& st);
   void Retry(Job j, std::chrono::milliseconds delay);
-  std::chrono::milliseconds Backoff(int attempt, double base_s);
   // reconcile.cpp
   Status ReconcileUnfinished();
   Status Reconcile(std::vector<Job>& jobs, std::vector<Job>& resend);
@@ -179,10 +181,13 @@ class SyncRun {
   const SyncOptions& options_;
   std::vector<PlanTarget> only_;    // push: the named files
   const SyncEventFn& on_event_;
-  ManifestBuckets buckets_;
-  TransferEngine engine_;
-  Throttle throttle_;
-  ShootbinClient client_;
+  ShootbinSession session_;  // engine + throttle (the manifest's bucket) + client
+  TransferEngine& engine_ = session_.engine();
+  Throttle& throttle_ = session_.throttle();
+  ShootbinClient& client_ = session_.client();
+  const shotsync::Backoff upload_backoff_{retry_policy::kUpload};
+  const shotsync::Backoff forbidden_backoff_{retry_policy::kForbiddenRecheck};
+  const shotsync::Backoff conflict_backoff_{retry_policy::kConflict};
   AlbumIndex index_{*db_, client_};
   std::vector<Target> targets_;
 
@@ -192,7 +197,6 @@ class SyncRun {
   std::int64_t outstanding_ = 0;
   std::vector<Job> ambiguous_;
   std::map<std::int64_t, Gate> gates_;               // album -> its gate
-  std::mt19937_64 rng_;
   std::atomic<bool> fatal_{false};
   std::mutex event_mu_;
   Batcher<Pending> claimer_{[this](std::vector<Pending>& b) { return CommitClaims(b); },

@@ -6,6 +6,7 @@ int ExitCodeFor(const Status& status) noexcept {
   switch (status.code()) {
     case Code::kOk: return exit_code::kOk;
     case Code::kInvalidArgument:
+    case Code::kNotFound:
     case Code::kCorrupt:
     case Code::kUnsupported: return exit_code::kUsage;
     case Code::kUnauthenticated:
@@ -16,12 +17,8 @@ int ExitCodeFor(const Status& status) noexcept {
   }
 }
 
-int RunExitCode(const Status& run_status, bool anything_failed,
-                std::span<const ExitCodeRow> rows) noexcept {
+int RunExitCode(const Status& run_status, bool anything_failed) noexcept {
   if (run_status.ok()) return anything_failed ? exit_code::kPartial : exit_code::kOk;
-  for (const ExitCodeRow& row : rows) {
-    if (row.code == run_status.code()) return row.exit;
-  }
   return ExitCodeFor(run_status);
 }
 

@@ -2,7 +2,6 @@
 // one mapping of a Status to them. Table-tested in tests/unit/exit_code_test.cpp.
 #pragma once
 
-#include <span>
 
 #include "shotsync/status.hpp"
 
@@ -18,30 +17,13 @@ inline constexpr int kInterrupted = 5;  // interrupted; run the same command to 
 }  // namespace exit_code
 
 // The exit code for a status:
-//   kOk 0; kInvalidArgument, kCorrupt, kUnsupported 2; kUnauthenticated,
+//   kOk 0; kInvalidArgument, kNotFound (a named project, album or member),
+//   kCorrupt, kUnsupported 2; kUnauthenticated,
 //   kForbidden 3; kBusy 4; kCancelled 5; everything else 1.
 int ExitCodeFor(const Status& status) noexcept;
 
-// A row that a run's table changes (see RunExitCode).
-struct ExitCodeRow {
-  Code code;
-  int exit;
-};
-
 // The exit code of a run (sync, push, pull): ok -> 1 when anything failed,
-// else 0; an error -> its row in `rows` when there is one, else ExitCodeFor.
-int RunExitCode(const Status& run_status, bool anything_failed,
-                std::span<const ExitCodeRow> rows = {}) noexcept;
-
-// Where a run's table differs from ExitCodeFor today (kept so that the exit
-// codes do not change):
-// - sync/push: a project or album not found is a config error (2); a
-//   corrupt answer or a busy manifest is a partial run (1).
-inline constexpr ExitCodeRow kSyncExitRows[] = {{Code::kNotFound, exit_code::kUsage},
-                                                {Code::kCorrupt, exit_code::kPartial},
-                                                {Code::kUnsupported, exit_code::kPartial},
-                                                {Code::kBusy, exit_code::kPartial}};
-// - pull: a busy manifest is a partial run (1).
-inline constexpr ExitCodeRow kPullExitRows[] = {{Code::kBusy, exit_code::kPartial}};
+// else 0; an error -> ExitCodeFor.
+int RunExitCode(const Status& run_status, bool anything_failed) noexcept;
 
 }  // namespace shotsync

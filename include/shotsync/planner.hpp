@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,7 +74,7 @@ struct PlanOptions {
   // the plan's manifest batch is then committed before each upload/revision
   // item goes out, so no write lock is held while the caller waits.
   bool flush_before_emit = false;
-  const std::atomic<bool>* cancel = nullptr;  // stop early (SIGINT)
+  std::stop_token cancel;  // stop early (SIGINT)
   // false: files unchanged on disk whose decision is skip or rejected are
   // counted in PlanStats but not handed to on_item (a no-op resync of a large
   // library then costs a stat and a manifest row per file, nothing more).

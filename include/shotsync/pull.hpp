@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,8 +48,8 @@ struct PullOptions {
   std::string include;      // "main" | "all"; "" = config
   int max_attempts = 6;     // per file per run, for transient failures
   std::string command = "pull";
-  const std::atomic<bool>* stop = nullptr;   // finish running downloads, start no more
-  const std::atomic<bool>* abort = nullptr;  // cancel running downloads too (.part kept)
+  std::stop_token stop;   // finish running downloads, start no more
+  std::stop_token abort;  // cancel running downloads too (.part kept)
 };
 
 // Delivered on the calling thread of RunPull.

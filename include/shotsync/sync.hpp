@@ -32,6 +32,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,8 @@ struct SyncOptions {
   bool report_unchanged = true; // dry run: hand unchanged files to on_event too
   bool retry_rejected = false;  // decide rejected files again (sync --retry-rejected)
   bool allow_unapprove = false; // send revisions of approved photos (also config allow_unapprove)
-  const std::atomic<bool>* stop = nullptr;   // finish running transfers, start no more
-  const std::atomic<bool>* abort = nullptr;  // cancel running transfers too
+  std::stop_token stop;   // finish running transfers, start no more
+  std::stop_token abort;  // cancel running transfers too
 };
 
 struct SyncFailure {

@@ -9,7 +9,7 @@ SHOTSYNC_BUILD_PACKAGES=(
   libcurl4-openssl-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
-  curl openssl
+  curl openssl xxhash
 )
 # clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
 SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -1,5 +1,5 @@
 // The exit-code table (shotsync/exit_code.hpp): one row per Code, and a
-// run's exit code (ok with failures, and the rows sync and pull change).
+// run's exit code (ok with or without failures).
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -15,7 +15,7 @@ namespace exit_code = shotsync::exit_code;
 
 TEST_CASE("ExitCodeFor: one row per Code", "[exit_code]") {
   const std::vector<std::pair<Code, int>> rows = {
-      {Code::kOk, 0},          {Code::kInvalidArgument, 2}, {Code::kNotFound, 1},
+      {Code::kOk, 0},          {Code::kInvalidArgument, 2}, {Code::kNotFound, 2},
       {Code::kIo, 1},          {Code::kCorrupt, 2},         {Code::kUnauthenticated, 3},
       {Code::kForbidden, 3},   {Code::kRateLimited, 1},     {Code::kNetwork, 1},
       {Code::kServer, 1},      {Code::kConflict, 1},        {Code::kRejected, 1},
@@ -40,24 +40,4 @@ TEST_CASE("RunExitCode: ok with or without failures, errors by the table", "[exi
   CHECK(RunExitCode(Status(Code::kUnauthenticated, "x"), false) == 3);
   CHECK(RunExitCode(Status(Code::kCancelled, "x"), true) == 5);
   CHECK(RunExitCode(Status(Code::kNetwork, "x"), false) == 1);
-}
-
-TEST_CASE("RunExitCode: the rows sync and pull keep from before", "[exit_code]") {
-  // sync/push (SyncExitCode): not found is a config error; corrupt, unsupported, busy partial.
-  const auto sync = [](Code c) { return RunExitCode(Status(c, "x"), false, shotsync::kSyncExitRows); };
-  CHECK(sync(Code::kNotFound) == 2);
-  CHECK(sync(Code::kCorrupt) == 1);
-  CHECK(sync(Code::kUnsupported) == 1);
-  CHECK(sync(Code::kBusy) == 1);
-  CHECK(sync(Code::kInvalidArgument) == 2);
-  CHECK(sync(Code::kForbidden) == 3);
-  CHECK(sync(Code::kCancelled) == 5);
-  CHECK(RunExitCode(Status::Ok(), true, shotsync::kSyncExitRows) == 1);
-  // pull (PullExitCode): busy is partial; the rest as ExitCodeFor.
-  const auto pull = [](Code c) { return RunExitCode(Status(c, "x"), false, shotsync::kPullExitRows); };
-  CHECK(pull(Code::kBusy) == 1);
-  CHECK(pull(Code::kNotFound) == 1);
-  CHECK(pull(Code::kCorrupt) == 2);
-  CHECK(pull(Code::kUnsupported) == 2);
-  CHECK(pull(Code::kUnauthenticated) == 3);
 }
