@@ -14,12 +14,13 @@
 int main(int argc, char** argv) {
   int threads = 1;
   bool print = false;
+  shotsync::HashOptions options;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) {
-      shotsync::detail::SetHashBufferSize(std::size_t(std::atoll(argv[++i])));
+      options.buffer_size = std::size_t(std::atoll(argv[++i]));
     } else if (std::strcmp(argv[i], "--print") == 0) {
       print = true;
     } else {
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
         }
         bytes += r->stat.size;
         if (print) std::printf("%s  %s\n", r->hash.c_str(), t.path.c_str());
-      });
+      },
+      options);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(print ? stderr : stdout, "%zu %llu %.4f\n", files.size(), static_cast<unsigned long long>(bytes), s);
   return errors ? 1 : 0;

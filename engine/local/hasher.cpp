@@ -27,9 +27,6 @@
 namespace shotsync {
 namespace {
 
-std::atomic<std::size_t> g_buffer_size{kHashBufferSize};
-std::function<void(const std::string&)> g_after_read_hook;  // tests only
-std::atomic<bool> g_has_hook{false};
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
@@ -75,28 +72,16 @@ std::string Hex(const XXH128_hash_t& h) {
 
 }  // namespace
 
-namespace detail {
-
-void SetHashAfterReadHook(std::function<void(const std::string& path)> hook) {
-  g_has_hook.store(false);
-  g_after_read_hook = std::move(hook);
-  g_has_hook.store(bool(g_after_read_hook));
-}
-
-void SetHashBufferSize(std::size_t bytes) { g_buffer_size.store(bytes ? bytes : kHashBufferSize); }
-
-}  // namespace detail
-
 std::string HashBytes(const void* data, std::size_t size) { return Hex(XXH3_128bits(data, size)); }
 
-Result<HashOutcome> HashFile(const std::string& path) {
+Result<HashOutcome> HashFile(const std::string& path, const HashOptions& options) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Status::Io(path, errno);
   struct stat before {};
   if (::fstat(fd.get(), &before) != 0) return Status::Io(path, errno);
   if (!S_ISREG(before.st_mode)) return Status::Invalid(path + ": not a regular file");
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  const std::size_t size = g_buffer_size.load(std::memory_order_relaxed);
+  const std::size_t size = options.buffer_size ? options.buffer_size : kHashBufferSize;
   void* buf = ThreadBuffer(size);
   XXH3_state_t* state = ThreadState();
   if (buf == nullptr || state == nullptr) return Status::Io(path, ENOMEM);
@@ -110,7 +95,7 @@ Result<HashOutcome> HashFile(const std::string& path) {
     if (n == 0) break;
     XXH3_128bits_update(state, buf, std::size_t(n));
   }
-  if (g_has_hook.load(std::memory_order_acquire)) g_after_read_hook(path);
+  if (options.after_read) options.after_read(path);
   struct stat after {};
   if (::fstat(fd.get(), &after) != 0) return Status::Io(path, errno);
   HashOutcome out;
@@ -126,12 +111,13 @@ Result<HashOutcome> HashFile(const std::string& path) {
 }
 
 void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
-              const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done) {
+              const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done,
+              const HashOptions& options) {
   threads = threads > 0 ? threads : 1;
   if (threads == 1) {
     // No pool to start: a hook's push hashes one file and must return fast.
     while (std::optional<HashTask> t = next()) {
-      Result<HashOutcome> outcome = HashFile(t->path);
+      Result<HashOutcome> outcome = HashFile(t->path, options);
       done(std::move(*t), std::move(outcome));
     }
     return;
@@ -166,8 +152,8 @@ void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
             }) &
             tbb::make_filter<std::shared_ptr<Item>, std::shared_ptr<Item>>(
                 tbb::filter_mode::parallel,
-                [](std::shared_ptr<Item> item) {
-                  item->outcome.emplace(HashFile(item->task.path));
+                [&options](std::shared_ptr<Item> item) {
+                  item->outcome.emplace(HashFile(item->task.path, options));
                   return item;
                 }) &
             tbb::make_filter<std::shared_ptr<Item>, void>(

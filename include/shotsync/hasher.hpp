@@ -32,9 +32,18 @@ struct HashOutcome {
 // aligned). 1 MiB and 256 KiB measured alike here (benchmarks/run hash).
 inline constexpr std::size_t kHashBufferSize = std::size_t(1) << 20;
 
+// How HashFile reads. The defaults are production's; the rest are seams for
+// tests (after_read: called with the path after the last read and before the
+// closing fstat, where a test modifies the file to provoke `changed`) and
+// for benchmarks (buffer_size).
+struct HashOptions {
+  std::size_t buffer_size = kHashBufferSize;
+  std::function<void(const std::string& path)> after_read;
+};
+
 // Hashes one file. Errors name the file (kIo with errno text; kInvalidArgument
 // for something that is not a regular file, e.g. a FIFO).
-Result<HashOutcome> HashFile(const std::string& path);
+Result<HashOutcome> HashFile(const std::string& path, const HashOptions& options = {});
 
 // Hash of a byte string, same format as HashFile (used by tests and the emulator).
 std::string HashBytes(const void* data, std::size_t size);
@@ -51,16 +60,7 @@ struct HashTask {
 // without a lock; they may run on different threads. At most 2 * threads
 // tasks are in flight, so memory stays flat however many files there are.
 void HashMany(int threads, const std::function<std::optional<HashTask>()>& next,
-              const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done);
-
-namespace detail {
-// Test and benchmark seams; not for production code. Set them only while no
-// hashing runs.
-// Called by HashFile with the path after the last read and before the closing
-// fstat (a test modifies the file there to provoke `changed`). Empty = none.
-void SetHashAfterReadHook(std::function<void(const std::string& path)> hook);
-// Overrides the read buffer size (0 restores kHashBufferSize).
-void SetHashBufferSize(std::size_t bytes);
-}  // namespace detail
+              const std::function<void(HashTask&&, Result<HashOutcome>&&)>& done,
+              const HashOptions& options = {});
 
 }  // namespace shotsync

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "wait.hpp"
 #include "shotsync/throttle.hpp"
 #include "temp_dir.hpp"
 
@@ -665,7 +666,7 @@ TEST_CASE("Transfer: timeouts and refused connections", "[transfer]") {
     r.timeout = std::chrono::seconds(1);
     const auto t0 = SteadyClock::now();
     HttpResponse a = engine.Perform(r);
-    CHECK(Since(t0) < 2.5);
+    CHECK(Since(t0) >= 0.9);  // the server answers after 3 s: "timed out" is the proof
     CHECK(a.transport.code() == Code::kNetwork);
     CHECK(a.transport.message().find("timed out") != std::string::npos);
     CHECK(a.status == 0);
@@ -676,7 +677,7 @@ TEST_CASE("Transfer: timeouts and refused connections", "[transfer]") {
     r.low_speed_time = std::chrono::seconds(1);
     const auto t0 = SteadyClock::now();
     HttpResponse a = engine.Perform(r);
-    CHECK(Since(t0) < 4.0);
+    CHECK(Since(t0) >= 0.9);
     CHECK(a.transport.code() == Code::kNetwork);
     CHECK(a.transport.message().find("too slow") != std::string::npos);
   }
@@ -843,7 +844,6 @@ TEST_CASE("Transfer: 429 is retried after Retry-After / X-RateLimit-Reset", "[tr
   CHECK(throttle.throttled_429() == 2);
   CHECK(throttle.granted() == 3);
   CHECK(secs >= 1.05 + 1.05);  // 1 s, then at least 1 s to the reset, each plus jitter
-  CHECK(secs < 4.5);
 }
 
 TEST_CASE("Transfer: 429s under load, and the caller sees one only after 10 in a row",
@@ -1029,11 +1029,8 @@ TEST_CASE("Transfer: Shutdown(true) cancels running and waiting requests", "[tra
   for (int i = 0; i < 8; ++i) {
     engine.Submit(Get(server.url("/slow")), [&w](HttpResponse&& r) { w.Add(std::move(r)); });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CHECK(engine.counters().active == 4);
-  const auto t0 = SteadyClock::now();
-  engine.Shutdown(true);
-  CHECK(Since(t0) < 1.0);
+  REQUIRE(shotsync::testing::WaitFor([&] { return engine.counters().active == 4; }));
+  engine.Shutdown(true);  // the server would answer after 5 s: every answer must be a cancel
   REQUIRE(w.size() == 8);
   for (auto& r : w.responses) {
     CHECK(r.transport.code() == Code::kCancelled);
@@ -1061,7 +1058,7 @@ TEST_CASE("Transfer: Shutdown(false) lets running requests finish", "[transfer]"
     for (int i = 0; i < 4; ++i) {
       engine.Submit(Get(server.url("/delay")), [&w](HttpResponse&& r) { w.Add(std::move(r)); });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(shotsync::testing::WaitFor([&] { return engine.counters().active == 1; }));
     engine.Shutdown(false);
   }
   REQUIRE(w.size() == 4);
@@ -1092,8 +1089,11 @@ TEST_CASE("Transfer: Submit blocks when the queue is full", "[transfer]") {
       ++submitted;
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   // One running, two in the queue, the fourth Submit waiting.
+  REQUIRE(shotsync::testing::WaitFor([&] {
+    const auto c = engine.counters();
+    return c.active == 1 && c.queued == 2;
+  }));
   CHECK(submitted == 3);
   const auto c = engine.counters();
   CHECK(c.active == 1);
@@ -1147,8 +1147,7 @@ TEST_CASE("Transfer: bwlimit slows transfers down", "[transfer]") {
   REQUIRE(a.transport.ok());
   CHECK((a.body == body));
   INFO("4 MB at 1 MB/s took " << secs << " s");
-  CHECK(secs >= 1.5);
-  CHECK(secs < 6.0);
+  CHECK(secs >= 1.5);  // slowed down; how close to 1 MB/s is a benchmark's question
 }
 
 // Not in CI: engine vs `curl --parallel --parallel-max 8` on the same 2,000 URLs.

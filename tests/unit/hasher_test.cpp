@@ -36,13 +36,6 @@ void WriteFile(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-// Restores the hasher's test seams when a test ends (also on failure).
-struct SeamGuard {
-  ~SeamGuard() {
-    detail::SetHashAfterReadHook(nullptr);
-    detail::SetHashBufferSize(0);
-  }
-};
 
 bool HaveXxhsum() { return std::system("command -v xxhsum >/dev/null 2>&1") == 0; }
 
@@ -76,16 +69,16 @@ TEST_CASE("hasher: known XXH3-128 vectors in xxhsum -H2 format", "[hasher]") {
 }
 
 TEST_CASE("hasher: streaming equals one-shot around buffer boundaries", "[hasher]") {
-  SeamGuard guard;
   testing::TempDir tmp;
   const fs::path p = tmp.path() / "f.bin";
   auto check_sizes = [&](std::size_t buf) {
+    const HashOptions options{.buffer_size = buf};
     const std::vector<std::size_t> sizes = {1, 17, buf - 1, buf, buf + 1, 2 * buf - 1, 2 * buf,
                                             2 * buf + 1, 3 * buf + 4095};
     for (std::size_t n : sizes) {
       const std::string bytes = RandomBytes(n, std::uint32_t(n));
       WriteFile(p, bytes);
-      auto r = HashFile(p.string());
+      auto r = HashFile(p.string(), options);
       REQUIRE(r.ok());
       INFO("buffer " << buf << ", size " << n);
       CHECK(r->hash == HashBytes(bytes.data(), bytes.size()));
@@ -94,45 +87,42 @@ TEST_CASE("hasher: streaming equals one-shot around buffer boundaries", "[hasher
     }
   };
   check_sizes(kHashBufferSize);
-  detail::SetHashBufferSize(4096);
   check_sizes(4096);
-  detail::SetHashBufferSize(256 * 1024);
   check_sizes(256 * 1024);
 }
 
 TEST_CASE("hasher: a file modified while being read is reported as changed", "[hasher]") {
-  SeamGuard guard;
   testing::TempDir tmp;
   const fs::path p = tmp.path() / "photo.jpg";
   WriteFile(p, RandomBytes(300000, 1));
 
   SECTION("appended between the two fstat calls") {
-    detail::SetHashAfterReadHook([&](const std::string& path) {
+    const HashOptions options{.after_read = [&](const std::string& path) {
       std::ofstream(path, std::ios::binary | std::ios::app) << "more";
-    });
-    auto r = HashFile(p.string());
+    }};
+    auto r = HashFile(p.string(), options);
     REQUIRE(r.ok());
     CHECK(r->changed);
     CHECK(r->stat.size == 300004);
   }
   SECTION("rewritten in place with the same size (mtime moves)") {
-    detail::SetHashAfterReadHook([&](const std::string& path) {
+    const HashOptions options{.after_read = [&](const std::string& path) {
       struct stat st {};
       REQUIRE(::stat(path.c_str(), &st) == 0);
       // Bump mtime explicitly: a rewrite within one timestamp tick must not be missed here.
       struct timespec times[2] = {st.st_atim, st.st_mtim};
       times[1].tv_sec += 1;
       REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
-    });
-    auto r = HashFile(p.string());
+    }};
+    auto r = HashFile(p.string(), options);
     REQUIRE(r.ok());
     CHECK(r->changed);
   }
   SECTION("replaced by another file renamed over its path") {
     const fs::path other = tmp.path() / "other.jpg";
     WriteFile(other, RandomBytes(300000, 2));
-    detail::SetHashAfterReadHook([&](const std::string&) { fs::rename(other, p); });
-    auto r = HashFile(p.string());
+    const HashOptions options{.after_read = [&](const std::string&) { fs::rename(other, p); }};
+    auto r = HashFile(p.string(), options);
     REQUIRE(r.ok());
     CHECK(r->changed);
   }
@@ -186,7 +176,6 @@ TEST_CASE("hasher: a concurrent appender never yields an unflagged wrong hash", 
 }
 
 TEST_CASE("hasher: HashMany keeps input order and bounds tasks in flight", "[hasher]") {
-  SeamGuard guard;
   testing::TempDir tmp;
   constexpr int kFiles = 120;
   std::vector<std::string> paths;
@@ -200,14 +189,14 @@ TEST_CASE("hasher: HashMany keeps input order and bounds tasks in flight", "[has
   // Slow every hash a little so tasks pile up if the bound does not hold.
   std::atomic<int> hashing{0};
   std::atomic<int> max_hashing{0};
-  detail::SetHashAfterReadHook([&](const std::string&) {
+  const HashOptions options{.after_read = [&](const std::string&) {
     const int now = ++hashing;
     int seen = max_hashing.load();
     while (now > seen && !max_hashing.compare_exchange_weak(seen, now)) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     --hashing;
-  });
+  }};
 
   for (int threads : {1, 2, 4}) {
     INFO("threads " << threads);
@@ -232,7 +221,8 @@ TEST_CASE("hasher: HashMany keeps input order and bounds tasks in flight", "[has
           order.push_back(task.cookie / 10);
           paths_back.push_back(task.path);
           got.push_back(r.ok() && !r->changed ? r->hash : "error");
-        });
+        },
+        options);
     REQUIRE(order.size() == std::size_t(kFiles));
     for (std::size_t i = 0; i < order.size(); ++i) CHECK(order[i] == i);
     CHECK(got == expected);
