@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "buckets.hpp"
 #include "wait.hpp"
 #include "shotsync/throttle.hpp"
 #include "temp_dir.hpp"
@@ -901,50 +902,8 @@ TEST_CASE("Transfer: 429s under load, and the caller sees one only after 10 in a
 namespace {
 
 // A shared bucket store (the manifest, to the throttle) that can be stuck,
-// as behind another process's write lock: while shut, every call waits in
-// it. When open it grants every token and records pauses.
-class StuckStore : public shotsync::BucketStore {
- public:
-  shotsync::Result<double> Take(std::string_view, double, double, double) override {
-    Gate();
-    return 0.0;
-  }
-  shotsync::Status Pause(std::string_view, double) override {
-    Gate();
-    ++pauses;
-    return shotsync::Status::Ok();
-  }
-  void Shut() {
-    std::lock_guard lock(mu_);
-    open_ = false;
-  }
-  void Open() {
-    {
-      std::lock_guard lock(mu_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  // Blocks until a call is waiting in the shut store.
-  void WaitStuck() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return stuck_ > 0; });
-  }
-  std::atomic<int> pauses{0};
-
- private:
-  void Gate() {
-    std::unique_lock lock(mu_);
-    ++stuck_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_; });
-    --stuck_;
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int stuck_ = 0;
-};
+// as behind another process's write lock (shut: every call waits in it).
+using StuckStore = shotsync::testing::GatedBuckets;
 
 }  // namespace
 
@@ -958,13 +917,13 @@ TEST_CASE("Transfer: a stuck bucket store holds up only the requests of its thro
   Throttle shared({.key = "shootbin:x", .rpm = 60, .shared = &store});
   Throttle own({.key = "own", .rpm = 60});
   TransferEngine engine(TransferOptions{});
-  store.Shut();
+  store.shut();
   std::promise<HttpResponse> promise;
   auto waiting = promise.get_future();
   HttpRequest r = Get(server.url("/hello"));
   r.throttle = &shared;
   engine.Submit(r, [&promise](HttpResponse&& got) { promise.set_value(std::move(got)); });
-  store.WaitStuck();  // the throttle's keeper is in the store, not the engine's loop
+  store.wait_stuck();  // the throttle's keeper is in the store, not the engine's loop
   // The loop goes on: a request without a throttle, and one with its own.
   CHECK(engine.Perform(Get(server.url("/hello"))).status == 200);
   HttpRequest o = Get(server.url("/hello"));
@@ -973,7 +932,7 @@ TEST_CASE("Transfer: a stuck bucket store holds up only the requests of its thro
   CHECK(waiting.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
   CHECK(shared.granted() == 0);
   // The keeper's token wakes the loop, which starts the parked request.
-  store.Open();
+  store.open();
   HttpResponse got = waiting.get();
   CHECK(got.status == 200);
   CHECK(shared.granted() == 1);
@@ -986,7 +945,7 @@ TEST_CASE("Transfer: a 429 pauses at once though the store is stuck, and is stor
   std::atomic<int> hits{0};
   server.svr.Get("/limited", [&](const httplib::Request&, httplib::Response& res) {
     if (++hits == 1) {
-      store.Shut();  // before the 429 reaches the throttle
+      store.shut();  // before the 429 reaches the throttle
       res.status = 429;
       res.set_header("Retry-After", "1");
       return;
@@ -1004,11 +963,11 @@ TEST_CASE("Transfer: a 429 pauses at once though the store is stuck, and is stor
   HttpRequest r = Get(server.url("/limited"));
   r.throttle = &shared;
   engine.Submit(r, [&promise](HttpResponse&& got) { promise.set_value(std::move(got)); });
-  store.WaitStuck();  // the keeper writing the pause, which already holds here
+  store.wait_stuck();  // the keeper writing the pause, which already holds here
   CHECK(shared.throttled_429() == 1);
   CHECK(engine.Perform(Get(server.url("/hello"))).status == 200);
   CHECK(store.pauses == 0);
-  store.Open();
+  store.open();
   HttpResponse got = waiting.get();
   CHECK(got.status == 200);
   CHECK(hits == 2);
