@@ -89,147 +89,181 @@ bool IsIgnored(std::string_view dir_rel, std::string_view name, const ScanOption
   return IgnoredName(dir_rel, n.c_str(), n.size(), options, scratch);
 }
 
-Status Scanner::Walk(const std::string& root_in, const ScanOptions& options, const DirFn& on_dir,
-                     const ErrorFn& on_error) {
-  std::string root = root_in;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  const std::string prefix = root == "/" ? root : root + "/";
-  auto abs = [&](std::string_view rel) {
-    if (rel.empty()) return root;
-    std::string p;
-    p.reserve(prefix.size() + rel.size());
-    p.append(prefix).append(rel);
-    return p;
-  };
+namespace {
 
-  if (root.empty()) return Status::Invalid("empty root folder path");
-  UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root_fd) {
-    if (errno == ENOTDIR) return Status::Invalid(root + ": not a directory");
-    return Status::Io(root, errno);
+// One walk: the stack of open directories and the caller's callbacks.
+class Walker {
+ public:
+  Walker(std::string root, const ScanOptions& options, const Scanner::DirFn& on_dir,
+         const Scanner::ErrorFn& on_error)
+      : root_(std::move(root)), prefix_(root_ == "/" ? root_ : root_ + "/"), options_(options),
+        on_dir_(on_dir), on_error_(on_error) {}
+
+  Status Run() {
+    if (root_.empty()) return Status::Invalid("empty root folder path");
+    UniqueFd root_fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd) {
+      if (errno == ENOTDIR) return Status::Invalid(root_ + ": not a directory");
+      return Status::Io(root_, errno);
+    }
+    struct stat st {};
+    if (::fstat(root_fd.get(), &st) != 0) return Status::Io(root_, errno);
+    stack_.reserve(16);
+    stack_.push_back({std::move(root_fd), std::string(), {}, {st.st_dev, st.st_ino}});
+    if (Status s = ReadDir(stack_.back()); !s.ok()) return s;  // the root itself is unreadable
+    while (!stack_.empty()) {
+      Frame& top = stack_.back();
+      if (top.subdirs.empty()) {
+        stack_.pop_back();
+        continue;
+      }
+      const std::string name = std::move(top.subdirs.back());
+      top.subdirs.pop_back();
+      Enter(top, name);
+    }
+    return Status::Ok();
   }
-  struct stat st {};
-  if (::fstat(root_fd.get(), &st) != 0) return Status::Io(root, errno);
 
-  std::vector<Frame> stack;
-  stack.reserve(16);
-  std::vector<ScanEntry> files;
-  std::string scratch;
+ private:
+  std::string Abs(std::string_view rel) const {
+    if (rel.empty()) return root_;
+    std::string p;
+    p.reserve(prefix_.size() + rel.size());
+    p.append(prefix_).append(rel);
+    return p;
+  }
+
+  // Opens the subfolder `name` of `parent` and reads it, or names why not.
+  void Enter(const Frame& parent, const std::string& name) {
+    std::string rel = JoinRel(parent.rel, name);
+    UniqueFd fd(::openat(parent.fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
+      const int err = errno;
+      const std::string path = Abs(rel);
+      if (err == ENOENT) {
+        on_error_(path, Status::NotFound(path + ": vanished while scanning, skipped"));
+      } else if (err == ENOTDIR) {
+        // Replaced by a file between readdir and openat: next run sees it.
+        on_error_(path, Status::Invalid(path + ": changed from a folder to a file while scanning, skipped"));
+      } else {
+        on_error_(path, Status::Io(path, err));
+      }
+      return;
+    }
+    struct stat dst {};
+    if (::fstat(fd.get(), &dst) != 0) {
+      const std::string path = Abs(rel);
+      on_error_(path, Status::Io(path, errno));
+      return;
+    }
+    const DirId id{dst.st_dev, dst.st_ino};
+    // The directories on the current path are exactly the stack frames.
+    if (std::any_of(stack_.begin(), stack_.end(), [&](const Frame& f) { return f.id == id; })) {
+      const std::string path = Abs(rel);
+      on_error_(path, Status::Invalid(path + ": symlink loop (a folder that contains itself), skipped"));
+      return;
+    }
+    if (stack_.size() >= kMaxScanDepth) {
+      const std::string path = Abs(rel);
+      on_error_(path, Status::Invalid(path + ": nested deeper than " + std::to_string(kMaxScanDepth) +
+                                          " folders, skipped"));
+      return;
+    }
+    stack_.push_back({std::move(fd), std::move(rel), {}, id});  // `parent` may move: not used after
+    if (Status s = ReadDir(stack_.back()); !s.ok()) {
+      on_error_(Abs(stack_.back().rel), s);
+      stack_.pop_back();
+    }
+  }
 
   // Reads one directory: hands its files to on_dir and fills frame.subdirs.
   // Returns an error when the directory as a whole cannot be read; then
   // nothing of it is handed over (a partial listing would look like deletions).
-  auto read_dir = [&](Frame& frame) -> Status {
-    files.clear();
+  Status ReadDir(Frame& frame) {
+    files_.clear();
     frame.subdirs.clear();
     const int dup = ::fcntl(frame.fd.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) return Status::Io(abs(frame.rel), errno);
+    if (dup < 0) return Status::Io(Abs(frame.rel), errno);
     UniqueDir dir(::fdopendir(dup));
     if (!dir) {
       const int err = errno;
       ::close(dup);
-      return Status::Io(abs(frame.rel), err);
+      return Status::Io(Abs(frame.rel), err);
     }
     for (;;) {
       errno = 0;
       const dirent* e = ::readdir(dir.get());
       if (e == nullptr) {
-        if (errno != 0) return Status::Io(abs(frame.rel), errno);
+        if (errno != 0) return Status::Io(Abs(frame.rel), errno);
         break;
       }
-      const std::size_t len = std::strlen(e->d_name);
-      scratch.clear();
-      if (IgnoredName(frame.rel, e->d_name, len, options, scratch)) continue;
-      const unsigned char type = e->d_type;
-      if (type == DT_DIR) {
-        frame.subdirs.emplace_back(e->d_name, len);
-        continue;
-      }
-      if (type != DT_REG && type != DT_LNK && type != DT_UNKNOWN) continue;  // fifos, sockets...
-      struct stat fst {};
-      if (::fstatat(frame.fd.get(), e->d_name, &fst, 0) != 0) {
-        const int err = errno;
-        // No search permission on the folder: every entry would fail alike.
-        if (err == EACCES && type != DT_LNK) return Status::Io(abs(frame.rel), err);
-        const std::string path = abs(JoinRel(frame.rel, std::string_view(e->d_name, len)));
-        if (err == ENOENT && type == DT_LNK) {
-          on_error(path, Status::NotFound(path + ": dangling symlink, skipped"));
-        } else if (err == ENOENT) {
-          on_error(path, Status::NotFound(path + ": vanished while scanning, skipped"));
-        } else if (err == ELOOP) {
-          on_error(path, Status::Invalid(path + ": symlink loop, skipped"));
-        } else {
-          on_error(path, Status::Io(path, err));
-        }
-        continue;
-      }
-      if (S_ISREG(fst.st_mode)) {
-        files.push_back({std::string(e->d_name, len), std::uint64_t(fst.st_size), MtimeNs(fst),
-                         std::uint64_t(fst.st_ino)});
-      } else if (S_ISDIR(fst.st_mode)) {
-        frame.subdirs.emplace_back(e->d_name, len);
-      }
+      if (Status s = Entry(frame, *e); !s.ok()) return s;
     }
     dir.reset();
-    std::sort(files.begin(), files.end(),
+    std::sort(files_.begin(), files_.end(),
               [](const ScanEntry& a, const ScanEntry& b) { return a.name < b.name; });
-    on_dir(frame.rel, std::span<const ScanEntry>(files));
-    files.clear();
+    on_dir_(frame.rel, std::span<const ScanEntry>(files_));
+    files_.clear();
     std::sort(frame.subdirs.begin(), frame.subdirs.end(), std::greater<>());
     return Status::Ok();
-  };
-
-  stack.push_back({std::move(root_fd), std::string(), {}, {st.st_dev, st.st_ino}});
-  if (Status s = read_dir(stack.back()); !s.ok()) return s;  // the root itself is unreadable
-  while (!stack.empty()) {
-    Frame& top = stack.back();
-    if (top.subdirs.empty()) {
-      stack.pop_back();
-      continue;
-    }
-    const std::string name = std::move(top.subdirs.back());
-    top.subdirs.pop_back();
-    std::string rel = JoinRel(top.rel, name);
-    UniqueFd fd(::openat(top.fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) {
-      const int err = errno;
-      const std::string path = abs(rel);
-      if (err == ENOENT) {
-        on_error(path, Status::NotFound(path + ": vanished while scanning, skipped"));
-      } else if (err == ENOTDIR) {
-        // Replaced by a file between readdir and openat: next run sees it.
-        on_error(path, Status::Invalid(path + ": changed from a folder to a file while scanning, skipped"));
-      } else {
-        on_error(path, Status::Io(path, err));
-      }
-      continue;
-    }
-    struct stat dst {};
-    if (::fstat(fd.get(), &dst) != 0) {
-      const std::string path = abs(rel);
-      on_error(path, Status::Io(path, errno));
-      continue;
-    }
-    const DirId id{dst.st_dev, dst.st_ino};
-    // The directories on the current path are exactly the stack frames.
-    if (std::any_of(stack.begin(), stack.end(), [&](const Frame& f) { return f.id == id; })) {
-      const std::string path = abs(rel);
-      on_error(path, Status::Invalid(path + ": symlink loop (a folder that contains itself), skipped"));
-      continue;
-    }
-    if (stack.size() >= kMaxScanDepth) {
-      const std::string path = abs(rel);
-      on_error(path, Status::Invalid(path + ": nested deeper than " + std::to_string(kMaxScanDepth) +
-                                         " folders, skipped"));
-      continue;
-    }
-    stack.push_back({std::move(fd), std::move(rel), {}, id});
-    if (Status s = read_dir(stack.back()); !s.ok()) {
-      on_error(abs(stack.back().rel), s);
-      stack.pop_back();
-    }
   }
-  return Status::Ok();
+
+  // One directory entry: a file to hand over, a subfolder to visit, or
+  // skipped (named through on_error when it is a problem). An error only
+  // when the whole folder is unreadable.
+  Status Entry(Frame& frame, const dirent& e) {
+    const std::size_t len = std::strlen(e.d_name);
+    scratch_.clear();
+    if (IgnoredName(frame.rel, e.d_name, len, options_, scratch_)) return Status::Ok();
+    const unsigned char type = e.d_type;
+    if (type == DT_DIR) {
+      frame.subdirs.emplace_back(e.d_name, len);
+      return Status::Ok();
+    }
+    if (type != DT_REG && type != DT_LNK && type != DT_UNKNOWN) return Status::Ok();  // fifos, sockets...
+    struct stat fst {};
+    if (::fstatat(frame.fd.get(), e.d_name, &fst, 0) != 0) {
+      const int err = errno;
+      // No search permission on the folder: every entry would fail alike.
+      if (err == EACCES && type != DT_LNK) return Status::Io(Abs(frame.rel), err);
+      const std::string path = Abs(JoinRel(frame.rel, std::string_view(e.d_name, len)));
+      if (err == ENOENT && type == DT_LNK) {
+        on_error_(path, Status::NotFound(path + ": dangling symlink, skipped"));
+      } else if (err == ENOENT) {
+        on_error_(path, Status::NotFound(path + ": vanished while scanning, skipped"));
+      } else if (err == ELOOP) {
+        on_error_(path, Status::Invalid(path + ": symlink loop, skipped"));
+      } else {
+        on_error_(path, Status::Io(path, err));
+      }
+      return Status::Ok();
+    }
+    if (S_ISREG(fst.st_mode)) {
+      files_.push_back({std::string(e.d_name, len), std::uint64_t(fst.st_size), MtimeNs(fst),
+                        std::uint64_t(fst.st_ino)});
+    } else if (S_ISDIR(fst.st_mode)) {
+      frame.subdirs.emplace_back(e.d_name, len);
+    }
+    return Status::Ok();
+  }
+
+  const std::string root_;
+  const std::string prefix_;
+  const ScanOptions& options_;
+  const Scanner::DirFn& on_dir_;
+  const Scanner::ErrorFn& on_error_;
+  std::vector<Frame> stack_;
+  std::vector<ScanEntry> files_;  // the current directory's, reused
+  std::string scratch_;
+};
+
+}  // namespace
+
+Status Scanner::Walk(const std::string& root_in, const ScanOptions& options, const DirFn& on_dir,
+                     const ErrorFn& on_error) {
+  std::string root = root_in;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return Walker(std::move(root), options, on_dir, on_error).Run();
 }
 
 }  // namespace shotsync

@@ -18,6 +18,112 @@
 #include "emulator.hpp"
 #include "filename.hpp"
 
+namespace {
+
+// The --config keys: their spellings, the flag they stand for, and how each
+// is applied to the options.
+struct ConfigKey {
+  std::vector<std::string> names;
+  std::string flag;
+  std::function<void(const emu::Json&)> apply;
+};
+
+std::vector<ConfigKey> ConfigKeys(emu::Options& o) {
+  return {
+      {{"port"}, "--port", [&](const emu::Json& v) { o.port = v.get<int>(); }},
+      {{"host"}, "--host", [&](const emu::Json& v) { o.host = v.get<std::string>(); }},
+      {{"shootbin_rpm"}, "--shootbin-rpm", [&](const emu::Json& v) { o.shootbin_rpm = v.get<int>(); }},
+      {{"headshotpro_rpm"}, "--headshotpro-rpm", [&](const emu::Json& v) { o.headshotpro_rpm = v.get<int>(); }},
+      {{"url_ttl", "url_ttl_seconds"}, "--url-ttl", [&](const emu::Json& v) { o.url_ttl_seconds = v.get<int>(); }},
+      {{"latency_ms"}, "--latency-ms", [&](const emu::Json& v) { o.faults.latency_ms = v.get<int>(); }},
+      {{"fault_5xx", "rate_5xx"}, "--fault-5xx", [&](const emu::Json& v) { o.faults.rate_5xx = v.get<double>(); }},
+      {{"fault_reset", "rate_reset"}, "--fault-reset", [&](const emu::Json& v) { o.faults.rate_reset = v.get<double>(); }},
+      {{"fault_reset_after_store", "rate_reset_after_store"}, "--fault-reset-after-store",
+       [&](const emu::Json& v) { o.faults.rate_reset_after_store = v.get<double>(); }},
+      {{"fault_429_burst", "burst_429"}, "--fault-429-burst", [&](const emu::Json& v) { o.faults.burst_429 = v.get<int>(); }},
+      {{"fault_hang", "rate_hang"}, "--fault-hang", [&](const emu::Json& v) { o.faults.rate_hang = v.get<double>(); }},
+      {{"fault_close", "rate_close_keepalive"}, "--fault-close",
+       [&](const emu::Json& v) { o.faults.rate_close_keepalive = v.get<double>(); }},
+      {{"slow_body_bps"}, "--slow-body-bps", [&](const emu::Json& v) { o.faults.slow_body_bps = v.get<int>(); }},
+      {{"fault_gateway", "rate_gateway"}, "--fault-gateway", [&](const emu::Json& v) { o.faults.rate_gateway = v.get<double>(); }},
+      {{"gateway_status"}, "--gateway-status", [&](const emu::Json& v) { o.faults.gateway_status = v.get<int>(); }},
+      {{"gateway_stores"}, "--gateway-stores", [&](const emu::Json& v) { o.faults.gateway_stores = v.get<bool>(); }},
+      {{"fault_cut_2xx", "rate_cut_2xx"}, "--fault-cut-2xx", [&](const emu::Json& v) { o.faults.rate_cut_2xx = v.get<double>(); }},
+      {{"fault_late_store", "rate_late_store"}, "--fault-late-store",
+       [&](const emu::Json& v) { o.faults.rate_late_store = v.get<double>(); }},
+      {{"late_store_ms"}, "--late-store-ms", [&](const emu::Json& v) { o.faults.late_store_ms = v.get<int>(); }},
+      {{"filename_mode"}, "--filename-mode", [&](const emu::Json& v) { o.faults.filename_mode = v.get<std::string>(); }},
+      {{"retry_after", "retry_after_s"}, "--retry-after", [&](const emu::Json& v) { o.faults.retry_after_s = v.get<int>(); }},
+      {{"clock_skew", "clock_skew_s"}, "--clock-skew", [&](const emu::Json& v) { o.faults.clock_skew_s = v.get<std::int64_t>(); }},
+      {{"advertised_limit"}, "--advertised-limit", [&](const emu::Json& v) { o.faults.advertised_limit = v.get<int>(); }},
+      {{"revision_processing_ms"}, "--revision-processing-ms",
+       [&](const emu::Json& v) { o.revision_processing_ms = v.get<int>(); }},
+      {{"seed"}, "--seed", [&](const emu::Json& v) { o.seed = v.get<std::uint64_t>(); }},
+      {{"store", "store_dir"}, "--store", [&](const emu::Json& v) { o.store_dir = v.get<std::string>(); }},
+      {{"threads"}, "--threads", [&](const emu::Json& v) { o.threads = v.get<int>(); }},
+  };
+}
+
+// --config FILE: a JSON object with any flag, spelled as the flag
+// ("shootbin-rpm", "fault-5xx") or as the option/fault field
+// ("shootbin_rpm", "rate_5xx", "url_ttl_seconds"), optionally with the
+// fault fields inside "faults": {...}, plus "tokens": [{...}] in the shape
+// of POST /_emulator/tokens. Flags given on the command line win.
+// Returns 0, or the exit code after printing why.
+int ApplyConfigFile(const std::string& config_file, const CLI::App& app, emu::Options& o,
+                    std::vector<std::pair<std::string, emu::TokenInfo>>& extra_tokens) {
+  std::ifstream in(config_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  emu::Json c = emu::Json::parse(ss.str(), nullptr, false);
+  if (!in || c.is_discarded() || !c.is_object()) {
+    std::fprintf(stderr, "shotsync-emulator: %s: not a JSON object\n", config_file.c_str());
+    return 2;
+  }
+  if (c.contains("faults") && c["faults"].is_object()) {
+    for (const auto& [k, v] : c["faults"].items()) c[k] = v;
+  }
+  const std::vector<ConfigKey> keys = ConfigKeys(o);
+  try {
+    for (const auto& [raw, value] : c.items()) {
+      std::string k = raw;
+      std::replace(k.begin(), k.end(), '-', '_');
+      if (k == "tokens" || k == "faults") continue;
+      auto key = std::find_if(keys.begin(), keys.end(), [&](const ConfigKey& e) {
+        return std::find(e.names.begin(), e.names.end(), k) != e.names.end();
+      });
+      if (key == keys.end()) {
+        std::fprintf(stderr, "shotsync-emulator: %s: unknown key \"%s\" ignored\n", config_file.c_str(), raw.c_str());
+        continue;
+      }
+      if (app.count(key->flag) == 0) key->apply(value);
+    }
+    for (const auto& t : c.value("tokens", emu::Json::array())) {
+      emu::TokenInfo info;
+      info.service = t.value("service", std::string("shootbin")) == "headshotpro" ? emu::Service::kHeadshotPro
+                                                                                 : emu::Service::kShootbin;
+      info.plan = t.value("plan", std::string(info.service == emu::Service::kShootbin ? "agency" : "professional"));
+      for (const auto& sc : t.value("scopes", emu::Json::array())) {
+        std::string scope = sc.get<std::string>();
+        if (scope.rfind("post:", 0) == 0) scope = scope.substr(5);
+        info.scopes.insert(scope);
+      }
+      info.rpm = t.value("rpm", 0);
+      info.revoked = t.value("revoked", false);
+      info.user = t.value("user", std::string("owner"));
+      const std::string token = t.value("token", std::string());
+      if (token.empty()) throw std::runtime_error("a token needs \"token\"");
+      extra_tokens.emplace_back(token, info);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shotsync-emulator: %s: %s\n", config_file.c_str(), e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   emu::Options o;
   std::string config_file;
@@ -63,98 +169,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "JSON file with any of the above (snake_case) and tokens");
   CLI11_PARSE(app, argc, argv);
 
-  // --config FILE: a JSON object with any flag above, spelled as the flag
-  // ("shootbin-rpm", "fault-5xx") or as the option/fault field
-  // ("shootbin_rpm", "rate_5xx", "url_ttl_seconds"), optionally with the
-  // fault fields inside "faults": {...}, plus "tokens": [{...}] in the shape
-  // of POST /_emulator/tokens. Flags given on the command line win.
   std::vector<std::pair<std::string, emu::TokenInfo>> extra_tokens;
   if (!config_file.empty()) {
-    std::ifstream in(config_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    emu::Json c = emu::Json::parse(ss.str(), nullptr, false);
-    if (!in || c.is_discarded() || !c.is_object()) {
-      std::fprintf(stderr, "shotsync-emulator: %s: not a JSON object\n", config_file.c_str());
-      return 2;
-    }
-    if (c.contains("faults") && c["faults"].is_object()) {
-      for (const auto& [k, v] : c["faults"].items()) c[k] = v;
-    }
-    // key spellings -> (flag, apply)
-    struct Key {
-      std::vector<std::string> names;
-      std::string flag;
-      std::function<void(const emu::Json&)> apply;
-    };
-    const std::vector<Key> keys = {
-        {{"port"}, "--port", [&](const emu::Json& v) { o.port = v.get<int>(); }},
-        {{"host"}, "--host", [&](const emu::Json& v) { o.host = v.get<std::string>(); }},
-        {{"shootbin_rpm"}, "--shootbin-rpm", [&](const emu::Json& v) { o.shootbin_rpm = v.get<int>(); }},
-        {{"headshotpro_rpm"}, "--headshotpro-rpm", [&](const emu::Json& v) { o.headshotpro_rpm = v.get<int>(); }},
-        {{"url_ttl", "url_ttl_seconds"}, "--url-ttl", [&](const emu::Json& v) { o.url_ttl_seconds = v.get<int>(); }},
-        {{"latency_ms"}, "--latency-ms", [&](const emu::Json& v) { o.faults.latency_ms = v.get<int>(); }},
-        {{"fault_5xx", "rate_5xx"}, "--fault-5xx", [&](const emu::Json& v) { o.faults.rate_5xx = v.get<double>(); }},
-        {{"fault_reset", "rate_reset"}, "--fault-reset", [&](const emu::Json& v) { o.faults.rate_reset = v.get<double>(); }},
-        {{"fault_reset_after_store", "rate_reset_after_store"}, "--fault-reset-after-store",
-         [&](const emu::Json& v) { o.faults.rate_reset_after_store = v.get<double>(); }},
-        {{"fault_429_burst", "burst_429"}, "--fault-429-burst", [&](const emu::Json& v) { o.faults.burst_429 = v.get<int>(); }},
-        {{"fault_hang", "rate_hang"}, "--fault-hang", [&](const emu::Json& v) { o.faults.rate_hang = v.get<double>(); }},
-        {{"fault_close", "rate_close_keepalive"}, "--fault-close",
-         [&](const emu::Json& v) { o.faults.rate_close_keepalive = v.get<double>(); }},
-        {{"slow_body_bps"}, "--slow-body-bps", [&](const emu::Json& v) { o.faults.slow_body_bps = v.get<int>(); }},
-        {{"fault_gateway", "rate_gateway"}, "--fault-gateway", [&](const emu::Json& v) { o.faults.rate_gateway = v.get<double>(); }},
-        {{"gateway_status"}, "--gateway-status", [&](const emu::Json& v) { o.faults.gateway_status = v.get<int>(); }},
-        {{"gateway_stores"}, "--gateway-stores", [&](const emu::Json& v) { o.faults.gateway_stores = v.get<bool>(); }},
-        {{"fault_cut_2xx", "rate_cut_2xx"}, "--fault-cut-2xx", [&](const emu::Json& v) { o.faults.rate_cut_2xx = v.get<double>(); }},
-        {{"fault_late_store", "rate_late_store"}, "--fault-late-store",
-         [&](const emu::Json& v) { o.faults.rate_late_store = v.get<double>(); }},
-        {{"late_store_ms"}, "--late-store-ms", [&](const emu::Json& v) { o.faults.late_store_ms = v.get<int>(); }},
-        {{"filename_mode"}, "--filename-mode", [&](const emu::Json& v) { o.faults.filename_mode = v.get<std::string>(); }},
-        {{"retry_after", "retry_after_s"}, "--retry-after", [&](const emu::Json& v) { o.faults.retry_after_s = v.get<int>(); }},
-        {{"clock_skew", "clock_skew_s"}, "--clock-skew", [&](const emu::Json& v) { o.faults.clock_skew_s = v.get<std::int64_t>(); }},
-        {{"advertised_limit"}, "--advertised-limit", [&](const emu::Json& v) { o.faults.advertised_limit = v.get<int>(); }},
-        {{"revision_processing_ms"}, "--revision-processing-ms",
-         [&](const emu::Json& v) { o.revision_processing_ms = v.get<int>(); }},
-        {{"seed"}, "--seed", [&](const emu::Json& v) { o.seed = v.get<std::uint64_t>(); }},
-        {{"store", "store_dir"}, "--store", [&](const emu::Json& v) { o.store_dir = v.get<std::string>(); }},
-        {{"threads"}, "--threads", [&](const emu::Json& v) { o.threads = v.get<int>(); }},
-    };
-    try {
-      for (const auto& [raw, value] : c.items()) {
-        std::string k = raw;
-        std::replace(k.begin(), k.end(), '-', '_');
-        if (k == "tokens" || k == "faults") continue;
-        auto key = std::find_if(keys.begin(), keys.end(), [&](const Key& e) {
-          return std::find(e.names.begin(), e.names.end(), k) != e.names.end();
-        });
-        if (key == keys.end()) {
-          std::fprintf(stderr, "shotsync-emulator: %s: unknown key \"%s\" ignored\n", config_file.c_str(), raw.c_str());
-          continue;
-        }
-        if (app.count(key->flag) == 0) key->apply(value);
-      }
-      for (const auto& t : c.value("tokens", emu::Json::array())) {
-        emu::TokenInfo info;
-        info.service = t.value("service", std::string("shootbin")) == "headshotpro" ? emu::Service::kHeadshotPro
-                                                                                   : emu::Service::kShootbin;
-        info.plan = t.value("plan", std::string(info.service == emu::Service::kShootbin ? "agency" : "professional"));
-        for (const auto& sc : t.value("scopes", emu::Json::array())) {
-          std::string scope = sc.get<std::string>();
-          if (scope.rfind("post:", 0) == 0) scope = scope.substr(5);
-          info.scopes.insert(scope);
-        }
-        info.rpm = t.value("rpm", 0);
-        info.revoked = t.value("revoked", false);
-        info.user = t.value("user", std::string("owner"));
-        const std::string token = t.value("token", std::string());
-        if (token.empty()) throw std::runtime_error("a token needs \"token\"");
-        extra_tokens.emplace_back(token, info);
-      }
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "shotsync-emulator: %s: %s\n", config_file.c_str(), e.what());
-      return 2;
-    }
+    if (int code = ApplyConfigFile(config_file, app, o, extra_tokens); code != 0) return code;
   }
 
   // Signals are taken by one sigwait thread; block them before any other thread starts.
