@@ -88,12 +88,6 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
   const Code c = st.code();
   // A transport error after the headers (a body cut off) is no answer either.
   const bool answered = r.status != 0 && r.transport.ok();
-  // The server may have stored it: an answer-less failure after the whole
-  // body went out, a 5xx (a gateway's HTML page included), or an
-  // unreadable 2xx. Reconcile before resending.
-  // bytes_sent >= size: the whole file may have reached the server even
-  // when curl cannot tell the size of the multipart body.
-  const bool ambiguous = (!answered && (r.request_sent || r.bytes_sent >= j.size)) || c == Code::kServer;
   if (c == Code::kCancelled) {
     PassProbe(j);
     // Cancelled before it started: nothing to reconcile.
@@ -102,10 +96,30 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
     // so that the next run reconciles it before sending anything.
     return Done();
   }
-  if (c == Code::kUnauthenticated) {
-    return Record(Failed{.job = j, .reason = st.message(), .report = st.message(), .fatal = st});
+  // bytes_sent >= size: the whole file may have reached the server even
+  // when curl cannot tell the size of the multipart body.
+  const bool sent_unanswered = !answered && (r.request_sent || r.bytes_sent >= j.size);
+  // The one classifier (shotsync/retry.hpp) decides; what follows is what
+  // each verdict means for an upload (gates, 409 rechecks, the recorder).
+  switch (VerdictFor(c, /*idempotent=*/false, sent_unanswered)) {
+    case Verdict::kFatal:
+      return Record(Failed{.job = j, .reason = st.message(), .report = st.message(), .fatal = st});
+    case Verdict::kReject:
+      if (c == Code::kForbidden) return Refused(j, st);  // the album's or project's, not this file's
+      PassProbe(j);
+      j.probe = false;
+      // 404: the album (or photo) is gone; the recorder unpins the root first.
+      return Record(Failed{.job = j, .reason = st.message(), .permanent = c == Code::kRejected,
+                           .report = st.message(), .unpin = c == Code::kNotFound});
+    case Verdict::kReconcile:
+      // The server may have stored it (a 5xx or a gateway's page, no answer
+      // after the whole body, an unreadable 2xx): look before resending.
+      PassProbe(j);
+      j.probe = false;
+      return Ambiguous(j, r, answered);
+    default:  // kRetry, kPause (the engine resent 429s until 10 in a row)
+      break;
   }
-  if (c == Code::kForbidden) return Refused(j, st);
   if (c == Code::kConflict && j.kind == JobKind::kRevision && j.attempts < options_.max_attempts) {
     // 409: a revision of this photo is still processing (perhaps ours):
     // read the photo before sending it again.
@@ -117,13 +131,6 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
   }
   PassProbe(j);
   j.probe = false;
-  if (c == Code::kRejected || c == Code::kNotFound) {
-    // 404: the album (or photo) is gone; the recorder unpins the root first.
-    const bool permanent = c == Code::kRejected;
-    return Record(Failed{.job = j, .reason = st.message(), .permanent = permanent, .report = st.message(),
-                         .unpin = c == Code::kNotFound});
-  }
-  if (ambiguous) return Ambiguous(j, r, answered);
   if (j.attempts >= options_.max_attempts) {
     return Record(Failed{.job = j, .reason = st.message(),
                          .report = st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)"});
