@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "shotsync/exit_code.hpp"
 #include "shotsync/log.hpp"
 #include "shotsync/manifest.hpp"
+#include "shotsync/shared_store.hpp"
 #include "shotsync/status.hpp"
 
 namespace CLI {
@@ -46,6 +48,12 @@ std::optional<std::int64_t> ParseRate(const std::string& text);
 // Logs the status as an error: "shotsync: message" on stderr, and in the log file.
 void PrintError(const GlobalOptions& options, const Status& status);
 
+// A run interrupted by the user's signal is said on stdout ("run again");
+// any other end that is not ok (a lost shared store included) is an error.
+inline bool InterruptedByUser(const Status& status, const std::stop_token& stop) {
+  return status.code() == Code::kCancelled && stop.stop_requested();
+}
+
 // Config by the lookup rules (--config, $SHOTSYNC_CONFIG, XDG); an error when
 // none is found. Its tokens are registered with options.log for redaction.
 Result<Config> LoadConfigFor(const GlobalOptions& options);
@@ -53,12 +61,18 @@ Result<Config> LoadConfigFor(const GlobalOptions& options);
 // Creates the state dir (0700) and opens its manifest.
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
 
+// Studio mode's shared store when the config names one (else null). It
+// must answer: an unreachable database is an error (exit 2), never a quiet
+// fallback to this host's own buckets and claims.
+Result<std::unique_ptr<SharedStore>> OpenSharedFor(const Config& config, bool check_schema = true);
+
 // The config and its manifest, as every command that reads the manifest
 // starts. On failure the error is printed and *exit_code says how to exit
 // (2 for the config, ExitCodeFor for the manifest).
 struct Profile {
   Config config;
   std::unique_ptr<Manifest> manifest;
+  std::unique_ptr<SharedStore> shared;  // studio mode ([shared] url), else null
 };
 std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code);
 
@@ -77,5 +91,6 @@ Command AddPushCommand(CLI::App& app);    // push_cmd.cpp
 Command AddStatusCommand(CLI::App& app);  // status_cmd.cpp
 Command AddVerifyCommand(CLI::App& app);  // verify_cmd.cpp
 Command AddInitCommand(CLI::App& app);    // init_cmd.cpp
+Command AddSharedCommand(CLI::App& app);  // shared_cmd.cpp
 
 }  // namespace shotsync::cli

@@ -62,7 +62,20 @@ std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code)
     *exit_code = ExitCodeFor(manifest.status());
     return std::nullopt;
   }
-  return Profile{std::move(*config), std::move(*manifest)};
+  auto shared = OpenSharedFor(*config);
+  if (!shared.ok()) {
+    PrintError(options, shared.status());
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  return Profile{std::move(*config), std::move(*manifest), std::move(*shared)};
+}
+
+Result<std::unique_ptr<SharedStore>> OpenSharedFor(const Config& config, bool check_schema) {
+  if (config.shared.url.empty()) return std::unique_ptr<SharedStore>();
+  return SharedStore::Open(
+      SharedOptions{.url = config.shared.url, .host = config.shared.host, .lease_s = double(config.shared.lease)},
+      check_schema);
 }
 
 Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config) {

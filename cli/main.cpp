@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       AddStatusCommand(app),
       AddVerifyCommand(app),
       AddInitCommand(app),
+      AddSharedCommand(app),
   };
   try {
     app.parse(argc, argv);

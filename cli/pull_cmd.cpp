@@ -78,6 +78,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   po.include = pull.include;
   po.stop = signals.stop();
   po.abort = signals.abort();
+  po.shared = profile->shared.get();
   Progress progress(Progress::Wanted(options), {.files = "files", .skipped = "already here"}, po.stop);
   progress.SetPhase(pull.dry_run ? "listing" : "pulling");
   Logger& log = *options.log;
@@ -117,7 +118,8 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   PullReport r = RunPull(config, *manifest, po, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = PullExitCode(r);
-  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
+  const bool by_user = InterruptedByUser(r.status, po.stop);
+  if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (options.json) {
     nlohmann::json failures = nlohmann::json::array();
     for (const auto& f : r.failures) failures.push_back({{"what", f.what}, {"reason", f.reason}});
@@ -138,7 +140,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
                 (long long)r.skipped, (long long)r.failed, (long long)r.not_restored, (long long)r.gone,
                 (long long)r.members, (long long)r.models, (long long)r.listed, mb, r.seconds,
                 r.seconds > 0 ? double(r.downloaded) / r.seconds : 0.0);
-    if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
+    if (by_user) std::printf("%s\n", r.status.message().c_str());
   }
   return code;
 }

@@ -65,6 +65,7 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   if (!profile) return failed;
   Config& config = profile->config;
   auto& manifest = profile->manifest;
+  so.shared = profile->shared.get();
   std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end
   auto record = [&](const std::string& path, std::string outcome, std::string reason) {
     if (!options.quiet && !options.json) {
@@ -94,7 +95,8 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   };
   SyncReport r = RunSync(config, *manifest, so, on_event);
   const int code = SyncExitCode(r);
-  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
+  const bool by_user = InterruptedByUser(r.status, so.stop);
+  if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (options.json) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& [path, o] : results) {
@@ -106,7 +108,7 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
                           {"bytes", r.bytes_sent},  {"seconds", r.seconds}, {"exit_code", code},
                           {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else if (r.status.code() == Code::kCancelled && !options.quiet) {
+  } else if (by_user && !options.quiet) {
     std::printf("%s\n", r.status.message().c_str());
   }
   return code;

@@ -39,6 +39,47 @@ double RateFor(const Config& config, const std::string& key) {
   return config.headshotpro.rpm * kSafety / 60.0;
 }
 
+// Studio mode: every host's running processes and runs, from the shared store.
+Status StudioStatus(SharedStore& store, int runs, nlohmann::json& out) {
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<SharedOwner> owners, store.Owners());
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<SharedRun> recent, store.RecentRuns(runs));
+  out = {{"store", store.display()}, {"hosts", nlohmann::json::array()}, {"runs", nlohmann::json::array()}};
+  for (const SharedOwner& o : owners) {
+    out["hosts"].push_back({{"host", o.host}, {"command", o.command}, {"pid", o.pid},
+                            {"since", std::int64_t(o.started_at)}, {"alive", o.lease_left_s > 0}});
+  }
+  for (const SharedRun& r : recent) {
+    out["runs"].push_back({{"host", r.host}, {"command", r.run.command}, {"pid", r.run.pid},
+                           {"started_at", r.run.started_at}, {"finished_at", r.run.finished_at},
+                           {"exit_code", r.run.finished_at == 0 ? nlohmann::json(nullptr) : nlohmann::json(r.run.exit_code)},
+                           {"uploaded", r.run.counts.uploaded}, {"revised", r.run.counts.revised},
+                           {"skipped", r.run.counts.skipped}, {"failed", r.run.counts.failed},
+                           {"downloaded", r.run.counts.downloaded}});
+  }
+  return Status::Ok();
+}
+
+void PrintStudio(const nlohmann::json& studio) {
+  std::printf("\nStudio (%s):\n", studio["store"].get<std::string>().c_str());
+  for (const auto& h : studio["hosts"]) {
+    std::printf("  %-16s %-5s pid %-7d since %s%s\n", h["host"].get<std::string>().c_str(),
+                h["command"].get<std::string>().c_str(), h["pid"].get<int>(),
+                LocalTime(h["since"].get<std::int64_t>()).c_str(), h["alive"].get<bool>() ? "" : "  (lease expired)");
+  }
+  if (studio["hosts"].empty()) std::printf("  no host is running shotsync\n");
+  std::printf("  Last runs of every host:\n");
+  for (const auto& r : studio["runs"]) {
+    const bool open = r["finished_at"].get<std::int64_t>() == 0;
+    std::printf("    %s  %-16s %-5s %-8s up %lld rev %lld skip %lld fail %lld dl %lld\n",
+                LocalTime(r["started_at"].get<std::int64_t>()).c_str(), r["host"].get<std::string>().c_str(),
+                r["command"].get<std::string>().c_str(),
+                open ? "open" : ("exit " + std::to_string(r["exit_code"].get<int>())).c_str(),
+                (long long)r["uploaded"].get<std::int64_t>(), (long long)r["revised"].get<std::int64_t>(),
+                (long long)r["skipped"].get<std::int64_t>(), (long long)r["failed"].get<std::int64_t>(),
+                (long long)r["downloaded"].get<std::int64_t>());
+  }
+}
+
 int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
@@ -105,9 +146,18 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     j_buckets.push_back({{"bucket", b.key}, {"tokens", tokens}, {"next_request_in_s", wait},
                          {"paused_until", b.paused_until > now ? b.paused_until : 0.0}});
   }
+  nlohmann::json studio;
+  if (profile->shared) {
+    auto st = StudioStatus(*profile->shared, so.runs, studio);
+    if (!st.ok()) {
+      PrintError(options, st);
+      return kExitUsage;
+    }
+  }
   if (options.json) {
     nlohmann::json out = {{"runs", j_runs},         {"in_flight", j_jobs}, {"failed", j_failures},
                           {"rejected", j_rejected}, {"roots", j_roots},    {"throttle", j_buckets}};
+    if (!studio.is_null()) out["studio"] = studio;
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return kExitOk;
   }
@@ -157,6 +207,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     if (paused > 0) line += " (server asked to pause until " + LocalTime(std::int64_t(paused + 0.999)) + ")";
     std::printf("  %s: %s\n", jb["bucket"].get<std::string>().c_str(), line.c_str());
   }
+  if (!studio.is_null()) PrintStudio(studio);
   return kExitOk;
 }
 

@@ -46,6 +46,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.allow_unapprove = sync.allow_unapprove;
   so.stop = signals.stop();
   so.abort = signals.abort();
+  so.shared = profile->shared.get();
   Progress progress(Progress::Wanted(options), {}, so.stop);
   Logger& log = *options.log;
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
@@ -106,7 +107,8 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   SyncReport r = RunSync(config, *manifest, so, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = SyncExitCode(r);
-  if (!r.status.ok() && r.status.code() != Code::kCancelled) PrintError(options, r.status);
+  const bool by_user = InterruptedByUser(r.status, so.stop);
+  if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (!sync.dry_run && r.plan.rejected > named_rejected) {
     // Unchanged since an earlier run rejected them: not read again, so not
     // named above; the exit code still says they are there.
@@ -140,7 +142,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
       std::printf("%lld adopted (already in the album), %lld moved, %lld conflicts, %lld revisions held\n",
                   (long long)r.plan.adopt, (long long)r.plan.moved, (long long)r.plan.conflict, (long long)r.held);
     }
-    if (r.status.code() == Code::kCancelled) std::printf("%s\n", r.status.message().c_str());
+    if (by_user) std::printf("%s\n", r.status.message().c_str());
   }
   return code;
 }

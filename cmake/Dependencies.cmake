@@ -29,6 +29,8 @@ shotsync_require_cmake(CLI11 libcli11-dev)
 shotsync_require_pkg(TOMLPP tomlplusplus libtomlplusplus-dev)
 shotsync_require_pkg(XXHASH libxxhash libxxhash-dev)
 shotsync_require_pkg(UTF8PROC libutf8proc libutf8proc-dev)
+# libpq: studio mode's shared store (PostgreSQL).
+shotsync_require_pkg(LIBPQ libpq libpq-dev)
 if(SHOTSYNC_TESTS OR SHOTSYNC_BENCH)
   shotsync_require_pkg(HTTPLIB cpp-httplib libcpp-httplib-dev)
   shotsync_require_pkg(LIBJPEG libjpeg libjpeg62-turbo-dev)

@@ -42,7 +42,8 @@ PullRun::PullRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
       include_(options.include.empty() ? config.headshotpro.include : options.include),
       // + 1: a listing need not wait for a download.
       session_(config, bucket_db_.get(),
-               SessionOptions{.jobs = jobs_ + 1, .queue_capacity = std::size_t(4 * jobs_ + 16)}) {}
+               SessionOptions{.jobs = jobs_ + 1, .queue_capacity = std::size_t(4 * jobs_ + 16),
+                              .shared = options.shared}) {}
 
 PullReport PullRun::Run() {
   // A stop request wakes the loop (an event), so nothing polls the tokens.
@@ -51,6 +52,7 @@ PullReport PullRun::Run() {
   const auto t0 = Clock::now();
   auto run_id = db_.BeginRun(options_.command, int(::getpid()));
   report_.status = Prepare();
+  if (report_.status.ok() && !options_.dry_run) report_.status = StartShared();
   if (report_.status.ok()) {
     {
       Finisher finisher(dest_real_, events_);
@@ -84,7 +86,9 @@ PullReport PullRun::Run() {
     counts.failed = report_.failed;
     counts.bytes = report_.bytes;
     (void)db_.EndRun(*run_id, counts, PullExitCode(report_));
+    EndShared(counts, PullExitCode(report_));
   }
+  shared_lease_.reset();  // before events_ goes: its watchdog may push to it
   (void)db_.Checkpoint();
   return std::move(report_);
 }
@@ -154,6 +158,7 @@ void PullRun::Handle(Event e) {
       OnFinished(*e.task, e.status);
       break;
     case Event::kStop:
+      (void)LeaseLost();  // a lost studio lease stops the run too
       break;  // the loop looks at Stopping() again
   }
 }

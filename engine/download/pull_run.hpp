@@ -8,6 +8,7 @@
 //   finisher.cpp  the Finisher thread: fsync / syncfs, rename
 //   recorder.cpp  OnFinished, Flush: recording in the manifest (main thread)
 //   pull_run.cpp  Run, Prepare, Loop, Handle, RunPull; the thread table
+//   studio.cpp    studio mode: download claims in the shared store (main thread)
 #pragma once
 
 #include <algorithm>
@@ -20,7 +21,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -33,7 +33,7 @@
 #include "shotsync/session.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
-#include "store/manifest_buckets.hpp"
+#include "shotsync/shared_store.hpp"
 
 namespace shotsync::download {
 
@@ -177,6 +177,17 @@ class PullRun {
   void OnRefused(Task& t, const HttpResponse& r, const std::string& tail);
   void Finish(Task& t);
 
+  // --- studio mode, main thread (studio.cpp; no-ops without a shared store) ----
+  Status StartShared();
+  void EndShared(const RunCounts& counts, int exit_code);
+  // Claims the task's photo for this destination; true when another host
+  // has it or had it (the task is dropped and counted).
+  bool ClaimedElsewhere(Task& task);
+  void FinishShared(const std::vector<DownloadRecord>& done);
+  void ReleaseShared(const Task& t);
+  bool LeaseLost();  // sets the run's status (interrupted) once the lease is lost
+  void LoseShared(const Status& why);
+
   // --- recording, main thread (recorder.cpp) -----------------------------------
   void OnFinished(Task& t, const Status& st);
   void Flush();
@@ -193,6 +204,11 @@ class PullRun {
   Throttle& throttle_ = session_.throttle();
   HeadshotProClient& client_ = session_.client();
   const Backoff download_backoff_{retry_policy::kDownload};
+  SharedStore* shared_ = options_.shared;      // studio mode, else null
+  std::unique_ptr<SharedLease> shared_lease_;  // our owner row while the run downloads
+  std::string shared_token_, dest_id_;
+  std::int64_t shared_run_ = 0;
+  bool shared_lost_ = false;  // the store failed: no more shared calls this run (main thread)
 
   std::string dest_real_;
   PullReport report_;

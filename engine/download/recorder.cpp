@@ -49,6 +49,7 @@ void PullRun::Flush() {
   Status commit = db_.CommitBatch();
   if (st.ok()) st = commit;
   if (!st.ok()) SetFatal(st.WithContext("recording downloads in the manifest"));
+  if (st.ok()) FinishShared(done_rows_);
   done_rows_.clear();
   failed_rows_.clear();
 }

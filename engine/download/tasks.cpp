@@ -97,6 +97,7 @@ bool PullRun::DropKnownOrPlanned(Task& task) {
       return true;
     }
   }
+  if (!options_.dry_run && ClaimedElsewhere(task)) return true;
   if (options_.dry_run) {
     ++report_.planned;
     task.state = Task::kDropped;
@@ -126,6 +127,7 @@ Status PullRun::MakeDir(const std::string& dir) {
 
 void PullRun::Fail(Task& t, const std::string& reason) {
   t.state = Task::kDropped;
+  ReleaseShared(t);
   ++report_.failed;
   const std::string what = t.final_path.empty() ? "photo " + t.photo_id : t.final_path;
   report_.failures.push_back({what, reason});
@@ -137,6 +139,7 @@ void PullRun::Fail(Task& t, const std::string& reason) {
 void PullRun::Gone(Task& t, const std::string& reason) {
   t.state = Task::kDropped;
   ++report_.gone;
+  ReleaseShared(t);
   ::unlink(t.part_path.c_str());
   Emit({PullEvent::kSkipped, t.final_path, 0, reason});
 }

@@ -48,6 +48,7 @@ constexpr double kJitterMin = 0.050, kJitterMax = 0.250;
 constexpr double kLeaseSeconds = 0.025;  // tokens reserved ahead from a shared store
 constexpr int kMaxLease = 512;
 constexpr double kKeeperWait = 10;  // waiting for the keeper, when it will wake us
+constexpr double kStrictStoreRetry = 1;  // a strict store that failed is asked again after this
 constexpr double kFallbackPause = 60;  // 429 without any usable header
 constexpr double kPastResetPause = 1;  // reset already passed: clocks disagree, wait a little
 constexpr double kMaxStreakPause = 60;  // floor for 429s in a row: 1, 2, 4 ... 60 s
@@ -416,7 +417,11 @@ void Throttle::ReserveFromStore(std::unique_lock<std::mutex>& lock) {
   reserving_ = false;
   ++answers_;
   if (!got.ok()) {
-    store_failed_ = true;
+    if (options_.shared->strict()) {
+      store_wait_until_ = now + kStrictStoreRetry;  // the store retried already: ask again later
+    } else {
+      store_failed_ = true;
+    }
   } else if (pauses != pauses_) {
     // Reserved before the server said stop: dropped, like held slots.
   } else if (got->first == 0) {

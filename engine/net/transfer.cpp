@@ -696,6 +696,10 @@ struct TransferEngine::Impl {
           continue;
         }
       }
+      if (job->req.may_start && !job->req.may_start()) {
+        CancelWaiting(std::move(job), "not started: its sender may no longer send it");
+        continue;
+      }
       Start(std::move(job));
     }
   }

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/bucket_state.hpp"
 #include "store/manifest_impl.hpp"
 
 namespace shotsync {
@@ -25,14 +26,6 @@ constexpr char kPauseBucket[] =
     "paused_until = max(paused_until, excluded.paused_until)";
 constexpr char kBuckets[] = "SELECT key, tokens, refilled_at, paused_until FROM throttle ORDER BY key";
 
-// A bucket row refilled to now_s (a new bucket starts full). Read and written
-// inside one write transaction: BEGIN IMMEDIATE holds the database write lock
-// from the read to the write, so a take is atomic across processes.
-struct Bucket {
-  double tokens = 0, refilled_at = 0, paused_until = 0;
-  bool Paused(double now_s) const { return paused_until > 0 && now_s < paused_until; }
-};
-
 }  // namespace
 
 Result<std::pair<int, double>> Manifest::TakeFromBucket(std::string_view key, double rate_per_s, double burst,
@@ -42,35 +35,17 @@ Result<std::pair<int, double>> Manifest::TakeFromBucket(std::string_view key, do
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::pair<int, double> out{0, 0};
   SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
-    Bucket b{burst, now_s, 0};
+    // Read and written inside one write transaction: BEGIN IMMEDIATE holds
+    // the database write lock from the read to the write, so a take is
+    // atomic across processes. A new bucket starts full.
+    bucket::State b{burst, now_s, 0};
     {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kGetBucket));
       SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key));
       SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
       if (row) b = {st->Double(0), st->Double(1), st->Double(2)};
     }
-    if (now_s > b.refilled_at) {
-      b.tokens = std::min(burst, b.tokens + (now_s - b.refilled_at) * rate_per_s);
-      b.refilled_at = now_s;
-    }
-    b.tokens = std::min(b.tokens, burst);  // the burst may have been lowered
-    if (b.Paused(now_s)) {
-      out = {0, b.paused_until - now_s};
-    } else {
-      if (b.paused_until > 0) {
-        // The pause is over: the server's window was reset at paused_until,
-        // so the request that was waiting for it may go right away.
-        b.tokens = std::max(b.tokens, 1.0);
-        b.paused_until = 0;
-      }
-      const double first = std::max(0.0, (1.0 - b.tokens) / rate_per_s);
-      if (reserve || b.tokens >= count) {
-        out = {count, first};
-        b.tokens -= count;  // reserved: may go into debt
-      } else {
-        out = {0, first};
-      }
-    }
+    out = bucket::Take(b, rate_per_s, burst, count, reserve, now_s);
     SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kPutBucket));
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(key, b.tokens, b.refilled_at, b.paused_until));
     return st->Run();

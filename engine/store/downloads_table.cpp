@@ -39,6 +39,9 @@ constexpr char kPutDownload[] =
     "bytes_done = excluded.bytes_done, state = excluded.state, last_error = excluded.last_error, "
     "updated_at = excluded.updated_at";
 
+constexpr char kDoneDownloads[] =
+    "SELECT remote_id, dest_path, size FROM downloads WHERE state = 'done' ORDER BY remote_id";
+
 constexpr DownloadState kDownloadStates[] = {DownloadState::kPending, DownloadState::kPartial,
                                              DownloadState::kDone, DownloadState::kFailed};
 
@@ -74,6 +77,19 @@ Status Manifest::PutDownload(const DownloadRecord& record) {
         record.remote_id, record.member_id, record.model_id, Blob{record.dest_path}, record.size,
         record.bytes_done, DownloadStateName(record.state), OneLine(record.last_error), NowUnix()));
     return st->Run();
+  });
+}
+
+Result<std::vector<DownloadRecord>> Manifest::DoneDownloads() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kDoneDownloads));
+  return Impl::Rows<DownloadRecord>(*st, [](sql::Stmt& r) {
+    DownloadRecord d;
+    d.remote_id = r.Text(0);
+    d.dest_path = r.Bytes(1);
+    d.size = r.UInt64(2);
+    d.state = DownloadState::kDone;
+    return d;
   });
 }
 

@@ -53,7 +53,7 @@ Status SyncRun::CommitClaims(std::vector<Pending>& batch) {
   for (const Pending& p : batch) requests.push_back({p.job.file_id, p.job.hash, p.job.size, p.job.watermark});
   SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Result<JobClaim>> claims, db_->BeginJobs(requests, owner_));
   for (std::size_t i = 0; i < batch.size(); ++i) batch[i].claim = std::move(claims[i]);
-  return Status::Ok();
+  return ClaimShared(batch);
 }
 
 // Holds one outstanding_, given back here or when the transfer ends.
@@ -95,6 +95,15 @@ void SyncRun::AfterClaim(Pending& p, const Status& committed) {
   j.kind = claim->kind;
   j.photo_id = claim->photo_id;
   j.started_at = WallSeconds();
+  if (p.reconcile) {
+    // A dead host's claim: looked up with the run's other doubtful jobs.
+    j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
+    std::lock_guard lock(mu_);
+    ambiguous_.push_back(std::move(j));
+    --outstanding_;
+    cv_.notify_all();
+    return;
+  }
   Send(std::move(j));
 }
 

@@ -78,7 +78,7 @@ void SyncRun::DrainParked() {
     }
   }
   for (const Job& j : parked) {
-    (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+    (void)CloseJob(j, "interrupted before sending", false);
     Done();
   }
 }

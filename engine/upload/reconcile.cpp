@@ -41,6 +41,7 @@ Status SyncRun::ReconcileUnfinished() {
     j.photo_id = (*file)->remote_photo_id.value_or(0);
     j.started_at = double(jr.started_at);
     j.watermark = jr.watermark;
+    AdoptShared(j, jr.owner);
     // The owner may have died a moment ago, its last body already with the server.
     j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
     pending.push_back(std::move(j));
@@ -50,7 +51,7 @@ Status SyncRun::ReconcileUnfinished() {
   SHOTSYNC_RETURN_IF_ERROR(Reconcile(pending, resend));
   for (const Job& j : resend) {
     // Not on the server: the next plan sends it again (as a new job).
-    SHOTSYNC_RETURN_IF_ERROR(db_->FailJob(j.job_id, "interrupted before the server stored it; sending again", false));
+    SHOTSYNC_RETURN_IF_ERROR(CloseJob(j, "interrupted before the server stored it; sending again", false));
   }
   return Status::Ok();
 }
@@ -147,7 +148,7 @@ void SyncRun::RecheckRevision(Job j) {
   const Target& t = targets_[j.root_index];
   auto photo = client_.GetPhoto(t.project, t.album, j.photo_id);
   if (!photo.ok() && photo.status().code() == Code::kNotFound) {
-    (void)db_->FailJob(j.job_id, photo.status().message(), false);
+    (void)CloseJob(j, photo.status().message(), false);
     AddFailure(j, photo.status().message(), false);
     return Done();
   }

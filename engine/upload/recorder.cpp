@@ -9,6 +9,8 @@ namespace shotsync::upload {
 
 Status SyncRun::Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
   SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
+  const Job* jobs[] = {&j};
+  FinishShared(jobs, std::span<const std::int64_t>(&photo_id, 1));
   Recorded(j, reconciled);
   return Status::Ok();
 }
@@ -46,6 +48,17 @@ Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
     if (const auto* a = std::get_if<Answered>(&r)) rows.emplace_back(a->job.job_id, a->photo.id);
   }
   Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
+  if (st.ok() && shared_) {
+    std::vector<const Job*> jobs;
+    std::vector<std::int64_t> ids;
+    for (const Recording& r : batch) {
+      if (const auto* a = std::get_if<Answered>(&r)) {
+        jobs.push_back(&a->job);
+        ids.push_back(a->photo.id);
+      }
+    }
+    FinishShared(jobs, ids);
+  }
   for (const Recording& r : batch) {
     const auto* a = std::get_if<Answered>(&r);
     if (!a || !st.ok() || a->job.kind != JobKind::kUpload) continue;
@@ -61,7 +74,7 @@ Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
       (void)db_->SetRootTarget(targets_[f->job.root_index].root_id, 0, 0);
       (void)db_->ForgetAlbumIndex(targets_[f->job.root_index].album);
     }
-    (void)db_->FailJob(f->job.job_id, f->reason, f->permanent);
+    (void)CloseJob(f->job, f->reason, f->permanent);
   }
   return st;
 }

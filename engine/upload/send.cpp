@@ -6,9 +6,9 @@
 namespace shotsync::upload {
 
 void SyncRun::Send(Job j) {
-  if (Stopping(false)) {
+  if (Stopping(false) || !LeaseHeld()) {
     // Never sent this time: leave it to the next run, no reconciling needed.
-    (void)db_->FailJob(j.job_id, "interrupted before sending", false);
+    (void)CloseJob(j, "interrupted before sending", false);
     return Done();
   }
   const std::int64_t album = targets_[j.root_index].album;
@@ -46,7 +46,7 @@ void SyncRun::CheckApproval(Job j) {
     const std::string why = "approved by the client (" + photo->approved_at +
                             "): revision held, as it would reset the approval and clear the "
                             "annotations; sync --allow-unapprove sends it";
-    (void)db_->FailJob(j.job_id, why, false);
+    (void)CloseJob(j, why, false);
     {
       std::lock_guard lock(mu_);
       ++report_.held;
@@ -65,6 +65,9 @@ void SyncRun::Transmit(Job j) {
   HttpRequest req = j.kind == JobKind::kUpload
                         ? client_.UploadRequest(t.project, t.album, j.abs_path, j.rel_path)
                         : client_.RevisionRequest(t.project, t.album, j.photo_id, j.abs_path, j.rel_path);
+  // Studio mode: it may wait for its token while the lease runs out; then it
+  // is not sent (another host may have taken the claim over).
+  if (shared_lease_) req.may_start = [this] { return LeaseHeld(); };
   Emit({SyncEvent::kStarted, nullptr, j.abs_path, j.size, ""});
   auto shared = std::make_shared<Job>(std::move(j));
   engine_.Submit(std::move(req), [this, shared](HttpResponse&& r) { OnAnswer(*shared, r); });

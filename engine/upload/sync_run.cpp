@@ -36,7 +36,8 @@ SyncRun::SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
       db_(own_jobs_db_ ? own_jobs_db_.get() : &manifest), lease_(std::move(lease)),
       owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event),
       session_(config, db_, SessionOptions{.jobs = options.jobs > 0 ? options.jobs : config.jobs,
-                                           .bwlimit = options.bwlimit}) {}
+                                           .bwlimit = options.bwlimit,
+                                           .shared = options.shared}) {}
 
 SyncReport SyncRun::Run() {
   // Waits (FinishOutstanding, WaitUntil) wake on a stop request: nothing polls the tokens.
@@ -44,7 +45,8 @@ SyncReport SyncRun::Run() {
   std::stop_callback on_abort(options_.abort, [this] { WakeWaiters(); });
   const auto t0 = SteadyClock::now();
   auto run_id = db_->BeginRun(options_.command, int(::getpid()));
-  if (!options_.dry_run) {
+  if (!options_.dry_run) report_.status = StartShared();
+  if (!options_.dry_run && report_.status.ok()) {
     if (config_.shootbin.token.empty()) {
       report_.status = Status(Code::kUnauthenticated,
                               "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file in " +
@@ -54,7 +56,7 @@ SyncReport SyncRun::Run() {
       report_.status = ResolveTargets();
       if (report_.status.ok()) report_.status = ReconcileUnfinished();
     }
-  } else {
+  } else if (options_.dry_run) {
     LocateFiles();
     // plan: with a token, the albums are looked at too (adoptions, moves
     // and conflicts are shown as such); offline it plans from the cache.
@@ -103,7 +105,9 @@ SyncReport SyncRun::Run() {
                      report_.rejected + report_.plan.rejected, report_.failed, 0,
                      report_.bytes_sent};
     (void)db_->EndRun(*run_id, counts, SyncExitCode(report_));
+    EndShared(counts, SyncExitCode(report_));
   }
+  shared_lease_.reset();  // every claim is recorded: the owner row goes (its threads use mu_)
   // A push is a few rows: SQLite's automatic checkpoints are enough, and a
   // TRUNCATE checkpoint would cost fsyncs here and at the next start.
   if (options_.files.empty()) (void)db_->Checkpoint();
@@ -185,7 +189,7 @@ void SyncRun::FinishOutstanding() {
     }
     for (Job& j : resend) {
       if (j.attempts >= options_.max_attempts) {
-        (void)db_->FailJob(j.job_id, "no answer from the server after " + std::to_string(j.attempts) + " attempts", false);
+        (void)CloseJob(j, "no answer from the server after " + std::to_string(j.attempts) + " attempts", false);
         AddFailure(j, "no answer from the server after " + std::to_string(j.attempts) + " attempts", false);
         continue;
       }

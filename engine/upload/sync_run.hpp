@@ -9,6 +9,7 @@
 //   send.cpp       sending, the answer, retries
 //   reconcile.cpp  the exactly-once rule: look on the server before resending
 //   recorder.cpp   the recorder batcher: every result written, then counted
+//   studio.cpp     studio mode: claims, finishes and releases in the shared store
 #pragma once
 
 #include <atomic>
@@ -20,7 +21,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <variant>
 #include <vector>
@@ -30,10 +30,10 @@
 #include "shotsync/shootbin.hpp"
 #include "shotsync/retry.hpp"
 #include "shotsync/session.hpp"
+#include "shotsync/shared_store.hpp"
 #include "shotsync/sync.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
-#include "store/manifest_buckets.hpp"
 #include "util/batcher.hpp"
 #include "util/scheduler.hpp"
 
@@ -99,6 +99,7 @@ class SyncRun {
     Job job;
     SteadyClock::time_point first_try;
     std::optional<Result<JobClaim>> claim;  // unset: not claimed (stopping)
+    bool reconcile = false;  // the shared claim was a dead host's: look on the server first
   };
   // What the recorder writes: a photo the server answered with...
   struct Answered {
@@ -160,6 +161,16 @@ class SyncRun {
   Status LookUp(std::vector<Job>& jobs, std::vector<Job>& resend);
   void RecheckRevision(Job j);
   static bool RevisionLanded(const RemotePhoto& photo, const Job& j);
+  // studio.cpp (every call is a no-op without a shared store)
+  Status StartShared();
+  void EndShared(const RunCounts& counts, int exit_code);
+  Status ClaimShared(std::vector<Pending>& batch);
+  void AdoptShared(const Job& j, std::string_view from_owner);
+  void FinishShared(std::span<const Job* const> jobs, std::span<const std::int64_t> photo_ids);
+  Status CloseJob(const Job& j, std::string_view reason, bool permanent);
+  bool LeaseHeld();
+  void LoseShared(const Status& why);
+  bool SharedUsable() const;
   // recorder.cpp
   Status Finished(const Job& j, std::int64_t photo_id, bool reconciled);
   void Recorded(const Job& j, bool reconciled);
@@ -189,6 +200,10 @@ class SyncRun {
   const shotsync::Backoff forbidden_backoff_{retry_policy::kForbiddenRecheck};
   const shotsync::Backoff conflict_backoff_{retry_policy::kConflict};
   AlbumIndex index_{*db_, client_};
+  SharedStore* shared_ = options_.shared;       // studio mode, else null
+  std::unique_ptr<SharedLease> shared_lease_;   // our owner row while the run sends
+  std::int64_t shared_run_ = 0;
+  std::atomic<bool> shared_lost_{false};        // the store failed: no more shared calls this run
   std::vector<Target> targets_;
 
   std::mutex mu_;  // guards everything below

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <libpq-fe.h>
 #include <toml++/toml.h>
 
 namespace shotsync {
@@ -131,6 +132,33 @@ Status CheckUrl(const std::string& source, const toml::source_region& where, std
   return Status::Ok();
 }
 
+// A libpq connection URI. A password in the config file is refused (secrets
+// never live in the config): ~/.pgpass, PGPASSFILE or passfile= instead.
+Status CheckSharedUrl(const std::string& source, const toml::source_region& where, const std::string& url,
+                      bool in_file) {
+  const std::string where_name = in_file ? "shared.url" : "SHOTSYNC_SHARED_URL";
+  if (!url.starts_with("postgresql://") && !url.starts_with("postgres://")) {
+    return Bad(source, where, where_name + " must be a PostgreSQL URI: postgresql://user@host:port/dbname");
+  }
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (!opts) {
+    std::string why = err ? err : "does not parse";
+    if (err) PQfreemem(err);
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    return Bad(source, where, where_name + ": " + why);
+  }
+  bool password = false;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (std::strcmp(o->keyword, "password") == 0 && o->val && *o->val) password = true;
+  }
+  PQconninfoFree(opts);
+  if (password && in_file) {
+    return Bad(source, where, "shared.url must not hold a password: put it in ~/.pgpass (mode 600) or PGPASSFILE");
+  }
+  return Status::Ok();
+}
+
 // A secret from the environment, or from a file only its owner can read.
 Status LoadSecret(const std::string& source, const toml::source_region& where, const EnvFn& env,
                   std::string_view env_name, const std::string& file, std::string& out,
@@ -208,7 +236,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   Reader top(source, root, "");
   SHOTSYNC_RETURN_IF_ERROR(
       top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay",
-                     "allow_unapprove", "shootbin", "headshotpro", "roots"}));
+                     "allow_unapprove", "shootbin", "headshotpro", "shared", "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
@@ -216,7 +244,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   SHOTSYNC_RETURN_IF_ERROR(top.Int("stall_timeout", c.stall_timeout, 1, 3600));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("reconcile_delay", c.reconcile_delay, 0, 3600));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("allow_unapprove", c.allow_unapprove));
-  for (std::string_view s : {"shootbin", "headshotpro"}) {
+  for (std::string_view s : {"shootbin", "headshotpro", "shared"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }
 
@@ -255,6 +283,19 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   } else {
     SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, root.source(), env, "HEADSHOTPRO_API_KEY", "",
                                         c.headshotpro.key, c.headshotpro.key_source));
+  }
+
+  if (const toml::table* sh = Section(root, "shared")) {
+    Reader r(source, *sh, "shared");
+    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"url", "host", "lease"}));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("url", c.shared.url));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("host", c.shared.host));
+    SHOTSYNC_RETURN_IF_ERROR(r.Int("lease", c.shared.lease, 5, 3600));
+    if (!c.shared.url.empty()) SHOTSYNC_RETURN_IF_ERROR(CheckSharedUrl(source, r.Where("url"), c.shared.url, true));
+  }
+  if (auto url = env("SHOTSYNC_SHARED_URL"); url && !url->empty()) {
+    SHOTSYNC_RETURN_IF_ERROR(CheckSharedUrl(source, {}, *url, false));
+    c.shared.url = *url;
   }
 
   if (const toml::node* rn = root.get("roots")) {

@@ -17,13 +17,19 @@ TransferOptions EngineOptions(const Config& config, const SessionOptions& option
   return t;
 }
 
+std::unique_ptr<BucketStore> Buckets(Manifest* bucket_db, const SessionOptions& options) {
+  if (options.shared) return std::make_unique<SharedBuckets>(*options.shared);
+  if (bucket_db) return std::make_unique<ManifestBuckets>(*bucket_db);
+  return nullptr;
+}
+
 }  // namespace
 
 namespace detail {
 
 SessionBase::SessionBase(const Config& config, Manifest* bucket_db, const SessionOptions& options,
                          std::string_view service, const std::string& token, int rpm)
-    : buckets_(bucket_db ? std::make_unique<ManifestBuckets>(*bucket_db) : nullptr),
+    : buckets_(Buckets(bucket_db, options)),
       engine_(EngineOptions(config, options)),
       throttle_(Throttle::Options{
           .key = BucketKey(service, token), .rpm = double(rpm), .shared = buckets_.get()}) {}

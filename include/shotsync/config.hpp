@@ -31,6 +31,17 @@ struct RootConfig {
   std::vector<std::string> ignore;  // fnmatch globs
 };
 
+// Studio mode (docs/studio.md): hosts that share one account coordinate
+// through PostgreSQL. Empty url = this host alone, on its SQLite manifest.
+struct SharedConfig {
+  // libpq URI, from [shared] url or $SHOTSYNC_SHARED_URL (which wins). A
+  // password comes from PGPASSFILE / ~/.pgpass or the URI's passfile; one
+  // written in the config file itself is refused.
+  std::string url;
+  std::string host;   // this host's name in the shared store ("" = its hostname)
+  int lease = 30;     // seconds without renewal after which a host counts as dead
+};
+
 struct ShootbinConfig {
   std::string base_url = "https://studio.example.com";  // the customer's instance
   int rpm = 60;                // shootbin.md: assumed Laravel default
@@ -68,6 +79,7 @@ struct Config {
   bool allow_unapprove = false;
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
+  SharedConfig shared;
   std::vector<RootConfig> roots;
 
   std::string ManifestPath() const { return state_dir + "/manifest.db"; }

@@ -285,6 +285,8 @@ class Manifest {
   // --- Downloads ---------------------------------------------------------
   Result<std::optional<DownloadRecord>> GetDownload(std::string_view remote_id);
   Status PutDownload(const DownloadRecord& record);
+  // Every download recorded done (remote_id, dest_path, size): `shared import`.
+  Result<std::vector<DownloadRecord>> DoneDownloads();
 
   // --- Shared token bucket -----------------------------------------------
   // Takes one token from the bucket `key` (service + token fingerprint),

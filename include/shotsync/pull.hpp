@@ -37,6 +37,8 @@
 
 namespace shotsync {
 
+class SharedStore;
+
 struct HttpResponse;
 
 struct PullOptions {
@@ -50,6 +52,9 @@ struct PullOptions {
   std::string command = "pull";
   std::stop_token stop;   // finish running downloads, start no more
   std::stop_token abort;  // cancel running downloads too (.part kept)
+  // Studio mode: download claims per shared destination, the organization's
+  // buckets and the run record are shared with the other hosts.
+  SharedStore* shared = nullptr;
 };
 
 // Delivered on the calling thread of RunPull.

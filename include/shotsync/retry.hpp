@@ -107,6 +107,8 @@ inline constexpr BackoffPolicy kConflict{.base_s = 5.0, .cap_s = 60, .max_attemp
 inline constexpr BackoffPolicy kDownload{.base_s = 0.25, .cap_s = 10, .max_attempts = 6, .floor = 0.5};
 // HeadshotPro API GETs, equal jitter.
 inline constexpr BackoffPolicy kHeadshotPro{.base_s = 0.25, .cap_s = 8, .max_attempts = 5, .floor = 0.5};
+// The studio's PostgreSQL after a lost connection (bounded by time, SharedOptions::retry_for_s).
+inline constexpr BackoffPolicy kSharedStore{.base_s = 0.1, .cap_s = 2, .max_attempts = 1000, .floor = 0.5};
 }  // namespace retry_policy
 
 // The wait after `attempts` attempts for a uniform draw u in [0, 1); never

@@ -1,6 +1,6 @@
 // A service session: the TransferEngine, the Throttle (sharing the
 // manifest's bucket table with the other processes on this host when a
-// manifest is given) and the client of one service, wired from a Config.
+// manifest is given, or the studio's shared buckets with every host) and the client of one service, wired from a Config.
 // Every command that talks to a service builds one of these.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include "shotsync/config.hpp"
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/manifest.hpp"
+#include "shotsync/shared_store.hpp"
 #include "shotsync/shootbin.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/transfer.hpp"
@@ -21,6 +22,9 @@ struct SessionOptions {
   int jobs = 2;                    // transfers at once, and connections per host
   std::int64_t bwlimit = 0;        // bytes/s, 0 = none
   std::size_t queue_capacity = 0;  // 0 = the engine's default
+  // Studio mode: the buckets are the shared store's (every host's), not the
+  // manifest's (this host's). Must outlive the session.
+  SharedStore* shared = nullptr;
 };
 
 namespace detail {

@@ -43,6 +43,8 @@
 
 namespace shotsync {
 
+class SharedStore;
+
 struct SyncOptions {
   bool dry_run = false;
   int jobs = 0;                 // 0 = config.jobs
@@ -59,6 +61,9 @@ struct SyncOptions {
   bool allow_unapprove = false; // send revisions of approved photos (also config allow_unapprove)
   std::stop_token stop;   // finish running transfers, start no more
   std::stop_token abort;  // cancel running transfers too
+  // Studio mode (docs/studio.md): claims, the registry, the buckets and the
+  // run record are shared with the other hosts through this store.
+  SharedStore* shared = nullptr;
 };
 
 struct SyncFailure {

@@ -59,6 +59,11 @@ class BucketStore {
     return wait <= 0 ? std::pair<int, double>{1, 0.0} : std::pair<int, double>{0, wait};
   }
   virtual Status Pause(std::string_view key, double until_s) = 0;
+  // Strict: when the store cannot be asked, nothing is sent (the throttle
+  // waits and asks again) instead of this process's own bucket serving. A
+  // store shared by hosts is strict: a private bucket per host would
+  // multiply the account's rate by the number of hosts.
+  virtual bool strict() const { return false; }
 };
 
 // Wall-clock seconds since the epoch, as a double (shared across processes).

@@ -53,6 +53,11 @@ struct HttpRequest {
   std::uint64_t resume_from = 0;
   std::uint64_t max_body = 16 << 20;  // in-memory bodies larger than this fail (hostile servers)
   Throttle* throttle = nullptr;       // nullptr = not rate limited (e.g. CDN downloads)
+  // Asked on the transfer loop right before the request starts (its token
+  // taken): false = not started, answered kCancelled with nothing sent. A
+  // studio host whose lease is lost must not send what waited in the queue.
+  // Must not block. Empty = always.
+  std::function<bool()> may_start;
   std::chrono::seconds timeout{300};  // whole transfer
   std::chrono::seconds low_speed_time{30};  // abort when < 1 KB/s for this long
 };

@@ -9,8 +9,10 @@ SHOTSYNC_BUILD_PACKAGES=(
   libcurl4-openssl-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
-  curl openssl xxhash
+  libpq-dev curl openssl xxhash
 )
+# The PostgreSQL server the studio-mode tests start (initdb, pg_ctl).
+SHOTSYNC_TEST_PACKAGES=(postgresql)
 # clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
 SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

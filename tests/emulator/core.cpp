@@ -489,6 +489,9 @@ std::optional<TokenInfo> Emulator::Admit(Service service, const httplib::Request
       if (expired > 0 && expired * 2 >= w.size()) w.erase(w.begin(), first);
       auto& mx = stats_.max_requests_per_minute[token];
       mx = std::max<std::uint64_t>(mx, in_window);
+      auto& span = stats_.spans[token];
+      if (span.count++ == 0) span.first = now;
+      span.last = now;
       // Fixed one-minute window (epoch minute) for the limit itself.
       f = options_.faults;
       limit = info->rpm > 0 ? info->rpm : (sb ? options_.shootbin_rpm : options_.headshotpro_rpm);
@@ -586,6 +589,10 @@ void Emulator::RegisterAdmin() {
       for (auto& [k, v] : stats_.status_counts) statuses[std::to_string(k)] = v;
       Json maxrpm = Json::object();
       for (auto& [k, v] : stats_.max_requests_per_minute) maxrpm[k] = v;
+      Json spans = Json::object();
+      for (auto& [k, v] : stats_.spans) {
+        spans[k] = {{"requests", v.count}, {"seconds", std::chrono::duration<double>(v.last - v.first).count()}};
+      }
       out = Json{{"requests", requests},
                  {"status_counts", statuses},
                  {"uploads", stats_.uploads},
@@ -597,7 +604,8 @@ void Emulator::RegisterAdmin() {
                  {"rate_limited", stats_.rate_limited},
                  {"resets", stats_.resets},
                  {"in_flight", in_flight_.load()},
-                 {"max_requests_per_minute", maxrpm}};
+                 {"max_requests_per_minute", maxrpm},
+                 {"request_spans", spans}};
       for (auto& h : hooks_) {
         if (h.stats) extra.push_back(h.stats);
       }

@@ -100,6 +100,12 @@ struct Stats {
   std::uint64_t resets = 0;                            // connections reset on purpose (faults)
   std::map<std::string, std::uint64_t> max_requests_per_minute;  // token label -> max in any sliding 60 s
   std::map<std::string, std::vector<Clock::time_point>> window;  // sliding-window samples per token label
+  // Per token: requests in all, and the first and last one's time (achieved rate).
+  struct Span {
+    std::uint64_t count = 0;
+    Clock::time_point first{}, last{};
+  };
+  std::map<std::string, Span> spans;
 };
 
 class Emulator {
