@@ -284,3 +284,30 @@ TEST_CASE("studio: an unreachable database or an old schema is one line and exit
   CHECK(pw.err.find("~/.pgpass") != std::string::npos);
   CHECK(pw.err.find("hunter2") == std::string::npos);
 }
+
+TEST_CASE("studio: shared import moves what a single host's manifest knows into the registry", "[studio][import]") {
+  Studio s(1000000, 12);
+  // A host that synced alone, before studio mode.
+  Host solo = s.AddHost("solo");
+  std::string text = shotsync::testing::ReadFileText(solo.config);
+  const auto shared_at = text.find("[shared]");
+  const auto shootbin_at = text.find("[shootbin]");
+  REQUIRE(shared_at != std::string::npos);
+  std::ofstream(solo.config, std::ios::trunc) << text.substr(0, shared_at) + text.substr(shootbin_at);
+  REQUIRE(s.Cli(solo, {"sync"}).code == 0);
+  REQUIRE(s.Uploads() == 12);
+  // Studio mode on: the import fills the registry with the 12 photos.
+  std::ofstream(solo.config, std::ios::trunc) << text;
+  auto imported = s.Cli(solo, {"shared", "import", "--json"});
+  INFO(imported.out + imported.err);
+  REQUIRE(imported.code == 0);
+  CHECK(nlohmann::json::parse(imported.out).at("photos") == 12);
+  CHECK(s.pg.Query("SELECT count(*) FROM photos WHERE photo_id IS NOT NULL") == std::vector<std::string>{"12"});
+  // A second host with a copy of the folder finds every photo done: nothing is sent.
+  Host other = s.AddHost("other");
+  auto r = s.Cli(other, {"sync", "--json"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(s.Uploads() == 12);
+  CheckEveryPhotoOnce(s);
+}
