@@ -30,7 +30,9 @@ int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
     }
     lock.emplace(std::move(*held));
   }
-  VerifyReport r = Verify(config, *manifest, vo);
+  VerifyOptions with_store = vo;
+  with_store.shared = profile->shared.get();
+  VerifyReport r = Verify(config, *manifest, with_store);
   int code = r.differences.empty() ? kExitOk : kExitPartial;
   if (!r.status.ok()) {
     PrintError(options, r.status);

@@ -39,8 +39,11 @@ std::string Holder(const pg::Rows& row) {
   return row.Text(0, 5) + (row.Int(0, 6) > 0 ? " (pid " + row.Text(0, 6) + ")" : "");
 }
 
-Result<SharedClaim> ClaimOne(pg::Tx& tx, const SharedClaimRequest& q, std::string_view owner,
-                             const std::string& host) {
+// One request of a batch, decided from the row as it is inside the
+// transaction. (Status + out parameter: GCC 12 at -O1 warns falsely on a
+// Result<SharedClaim> here.)
+Status ClaimOne(pg::Tx& tx, const SharedClaimRequest& q, std::string_view owner, const std::string& host,
+                SharedClaim& out) {
   SHOTSYNC_RETURN_IF_ERROR(tx.Exec("INSERT INTO photos(album_id, name) VALUES($1, $2) ON CONFLICT DO NOTHING",
                                    {Int(q.album_id), Bytes(q.name)})
                                .status());
@@ -49,14 +52,14 @@ Result<SharedClaim> ClaimOne(pg::Tx& tx, const SharedClaimRequest& q, std::strin
   const bool has_photo = !row.Null(0, 0);
   const std::int64_t photo = has_photo ? row.Int(0, 0) : 0;
   const std::string owner_now = row.Null(0, 2) ? "" : row.Text(0, 2);
-  SharedClaim out;
+  out = {};
   std::int64_t watermark = q.watermark;
   if (owner_now == owner) {
-    return out;  // ours already (this claim run again after a lost answer)
+    return Status::Ok();  // ours already (this claim run again after a lost answer)
   } else if (!owner_now.empty() && row.Bool(0, 4)) {
     out.kind = SharedClaim::kBusy;
     out.holder = Holder(row);
-    return out;
+    return Status::Ok();
   } else if (!owner_now.empty()) {
     // Its owner died holding it: this process looks on the server before
     // anything is sent, from the dead owner's watermark.
@@ -67,19 +70,18 @@ Result<SharedClaim> ClaimOne(pg::Tx& tx, const SharedClaimRequest& q, std::strin
   } else if (has_photo && row.Text(0, 1) == q.hash) {
     out.kind = SharedClaim::kDone;
     out.photo_id = photo;
-    return out;
+    return Status::Ok();
   } else if (has_photo && (q.kind == JobKind::kUpload || photo != q.photo_id)) {
     out.kind = SharedClaim::kConflict;
     out.photo_id = photo;
     out.reason = "another host stored other content under this name as photo " + std::to_string(photo) +
                  "; the next run decides again";
-    return out;
+    return Status::Ok();
   }
-  SHOTSYNC_RETURN_IF_ERROR(tx.Exec(kTakeClaim, {Int(q.album_id), Bytes(q.name), Text(owner), Text(host),
-                                                Text(KindName(q.kind)), Text(q.hash), Int(std::int64_t(q.size)),
-                                                Int(watermark)})
-                               .status());
-  return out;
+  return tx
+      .Exec(kTakeClaim, {Int(q.album_id), Bytes(q.name), Text(owner), Text(host), Text(KindName(q.kind)),
+                         Text(q.hash), Int(std::int64_t(q.size)), Int(watermark)})
+      .status();
 }
 
 }  // namespace
@@ -96,7 +98,7 @@ Result<std::vector<SharedClaim>> SharedStore::Claim(std::span<const SharedClaimR
   SHOTSYNC_RETURN_IF_ERROR(impl_->db->Transact([&](pg::Tx& tx) -> Status {
     out.assign(requests.size(), SharedClaim{});
     for (std::size_t i : order) {
-      SHOTSYNC_ASSIGN_OR_RETURN(out[i], ClaimOne(tx, requests[i], owner, impl_->host));
+      SHOTSYNC_RETURN_IF_ERROR(ClaimOne(tx, requests[i], owner, impl_->host, out[i]));
     }
     return Status::Ok();
   }));
@@ -178,6 +180,65 @@ Result<std::vector<SharedPhoto>> SharedStore::Registered(std::int64_t album_id) 
   return out;
 }
 
+Status SharedStore::Forget(std::int64_t album_id, std::int64_t photo_id) {
+  return impl_->db
+      ->Exec("DELETE FROM photos WHERE album_id = $1 AND photo_id = $2 AND claim_owner IS NULL",
+             {Int(album_id), Int(photo_id)})
+      .status();
+}
+
+// --- Album listings ------------------------------------------------------------
+
+Result<SharedListing> SharedStore::AlbumListing(std::int64_t album_id, std::int64_t above_id) {
+  SharedListing out;
+  SHOTSYNC_RETURN_IF_ERROR(impl_->db->Transact([&](pg::Tx& tx) -> Status {
+    out = {};
+    SHOTSYNC_ASSIGN_OR_RETURN(pg::Rows state,
+                              tx.Exec("SELECT listed_to, name_mode FROM album_index WHERE album_id = $1", {Int(album_id)}));
+    if (state.size() == 1) out = {state.Int(0, 0), state.Text(0, 1), {}};
+    SHOTSYNC_ASSIGN_OR_RETURN(pg::Rows rows,
+                              tx.Exec("SELECT photo_id, name, size, approved FROM album_photos "
+                                      "WHERE album_id = $1 AND photo_id > $2 ORDER BY photo_id DESC",
+                                      {Int(album_id), Int(above_id)}));
+    for (int i = 0; i < rows.size(); ++i) {
+      out.photos.push_back({rows.Int(i, 0), rows.Bytes(i, 1),
+                            rows.Null(i, 2) ? std::nullopt : std::optional<std::uint64_t>(rows.Int(i, 2)),
+                            rows.Bool(i, 3)});
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status SharedStore::StoreListing(std::int64_t album_id, std::span<const AlbumPhoto> photos, std::int64_t listed_to,
+                                 std::string_view name_mode) {
+  return impl_->db->Transact([&](pg::Tx& tx) -> Status {
+    for (const AlbumPhoto& p : photos) {
+      pg::Param size = p.size ? Int(std::int64_t(*p.size)) : pg::Param{"", false, true};
+      SHOTSYNC_RETURN_IF_ERROR(tx.Exec("INSERT INTO album_photos(album_id, photo_id, name, size, approved) "
+                                       "VALUES($1, $2, $3, $4, $5) ON CONFLICT (album_id, photo_id) DO UPDATE SET "
+                                       "name = excluded.name, size = excluded.size, approved = excluded.approved",
+                                       {Int(album_id), Int(p.photo_id), Bytes(p.name), size,
+                                        Text(p.approved ? "true" : "false")})
+                                   .status());
+    }
+    return tx
+        .Exec("INSERT INTO album_index(album_id, listed_to, name_mode) VALUES($1, $2, $3) "
+              "ON CONFLICT (album_id) DO UPDATE SET listed_to = greatest(album_index.listed_to, excluded.listed_to), "
+              "name_mode = CASE WHEN excluded.name_mode = '' THEN album_index.name_mode ELSE excluded.name_mode END, "
+              "updated_at = now()",
+              {Int(album_id), Int(listed_to), Text(name_mode)})
+        .status();
+  });
+}
+
+Status SharedStore::ForgetListing(std::int64_t album_id) {
+  return impl_->db->Transact([&](pg::Tx& tx) -> Status {
+    SHOTSYNC_RETURN_IF_ERROR(tx.Exec("DELETE FROM album_photos WHERE album_id = $1", {Int(album_id)}).status());
+    return tx.Exec("DELETE FROM album_index WHERE album_id = $1", {Int(album_id)}).status();
+  });
+}
+
 // --- Downloads -------------------------------------------------------------
 
 Result<SharedDownloadClaim> SharedStore::ClaimDownload(std::string_view dest_id, std::string_view remote_id,
@@ -219,7 +280,7 @@ Status SharedStore::FinishDownload(std::string_view dest_id, std::string_view re
   (void)owner;  // the file is in place, whoever held the claim
   return impl_->db
       ->Exec("UPDATE downloads SET state = 'done', size = $3, owner = NULL, host = $4, updated_at = now() "
-             "WHERE dest_id = $1 AND remote_id = $2",
+             "WHERE dest_id = $1 AND remote_id = $2 AND state <> 'done'",  // who fetched it stays named
              {Text(dest_id), Text(remote_id), Int(std::int64_t(size)), Text(impl_->host)})
       .status();
 }

@@ -60,6 +60,18 @@ CREATE TABLE downloads (
   host text NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (dest_id, remote_id));
+CREATE TABLE album_index (
+  album_id bigint PRIMARY KEY,
+  listed_to bigint NOT NULL DEFAULT 0,
+  name_mode text NOT NULL DEFAULT '',
+  updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE album_photos (
+  album_id bigint NOT NULL,
+  photo_id bigint NOT NULL,
+  name bytea NOT NULL,
+  size bigint,
+  approved boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (album_id, photo_id));
 CREATE TABLE runs (
   id bigserial PRIMARY KEY,
   host text NOT NULL,

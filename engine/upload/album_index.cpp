@@ -1,5 +1,7 @@
 #include "shotsync/album_index.hpp"
 
+#include "shotsync/shared_store.hpp"
+
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -94,6 +96,7 @@ Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
   };
   auto info = db_.AlbumIndex(album);
   if (!info.ok()) return done(info.status());
+  if (Status st = MergeShared(project, album, *info); !st.ok()) return done(st);
   {
     std::lock_guard lock(mu_);
     if (!modes_.contains(album)) modes_[album] = ParseNameMode(info->name_mode);
@@ -112,7 +115,26 @@ Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
     rows.push_back({p.id, p.original_filename, p.file_size, !p.approved_at.empty()});
   }
   // listed_to must be > 0 to mark the listing; an empty album stays at 0.
-  return done(db_.IndexAlbumPhotos(album, project, rows, top, /*complete=*/true));
+  Status st = db_.IndexAlbumPhotos(album, project, rows, top, /*complete=*/true);
+  if (st.ok() && shared_) st = shared_->StoreListing(album, rows, top, info->name_mode);
+  return done(st);
+}
+
+// Studio mode: what the other hosts listed (and uploaded) goes into this
+// host's index first, so the server is asked only for what is newer.
+Status AlbumIndex::MergeShared(std::int64_t project, std::int64_t album, AlbumIndexInfo& info) {
+  if (!shared_) return Status::Ok();
+  const std::int64_t known = info.complete ? info.listed_to : 0;
+  SHOTSYNC_ASSIGN_OR_RETURN(SharedListing seen, shared_->AlbumListing(album, known));
+  const bool further = seen.listed_to > known;
+  if (!further && seen.photos.empty()) return Status::Ok();
+  SHOTSYNC_RETURN_IF_ERROR(
+      db_.IndexAlbumPhotos(album, project, seen.photos, further ? seen.listed_to : 0, /*complete=*/further));
+  if (info.name_mode.empty() && !seen.name_mode.empty()) {
+    SHOTSYNC_RETURN_IF_ERROR(db_.SetAlbumNameMode(album, seen.name_mode));
+  }
+  SHOTSYNC_ASSIGN_OR_RETURN(info, db_.AlbumIndex(album));
+  return Status::Ok();
 }
 
 Status AlbumIndex::Refresh(std::int64_t project, std::int64_t album) { return List(project, album, false); }
@@ -212,6 +234,8 @@ void AlbumIndex::Learned(std::int64_t project, std::int64_t album, std::string_v
   if (!photo.original_filename.empty()) {
     const AlbumPhoto row{photo.id, photo.original_filename, photo.file_size, !photo.approved_at.empty()};
     (void)db_.IndexAlbumPhotos(album, project, {&row, 1}, /*listed_to=*/0, /*complete=*/false);
+    // Best effort: the registry (SharedStore::Finish) has it in any case.
+    if (shared_) (void)shared_->StoreListing(album, {&row, 1}, 0, record ? NameModeName(learnt) : "");
   }
 }
 

@@ -73,6 +73,7 @@ Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
       // looks them up again, and drop the album's index.
       (void)db_->SetRootTarget(targets_[f->job.root_index].root_id, 0, 0);
       (void)db_->ForgetAlbumIndex(targets_[f->job.root_index].album);
+      if (SharedUsable()) (void)shared_->ForgetListing(targets_[f->job.root_index].album);
     }
     (void)CloseJob(f->job, f->reason, f->permanent);
   }

@@ -11,6 +11,7 @@
 
 #include "shotsync/owner.hpp"
 #include "shotsync/session.hpp"
+#include "shotsync/shared_store.hpp"
 #include "shotsync/shootbin.hpp"
 
 namespace shotsync {
@@ -151,7 +152,7 @@ class VerifyRun {
     if (config_.shootbin.token.empty()) {
       return Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or shootbin.token_file)");
     }
-    ShootbinSession session(config_, &m_);  // two transfers at once: a few listings
+    ShootbinSession session(config_, &m_, SessionOptions{.shared = options_.shared});  // two transfers: a few listings
     ShootbinClient& client = session.client();
     // One listing per album, shared by the roots that feed it.
     std::map<std::pair<std::string, std::string>, std::vector<std::int64_t>> albums;
@@ -198,6 +199,10 @@ class VerifyRun {
       // A whole listing replaces the cached index (photos deleted in the web UI drop out).
       SHOTSYNC_RETURN_IF_ERROR(m_.ForgetAlbumIndex(album));
       SHOTSYNC_RETURN_IF_ERROR(m_.IndexAlbumPhotos(album, project, rows, top, /*complete=*/true));
+      if (options_.shared) {
+        SHOTSYNC_RETURN_IF_ERROR(options_.shared->ForgetListing(album));
+        SHOTSYNC_RETURN_IF_ERROR(options_.shared->StoreListing(album, rows, top, ""));
+      }
       AlbumIndex index(m_, client);
       std::vector<std::pair<FileRecord, std::int64_t>> adopt;
       for (std::int64_t root_id : root_ids) {
@@ -225,6 +230,7 @@ class VerifyRun {
         bool repaired = false;
         if (options_.repair) {
           SHOTSYNC_RETURN_IF_ERROR(m_.ForgetRemote(f.id));
+          if (options_.shared) SHOTSYNC_RETURN_IF_ERROR(options_.shared->Forget(album, *f.remote_photo_id));
           repaired = true;
         }
         Add(Difference::kMissingOnServer, PathOf(f),

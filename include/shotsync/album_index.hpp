@@ -56,9 +56,15 @@ struct AlbumMatch {
   std::string reason;  // kFound: how it matched; kConflict: why not adopted
 };
 
+class SharedStore;
+
 class AlbumIndex {
  public:
-  AlbumIndex(Manifest& db, ShootbinClient& client) : db_(db), client_(client) {}
+  // With a shared store (studio mode), the listings every host made are
+  // merged in first, and what this host lists or uploads is stored there
+  // too: each host lists from the server only what is newer than any has.
+  AlbumIndex(Manifest& db, ShootbinClient& client, SharedStore* shared = nullptr)
+      : db_(db), client_(client), shared_(shared) {}
 
   // Brings the album's index up to date, once per run: a whole listing the
   // first time, then the photos newer than the last listing. Concurrent
@@ -88,9 +94,11 @@ class AlbumIndex {
 
  private:
   Status List(std::int64_t project, std::int64_t album, bool force);
+  Status MergeShared(std::int64_t project, std::int64_t album, AlbumIndexInfo& info);
 
   Manifest& db_;
   ShootbinClient& client_;
+  SharedStore* shared_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::int64_t> refreshed_;   // albums listed this run

@@ -12,6 +12,9 @@
 //   buckets    the rate-limit buckets per service and account, timed by the
 //              database server's clock (now()), so host clocks do not
 //              matter; a 429 pause written by one host holds for all
+//   album_index, album_photos
+//              the album listings every host made (AlbumIndex): a host
+//              lists from the server only what is newer than any host has
 //   downloads  HeadshotPro download claims per shared destination folder
 //   runs       the run records of every host (`status` shows them)
 //
@@ -89,6 +92,13 @@ struct SharedPhoto {
   std::uint64_t size = 0;
 };
 
+// What the hosts together have listed of an album (AlbumIndex's cache).
+struct SharedListing {
+  std::int64_t listed_to = 0;  // every photo id <= this was in some host's listing (0 = none)
+  std::string name_mode;       // how the server stores names ("" = not learnt)
+  std::vector<AlbumPhoto> photos;
+};
+
 struct SharedDownloadClaim {
   enum Kind { kGranted, kDone, kBusy } kind = kGranted;
   std::string holder;  // kDone / kBusy: the host that has or had it
@@ -150,6 +160,19 @@ class SharedStore {
   // already registered to another photo is left as it is.
   Status Register(std::span<const SharedPhoto> photos);
   Result<std::vector<SharedPhoto>> Registered(std::int64_t album_id);
+  // The server lost the photo (verify --remote --repair): its row goes, so
+  // that the next claim of its name is granted and the file sent again.
+  Status Forget(std::int64_t album_id, std::int64_t photo_id);
+
+  // --- Album listings (the album index, shared) ----------------------------
+  // The photos above `above_id` and the listing's state.
+  Result<SharedListing> AlbumListing(std::int64_t album_id, std::int64_t above_id);
+  // Adds photos; raises listed_to (never lowers it; 0 = our own uploads, which
+  // must not hide older photos); sets the name mode when not empty.
+  Status StoreListing(std::int64_t album_id, std::span<const AlbumPhoto> photos, std::int64_t listed_to,
+                      std::string_view name_mode);
+  // The album is gone (404) or was listed whole again (verify --remote).
+  Status ForgetListing(std::int64_t album_id);
 
   // --- Download claims ---------------------------------------------------
   Result<SharedDownloadClaim> ClaimDownload(std::string_view dest_id, std::string_view remote_id,

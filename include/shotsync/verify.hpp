@@ -22,9 +22,15 @@
 
 namespace shotsync {
 
+class SharedStore;
+
 struct VerifyOptions {
   bool repair = false;
   bool remote = false;
+  // Studio mode: --remote --repair also drops the photos the server lost
+  // from the shared registry (else another host would take them as done);
+  // the listings use the shared buckets.
+  SharedStore* shared = nullptr;
 };
 
 struct Difference {

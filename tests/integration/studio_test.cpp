@@ -311,3 +311,28 @@ TEST_CASE("studio: shared import moves what a single host's manifest knows into 
   CHECK(s.Uploads() == 12);
   CheckEveryPhotoOnce(s);
 }
+
+TEST_CASE("studio: a host lists from the server only what no host has listed yet", "[studio][index]") {
+  Studio s(1000000, 2);
+  s.f.emu->Seed({{"album_updates", {{{"id", 1}, {"photos", 250}}}}});  // photos from the web UI
+  // Each host has one new photo of its own, so each must look at the album before sending.
+  Host a = s.AddHost("hostA"), b = s.AddHost("hostB");
+  fs::remove(a.photos / "d01" / "IMG_0002.jpg");
+  fs::remove(b.photos / "d01" / "IMG_0001.jpg");
+  const std::string listing = "GET /api/projects/{id}/albums/{id}/photos";
+  auto listings = [&] {
+    const auto r = s.f.emu->Stats().at("requests");
+    return r.contains(listing) ? r.at(listing).get<std::uint64_t>() : 0;
+  };
+  auto ra = s.Cli(a, {"sync"});
+  INFO(ra.err);
+  REQUIRE(ra.code == 0);
+  const std::uint64_t by_a = listings();
+  CHECK(by_a >= 3);  // 250 photos, 100 a page: the whole album
+  auto rb = s.Cli(b, {"sync"});
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  CHECK(listings() - by_a == 1);  // only the newest page: the rest is what host A listed
+  CHECK(s.Uploads() == 2);
+  CHECK(StatU(s.f.emu->Stats(), "duplicates") == 0);
+}
