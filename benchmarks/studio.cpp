@@ -79,7 +79,7 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 // work), started together.
 void Round(const Args& a, PgServer& pg, EmulatorProcess& emu, const fs::path& root, int n) {
   emu.Reset();
-  pg.Query("TRUNCATE owners, photos, buckets, downloads, runs");
+  pg.Query("TRUNCATE owners, photos, album_index, album_photos, buckets, downloads, runs");  // a new server each round
   const int total = a.rpm * a.seconds / 60;
   std::vector<std::unique_ptr<ChildProcess>> runs;
   std::vector<Clock::time_point> ended(static_cast<std::size_t>(n));

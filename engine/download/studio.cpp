@@ -7,9 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <random>
-
 #include "download/pull_run.hpp"
+#include "shotsync/owner.hpp"
 
 namespace shotsync::download {
 
@@ -24,10 +23,7 @@ void PullRun::LoseShared(const Status& why) {
 Status PullRun::StartShared() {
   if (!shared_) return Status::Ok();
   SHOTSYNC_ASSIGN_OR_RETURN(dest_id_, DestinationId(dest_real_));
-  std::random_device rd;
-  char token[48];
-  std::snprintf(token, sizeof token, "%d-%08x%08x", int(::getpid()), rd(), rd());
-  shared_token_ = token;
+  shared_token_ = NewOwnerToken();
   // A lost lease wakes the main loop, which then stops (LeaseLost).
   SHOTSYNC_ASSIGN_OR_RETURN(shared_lease_, SharedLease::Start(*shared_, shared_token_, options_.command, [this] {
                               events_.Push(Event{.kind = Event::kStop});

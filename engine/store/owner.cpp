@@ -24,12 +24,17 @@ bool ValidToken(std::string_view token) {
 
 }  // namespace
 
-Result<OwnerLease> OwnerLease::Acquire(const std::string& state_dir) {
-  const std::string dir = OwnersDir(state_dir);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Io(dir, errno);
+std::string NewOwnerToken() {
   std::random_device rd;
   char token[48];
   std::snprintf(token, sizeof token, "%d-%08x%08x", int(::getpid()), rd(), rd());
+  return token;
+}
+
+Result<OwnerLease> OwnerLease::Acquire(const std::string& state_dir) {
+  const std::string dir = OwnersDir(state_dir);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Io(dir, errno);
+  const std::string token = NewOwnerToken();
   const std::string path = dir + "/" + token + ".lock";
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return Status::Io(path, errno);

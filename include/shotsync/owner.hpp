@@ -18,6 +18,10 @@
 
 namespace shotsync {
 
+// A fresh owner token, "<pid>-<16 random hex digits>": unique on a host and,
+// by its random part, across the hosts of a studio.
+std::string NewOwnerToken();
+
 class OwnerLease {
  public:
   // Creates <state_dir>/owners (0700) and a fresh token "<pid>-<random>".
