@@ -4,34 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 
 #include "download/pull_run.hpp"
 #include "util/json_util.hpp"
-
-namespace shotsync {
-
-// ------------------------------------------- lengths in server answers
-
-std::optional<std::uint64_t> RangeTotal(const std::string& v) {
-  const auto slash = v.rfind('/');
-  if (slash == std::string::npos || slash + 1 >= v.size() || v[slash + 1] == '*') return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v.c_str() + slash + 1, &end, 10);
-  if (end == v.c_str() + slash + 1) return std::nullopt;
-  return std::uint64_t(n);
-}
-
-std::optional<std::uint64_t> ContentLength(const HttpResponse& r) {
-  const std::string v = r.Header("content-length");
-  if (v.empty()) return std::nullopt;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (end == v.c_str()) return std::nullopt;
-  return std::uint64_t(n);
-}
-
-}  // namespace shotsync
 
 namespace shotsync::download {
 
