@@ -58,8 +58,9 @@ inline bool InterruptedByUser(const Status& status, const std::stop_token& stop)
 // none is found. Its tokens are registered with options.log for redaction.
 Result<Config> LoadConfigFor(const GlobalOptions& options);
 
-// Creates the state dir (0700) and opens its manifest.
-Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config);
+// Creates the state dir (0700) and opens its manifest; with a log, warns
+// once when an older version's shared manifest waits to be moved here.
+Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config, Logger* log = nullptr);
 
 // Studio mode's shared store when the config names one (else null). It
 // must answer: an unreachable database is an error (exit 2), never a quiet
@@ -92,5 +93,12 @@ Command AddStatusCommand(CLI::App& app);  // status_cmd.cpp
 Command AddVerifyCommand(CLI::App& app);  // verify_cmd.cpp
 Command AddInitCommand(CLI::App& app);    // init_cmd.cpp
 Command AddSharedCommand(CLI::App& app);  // shared_cmd.cpp
+Command AddCheckCommand(CLI::App& app);   // check_cmd.cpp
+Command AddLsCommand(CLI::App& app);      // check_cmd.cpp
+Command AddIgnoreCommand(CLI::App& app);  // ignore_cmd.cpp
+
+// check's lines for `config` (stdout, or one JSON object), ending with the
+// next command to run; returns the exit code (check_cmd.cpp; init uses it).
+int PrintChecks(const GlobalOptions& options, const Config& config);
 
 }  // namespace shotsync::cli

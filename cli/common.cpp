@@ -1,4 +1,5 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -6,6 +7,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "shotsync/fs.hpp"
 
 namespace shotsync::cli {
 
@@ -56,7 +58,7 @@ std::optional<Profile> OpenProfile(const GlobalOptions& options, int* exit_code)
     *exit_code = kExitUsage;
     return std::nullopt;
   }
-  auto manifest = OpenManifestFor(*config);
+  auto manifest = OpenManifestFor(*config, options.log);
   if (!manifest.ok()) {
     PrintError(options, manifest.status());
     *exit_code = ExitCodeFor(manifest.status());
@@ -78,12 +80,19 @@ Result<std::unique_ptr<SharedStore>> OpenSharedFor(const Config& config, bool ch
       check_schema);
 }
 
-Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config) {
-  std::error_code ec;
-  std::filesystem::create_directories(config.state_dir, ec);
-  if (ec) return Status::Io("state_dir " + config.state_dir, ec.value());
+Result<std::unique_ptr<Manifest>> OpenManifestFor(const Config& config, Logger* log) {
+  const std::string manifest = config.ManifestPath();
+  if (log && !config.legacy_state_dir.empty() && ::access(manifest.c_str(), F_OK) != 0 &&
+      ::access((config.legacy_state_dir + "/manifest.db").c_str(), F_OK) == 0) {
+    // Nothing is sent twice without it (the albums are looked up), but the
+    // history (status, verify, revisions of approved photos) lives there.
+    log->Warn("a manifest of shotsync 0.1 (shared by every config) is in " + config.legacy_state_dir +
+              "; this profile's is now " + config.state_dir + ". To keep its history, stop shotsync and run: mv " +
+              config.legacy_state_dir + "/manifest.db* " + config.state_dir + "/");
+  }
+  if (Status st = MakePrivateDirs(config.state_dir); !st.ok()) return Status(st.code(), "state_dir " + st.message());
   ::chmod(config.state_dir.c_str(), 0700);  // logs and manifest name the user's files
-  return Manifest::Open(config.ManifestPath());
+  return Manifest::Open(manifest);
 }
 
 }  // namespace shotsync::cli

@@ -16,6 +16,7 @@
 
 #include "cli.hpp"
 #include "shotsync/fd.hpp"
+#include "shotsync/fs.hpp"
 
 namespace shotsync::cli {
 namespace {
@@ -26,6 +27,7 @@ struct InitOptions {
   std::string album = "Selects";
   std::string base_url = "https://studio.example.com";
   bool force = false;
+  bool base_url_given = false;
 };
 
 // Where FindConfigFile will look first (engine/config.cpp); empty without HOME.
@@ -34,17 +36,6 @@ std::string DefaultPath() {
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/shotsync/config.toml";
   if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.config/shotsync/config.toml";
   return "";
-}
-
-// Creates the missing folders of `dir`, each 0700 (the config's folder holds
-// token files too). Existing folders are left as they are.
-Status MakePrivateDirs(const std::filesystem::path& dir) {
-  std::filesystem::path sofar;
-  for (const auto& part : dir) {
-    sofar /= part;
-    if (::mkdir(sofar.c_str(), 0700) != 0 && errno != EEXIST) return Status::Io(sofar.string(), errno);
-  }
-  return {};
 }
 
 // TOML basic string: quotes and backslashes escaped, control characters dropped.
@@ -61,13 +52,14 @@ std::string Render(const InitOptions& o) {
   std::string t =
       "# shotsync profile (written by `shotsync init`). Every key is optional\n"
       "# unless marked; the values shown are the defaults. Check it with\n"
-      "# `shotsync --config THIS plan`.\n"
+      "# `shotsync --config THIS check`.\n"
       "#\n"
       "# Tokens are NOT written here: export SHOOTBIN_API_TOKEN and\n"
       "# HEADSHOTPRO_API_KEY, or name a token_file / key_file (mode 600).\n"
       "\n"
-      "# Manifest (what was sent), lock and owner files.\n"
-      "# state_dir = \"~/.local/state/shotsync\"\n"
+      "# Manifest (what was sent), lock and owner files; by default one folder\n"
+      "# per config file, ~/.local/state/shotsync/<config name>.\n"
+      "# state_dir = \"~/.local/state/shotsync/config\"\n"
       "# Concurrent transfers (1-64).\n"
       "jobs = 8\n"
       "# Upload identical content found under two paths only once.\n"
@@ -81,6 +73,12 @@ std::string Render(const InitOptions& o) {
       "# true: also send revisions of photos the client has approved (a revision\n"
       "# resets the approval and clears the client's annotations).\n"
       "allow_unapprove = false\n"
+      "# \"warn\": files the server refuses (not an image, over 10 MB) are named\n"
+      "# but do not make the exit code 1 (or acknowledge one: shotsync ignore PATH).\n"
+      "on_rejected = \"fail\"\n"
+      "# http:// is refused for anything but this machine (the token would\n"
+      "# travel in clear text) unless this is true.\n"
+      "allow_insecure_http = false\n"
       "# Extra CA bundle (PEM) for a server with its own CA; verification stays on.\n"
       "# ca_file = \"/etc/ssl/studio-ca.pem\"\n"
       "\n"
@@ -121,7 +119,11 @@ std::string Render(const InitOptions& o) {
          "# Create the project/album when missing.\n"
          "create = false\n"
          "# fnmatch globs to skip; hidden files and *.part are always skipped.\n"
-         "ignore = [\"*.xmp\", \"*.tmp\"]\n";
+         "ignore = [\"*.tmp\"]\n"
+         "# The candidates, by file name (case-insensitive); the default is the\n"
+         "# image formats Shootbin takes, so RAW files and sidecars are left out.\n"
+         "# [\"*\"] sends every file.\n"
+         "# include = [\"*.jpg\", \"*.jpeg\", \"*.png\", \"*.tif\", \"*.tiff\", \"*.webp\", \"*.heic\"]\n";
   }
   return t;
 }
@@ -134,7 +136,7 @@ int RunInit(const GlobalOptions& options, const InitOptions& o) {
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
-    if (Status st = MakePrivateDirs(parent); !st.ok()) {
+    if (Status st = MakePrivateDirs(parent.string()); !st.ok()) {
       PrintError(options, st);
       return kExitUsage;
     }
@@ -156,10 +158,18 @@ int RunInit(const GlobalOptions& options, const InitOptions& o) {
     PrintError(options, Status::Io(path, errno));
     return kExitUsage;
   }
+  if (!options.quiet && !options.json) std::printf("wrote %s\n", path.c_str());
+  // Given where and with what to reach the server, check it all now.
+  auto config = LoadConfig(path, ProcessEnv());
+  if (o.base_url_given && !o.roots.empty() && config.ok() && !config->shootbin.token.empty()) {
+    options.log->AddSecret(config->shootbin.token);
+    options.log->AddSecret(config->headshotpro.key);
+    return PrintChecks(options, *config);
+  }
   if (!options.quiet) {
-    std::printf("wrote %s\nnext: edit base_url and the roots, export SHOOTBIN_API_TOKEN, then run\n"
-                "  shotsync --config %s plan\n",
-                path.c_str(), path.c_str());
+    std::printf("next: set base_url and the roots (--base-url, --root), export SHOOTBIN_API_TOKEN, then run\n"
+                "  shotsync --config %s check\n",
+                path.c_str());
   }
   return kExitOk;
 }
@@ -172,7 +182,9 @@ Command AddInitCommand(CLI::App& app) {
   init->add_option("--root", opts->roots, "a folder to sync (repeatable; absolute or ~/...)");
   init->add_option("--project", opts->project, "Shootbin project for the roots (id or name)");
   init->add_option("--album", opts->album, "album in that project (id or name)");
-  init->add_option("--base-url", opts->base_url, "your Shootbin instance");
+  init->add_option("--base-url", opts->base_url, "your Shootbin instance")->each([opts](const std::string&) {
+    opts->base_url_given = true;
+  });
   init->add_flag("--force", opts->force, "replace an existing file");
   return {init, [opts](const GlobalOptions& g) { return RunInit(g, *opts); }};
 }

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
       AddVerifyCommand(app),
       AddInitCommand(app),
       AddSharedCommand(app),
+      AddCheckCommand(app),
+      AddLsCommand(app),
+      AddIgnoreCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -18,9 +18,15 @@ int RunPlan(const GlobalOptions& options) {
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   nlohmann::json items = nlohmann::json::array();
+  nlohmann::json warnings = nlohmann::json::array();
   auto on_event = [&](const SyncEvent& e) {
     if (e.kind == SyncEvent::kFailed) {
       PrintError(options, Status(Code::kNotFound, e.reason));
+      return;
+    }
+    if (e.kind == SyncEvent::kWarning) {
+      options.log->Warn(e.reason);
+      warnings.push_back({{"path", e.path}, {"reason", e.reason}});
       return;
     }
     if (e.kind != SyncEvent::kPlanned || !e.item) return;
@@ -53,16 +59,19 @@ int RunPlan(const GlobalOptions& options) {
                           {"rejected", s.rejected}, {"adopt", s.adopt},     {"move", s.moved},
                           {"conflict", s.conflict}, {"missing", s.missing}, {"hashed", s.hashed},
                           {"scanned", s.scanned}, {"bytes_to_send", s.bytes_to_send},
-                          {"errors", s.errors}};
+                          {"errors", s.errors}, {"warnings", warnings}};
+    if (!r.target_error.ok()) out["target_error"] = r.target_error.message();
     if (options.verbose) out["items"] = std::move(items);
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else if (!options.quiet) {
+  } else if (!options.quiet && (r.target_error.ok() || s.scanned > 0)) {  // else the error line says it
     std::printf("plan: %lld upload, %lld revision, %lld skip, %lld rejected, %lld adopt, %lld move, "
                 "%lld conflict, %lld missing (%lld files scanned, %lld hashed, %.1f MB to send)\n",
                 (long long)s.upload, (long long)s.revision, (long long)s.skip, (long long)s.rejected,
                 (long long)s.adopt, (long long)s.moved, (long long)s.conflict, (long long)s.missing,
                 (long long)s.scanned, (long long)s.hashed, double(s.bytes_to_send) / 1e6);
   }
+  // A root whose project or album does not resolve is the config's mistake.
+  if (!r.target_error.ok()) return ExitCodeFor(r.target_error);
   return s.errors > 0 || s.conflict > 0 ? kExitPartial : kExitOk;
 }
 

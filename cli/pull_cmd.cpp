@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "shotsync/fs.hpp"
 #include "lock.hpp"
 #include "progress.hpp"
 #include "shotsync/pull.hpp"
@@ -62,8 +63,10 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   // Its own lock: a pull and a sync of the same profile may run together
   // (the manifest allows it), two pulls may not.
   const std::string lock_dir = config.state_dir + "/pull";
-  std::error_code ec;
-  std::filesystem::create_directories(lock_dir, ec);
+  if (Status st = MakePrivateDirs(lock_dir); !st.ok()) {
+    PrintError(options, st);
+    return kExitUsage;
+  }
   auto lock = RunLock::Acquire(lock_dir);
   if (!lock.ok()) {
     PrintError(options, lock.status());

@@ -1,6 +1,7 @@
 // shotsync push FILE...: the editing-pipeline hook. Uploads or revises just
 // the named files, without walking the roots, next to a running `sync` if
 // there is one (no run lock: the manifest's job claims keep them apart).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -90,10 +91,18 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
         options.log->Error(e.reason);
         results.push_back({e.path, {"failed", e.reason}});
         break;
+      case SyncEvent::kWarning: options.log->Warn(e.reason); break;
       default: break;
     }
   };
   SyncReport r = RunSync(config, *manifest, so, on_event);
+  // Files of a root whose target did not resolve: that one line was said;
+  // each file still gets its outcome.
+  for (const SyncFailure& f : r.failures) {
+    if (std::none_of(results.begin(), results.end(), [&](const auto& res) { return res.first == f.path; })) {
+      results.push_back({f.path, {"failed", f.reason}});
+    }
+  }
   const int code = SyncExitCode(r);
   const bool by_user = InterruptedByUser(r.status, so.stop);
   if (!r.status.ok() && !by_user) PrintError(options, r.status);

@@ -51,6 +51,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   Logger& log = *options.log;
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
   std::int64_t named_rejected = 0;  // rejected files named on stderr this run
+  nlohmann::json warnings = nlohmann::json::array();
   auto on_event = [&](const SyncEvent& e) {
     switch (e.kind) {
       case SyncEvent::kPlanned:
@@ -64,8 +65,13 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
         } else if (e.item && e.item->action == Action::kRejected) {
           progress.AddSkipped();
           ++named_rejected;
-          // README: every rejected file is named on stderr with its reason.
-          if (!sync.dry_run) progress.WithLineCleared([&] { log.Error(e.path + ": " + e.reason); });
+          // README: every rejected file is named on stderr with its reason
+          // (a warning under on_rejected = "warn": it does not fail the run).
+          if (!sync.dry_run) {
+            progress.WithLineCleared([&] {
+              config.rejected_fails ? log.Error(e.path + ": " + e.reason) : log.Warn(e.path + ": " + e.reason);
+            });
+          }
         }
         progress.SetPhase("planning");
         if (e.item && log.Enabled(LogLevel::kDebug)) {
@@ -93,6 +99,10 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
         progress.AddFailed();
         progress.WithLineCleared([&] { log.Error(e.reason); });
         break;
+      case SyncEvent::kWarning:
+        progress.WithLineCleared([&] { log.Warn(e.reason); });
+        warnings.push_back({{"path", e.path}, {"reason", e.reason}});
+        break;
     }
     if (options.verbose && !options.json) {
       if (e.kind == SyncEvent::kDone) {
@@ -112,8 +122,10 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   if (!sync.dry_run && r.plan.rejected > named_rejected) {
     // Unchanged since an earlier run rejected them: not read again, so not
     // named above; the exit code still says they are there.
-    log.Error(std::to_string(r.plan.rejected - named_rejected) +
-              " files rejected by earlier runs are unchanged; `shotsync status` lists them with reasons");
+    const std::string line = std::to_string(r.plan.rejected - named_rejected) +
+                             " files rejected by earlier runs are unchanged; `shotsync status` lists them with "
+                             "reasons (`shotsync ignore PATH` acknowledges one)";
+    config.rejected_fails ? log.Error(line) : log.Warn(line);
   }
   if (options.json) {
     nlohmann::json failures = nlohmann::json::array();
@@ -128,10 +140,13 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
         {"missing", r.plan.missing}, {"hashed", r.plan.hashed},
         {"scanned", r.plan.scanned}, {"bytes", r.bytes_sent}, {"seconds", r.seconds},
         {"requests", r.requests}, {"throttled_429", r.throttled_429},
-        {"failures", failures}, {"exit_code", code},
+        {"failures", failures}, {"warnings", warnings}, {"exit_code", code},
         {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+    if (!r.status.ok()) out["error"] = r.status.message();
+    if (!r.target_error.ok()) out["target_error"] = r.target_error.message();
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else if (!options.quiet) {
+  } else if (!options.quiet && (by_user || (r.status.ok() && (r.target_error.ok() || r.plan.scanned > 0)))) {
+    // After a fatal error (or when no root could be planned), its line is the summary.
     const double mb = double(r.bytes_sent) / 1e6;
     std::printf("%s: %lld uploaded, %lld revised, %lld skipped, %lld rejected, %lld failed; "
                 "%.1f MB in %.1fs (%.2f MB/s)\n",

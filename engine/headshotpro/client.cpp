@@ -89,6 +89,10 @@ HpAnswer CheckHpAnswer(const HttpResponse& r, const std::string& what, std::stri
     a.status = Status(r.transport.code(), what + ": " + r.transport.message());
     return a;
   }
+  if (Status st = HttpsRedirect(r, what); !st.ok()) {
+    a.status = std::move(st);
+    return a;
+  }
   auto body = json::Parse(r.body);
   const bool is_obj = body && body->is_object();
   std::string error, code;

@@ -72,7 +72,7 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
   // Writes first (missing, oversize), committed before anything that can
   // block: the hash queue and the caller's callback.
   std::vector<HashJob> to_hash;
-  std::int64_t quiet_skips = 0, quiet_rejects = 0;
+  std::int64_t quiet_skips = 0, quiet_rejects = 0, quiet_acks = 0;
   for (const ScanEntry& e : files) {
     while (ri < rows.size() && row_name(rows[ri]) < std::string_view(e.name)) ++ri;
     FileRecord row;
@@ -88,7 +88,10 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
           std::string unused;
           const Action a = Decide(known, nullptr, unused, options_.retry_rejected);
           if (a == Action::kSkip) { ++quiet_skips; continue; }
-          if (a == Action::kRejected) { ++quiet_rejects; continue; }
+          if (a == Action::kRejected) {
+            ++(acknowledged_.contains({root_id, known.rel_path}) ? quiet_acks : quiet_rejects);
+            continue;
+          }
         }
         to_hash.push_back(HashJob{root_index, known, -1});  // -1: unchanged
         continue;
@@ -125,6 +128,7 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
     stats_.scanned += std::int64_t(files.size());
     stats_.skip += quiet_skips;
     stats_.rejected += quiet_rejects;
+    stats_.acknowledged += quiet_acks;
   }
   HandOn(root_index, to_hash, queue);
 }

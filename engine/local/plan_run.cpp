@@ -41,10 +41,13 @@ Result<PlanStats> PlanRun::Run() {
                               manifest_.UpsertRoot({0, rc.path, rc.project, rc.album}));
     root_ids_.push_back(id);
   }
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Manifest::Acknowledged> acked, manifest_.AcknowledgedFiles());
+  for (Manifest::Acknowledged& a : acked) acknowledged_.emplace(a.root_id, std::move(a.rel_path));
   std::size_t readable = 0;
   for (std::size_t i = 0; i < config_.roots.size(); ++i) {
-    if (!options_.only.empty() && std::none_of(options_.only.begin(), options_.only.end(),
-                                               [i](const PlanTarget& t) { return t.root_index == i; })) {
+    if ((!options_.only.empty() && std::none_of(options_.only.begin(), options_.only.end(),
+                                                [i](const PlanTarget& t) { return t.root_index == i; })) ||
+        std::find(options_.skip_roots.begin(), options_.skip_roots.end(), i) != options_.skip_roots.end()) {
       ++readable;
       continue;
     }
@@ -73,7 +76,7 @@ void PlanRun::Fail(Status st) {
 void PlanRun::ReportError(const std::string& path, const Status& st) {
   {
     std::lock_guard lock(mu_);
-    ++stats_.errors;
+    ++(st.code() == Code::kSkipped ? stats_.warnings : stats_.errors);
   }
   on_error_(path, st);
 }
@@ -82,6 +85,11 @@ void PlanRun::Emit(std::size_t root_index, Action action, std::string reason, co
   if ((options_.flush_before_emit || options_.resolve_upload) &&
       (action == Action::kUpload || action == Action::kRevision)) {
     if (Status w = writer_.Flush(); !w.ok()) return Fail(w);
+  }
+  if (action == Action::kRejected && acknowledged_.contains({root_ids_[root_index], row.rel_path})) {
+    std::lock_guard lock(mu_);
+    ++stats_.acknowledged;  // `shotsync ignore`: known, and not a failure
+    return;
   }
   PlanItem item{action, std::move(reason), root_index, row, AbsPath(root_index, row.rel_path)};
   // What the album already holds (adopt), a move, or a name conflict: asked
@@ -174,7 +182,7 @@ Status PlanRun::Walk(const RootConfig& rc, BoundedQueue<WalkedDir>& walked) {
     walked.Close();
     return Status::Ok();
   }
-  ScanOptions scan_options{rc.ignore};
+  ScanOptions scan_options{rc.ignore, rc.include};
   Scanner scanner;
   Status st = scanner.Walk(
       rc.path, scan_options,

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -97,6 +98,8 @@ class PlanRun {
   std::atomic<bool> failed_{false};
   std::vector<std::int64_t> root_ids_;
   std::unordered_set<std::string> visited_;  // differ thread only, then the caller
+  // (root id, rel_path) of rejections the user acknowledged; read-only once Run starts.
+  std::set<std::pair<std::int64_t, std::string>> acknowledged_;
 };
 
 }  // namespace shotsync::local

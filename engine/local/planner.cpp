@@ -49,7 +49,7 @@ Result<PlanTarget> LocateFile(const Config& config, const std::string& path) {
   }
   if (!best) return Status::Invalid(path + ": not under any configured root (see roots in the config)");
   // Each folder on the way and the name itself against the root's ignore rules.
-  const ScanOptions scan{config.roots[best->root_index].ignore};
+  const ScanOptions scan{config.roots[best->root_index].ignore, config.roots[best->root_index].include};
   std::string_view rel = best->rel_path;
   for (std::size_t start = 0;;) {
     const std::size_t slash = rel.find('/', start);
@@ -58,7 +58,13 @@ Result<PlanTarget> LocateFile(const Config& config, const std::string& path) {
     if (IsIgnored(dir, name, scan)) {
       return Status::Invalid(path + ": ignored by the root's ignore rules (hidden, *.part or an ignore glob)");
     }
-    if (slash == std::string_view::npos) break;
+    if (slash == std::string_view::npos) {
+      if (!IsIncluded(name, scan)) {
+        return Status::Invalid(path + ": not an image type the root includes (roots.include: RAW files, sidecars and "
+                               "documents are left out)");
+      }
+      break;
+    }
     start = slash + 1;
   }
   return *best;

@@ -54,6 +54,12 @@ bool IgnoredName(std::string_view dir_rel, const char* name, std::size_t len,
   return false;
 }
 
+bool IncludedName(const char* name, const ScanOptions& options) {
+  if (options.include.empty()) return true;
+  return std::any_of(options.include.begin(), options.include.end(),
+                     [&](const std::string& glob) { return ::fnmatch(glob.c_str(), name, FNM_CASEFOLD) == 0; });
+}
+
 std::int64_t MtimeNs(const struct stat& st) {
   return std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
@@ -87,6 +93,10 @@ bool IsIgnored(std::string_view dir_rel, std::string_view name, const ScanOption
   const std::string n(name);
   std::string scratch;
   return IgnoredName(dir_rel, n.c_str(), n.size(), options, scratch);
+}
+
+bool IsIncluded(std::string_view name, const ScanOptions& options) {
+  return IncludedName(std::string(name).c_str(), options);
 }
 
 namespace {
@@ -160,7 +170,7 @@ class Walker {
     // The directories on the current path are exactly the stack frames.
     if (std::any_of(stack_.begin(), stack_.end(), [&](const Frame& f) { return f.id == id; })) {
       const std::string path = Abs(rel);
-      on_error_(path, Status::Invalid(path + ": symlink loop (a folder that contains itself), skipped"));
+      on_error_(path, Status(Code::kSkipped, path + ": symlink loop (a folder that contains itself), skipped"));
       return;
     }
     if (stack_.size() >= kMaxScanDepth) {
@@ -221,6 +231,8 @@ class Walker {
       return Status::Ok();
     }
     if (type != DT_REG && type != DT_LNK && type != DT_UNKNOWN) return Status::Ok();  // fifos, sockets...
+    // Not a candidate (a RAW file, a sidecar): not even stat'ed.
+    if (type == DT_REG && !IncludedName(e.d_name, options_)) return Status::Ok();
     struct stat fst {};
     if (::fstatat(frame.fd.get(), e.d_name, &fst, 0) != 0) {
       const int err = errno;
@@ -228,17 +240,18 @@ class Walker {
       if (err == EACCES && type != DT_LNK) return Status::Io(Abs(frame.rel), err);
       const std::string path = Abs(JoinRel(frame.rel, std::string_view(e.d_name, len)));
       if (err == ENOENT && type == DT_LNK) {
-        on_error_(path, Status::NotFound(path + ": dangling symlink, skipped"));
+        on_error_(path, Status(Code::kSkipped, path + ": dangling symlink, skipped"));
       } else if (err == ENOENT) {
         on_error_(path, Status::NotFound(path + ": vanished while scanning, skipped"));
       } else if (err == ELOOP) {
-        on_error_(path, Status::Invalid(path + ": symlink loop, skipped"));
+        on_error_(path, Status(Code::kSkipped, path + ": symlink loop, skipped"));
       } else {
         on_error_(path, Status::Io(path, err));
       }
       return Status::Ok();
     }
     if (S_ISREG(fst.st_mode)) {
+      if (type != DT_REG && !IncludedName(e.d_name, options_)) return Status::Ok();
       files_.push_back({std::string(e.d_name, len), std::uint64_t(fst.st_size), MtimeNs(fst),
                         std::uint64_t(fst.st_ino)});
     } else if (S_ISDIR(fst.st_mode)) {

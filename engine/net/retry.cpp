@@ -24,6 +24,18 @@ std::string_view VerdictName(Verdict verdict) noexcept {
   return "?";
 }
 
+Status HttpsRedirect(const HttpResponse& r, const std::string& what) {
+  if (r.status < 300 || r.status >= 400) return Status::Ok();
+  std::string to = r.Header("location");
+  if (!to.starts_with("https://")) return Status::Ok();
+  // Only scheme and host: the rest may hold a query, never worth printing.
+  const std::size_t end = to.find_first_of("/?#", 8);
+  if (end != std::string::npos) to.resize(end);
+  if (to.size() > 200) to.resize(200);
+  return Status::Invalid(what + ": the server redirects to " + to + " (HTTP " + std::to_string(r.status) +
+                         "): it takes https only; set base_url to " + to);
+}
+
 Code HttpStatusCode(long http) noexcept {
   if (http >= 200 && http < 300) return Code::kOk;
   if (http >= 300 && http < 400) return Code::kUnauthenticated;

@@ -214,47 +214,52 @@ std::string SimpleCaseFold(std::string_view s) {
   return out;
 }
 
-Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
-                                      const std::string& what, const IdLookup& lookup) {
+std::string ListNamedIds(const std::vector<NamedId>& entries, std::size_t at_most) {
+  if (entries.empty()) return "none";
+  std::string out;
+  for (std::size_t i = 0; i < entries.size() && i < at_most; ++i) {
+    out += (out.empty() ? "" : ", ") + std::to_string(entries[i].id) + " (" + Quoted(entries[i].name) + ")";
+  }
+  if (entries.size() > at_most) out += ", and " + std::to_string(entries.size() - at_most) + " more";
+  return out;
+}
+
+Result<std::vector<NamedId>> ParseNamedIds(std::string_view text, const std::string& what) {
   auto body = json::Parse(text);
   if (!body || !body->is_array()) return Status::Corrupt(what + ": answer is not a JSON array");
-  struct Entry {
-    std::int64_t id;
-    std::string name;
-  };
-  std::vector<Entry> exact, folded, near;
+  std::vector<NamedId> out;
+  for (const Json& p : *body) {
+    if (const auto id = json::Int(p, "id")) out.push_back({*id, json::String(p, "name")});
+  }
+  return out;
+}
+
+Result<std::int64_t> FindNamedId(const std::vector<NamedId>& entries, const std::string& wanted,
+                                 const IdLookup& lookup) {
+  std::vector<NamedId> exact, folded, near;
   const bool by_id = AllDigits(wanted);
   const std::string wanted_fold = SimpleCaseFold(wanted), wanted_near = NearKey(wanted);
-  for (const Json& p : *body) {
-    const auto id = json::Int(p, "id");
-    if (!id) continue;
-    std::string name = json::String(p, "name");
+  for (const NamedId& e : entries) {
     if (by_id) {
-      if (std::to_string(*id) == wanted) return *id;  // ids are unique: the first one
-      if (name == wanted) near.push_back({*id, std::move(name)});
+      if (std::to_string(e.id) == wanted) return e.id;  // ids are unique: the first one
+      if (e.name == wanted) near.push_back(e);
       continue;
     }
-    if (name == wanted) {
-      exact.push_back({*id, name});
-    } else if (SimpleCaseFold(name) == wanted_fold) {
-      folded.push_back({*id, name});
-    } else if (NearKey(name) == wanted_near) {
-      near.push_back({*id, std::move(name)});
+    if (e.name == wanted) {
+      exact.push_back(e);
+    } else if (SimpleCaseFold(e.name) == wanted_fold) {
+      folded.push_back(e);
+    } else if (NearKey(e.name) == wanted_near) {
+      near.push_back(e);
     }
   }
-  auto list = [](const std::vector<Entry>& entries) {
-    std::string out;
-    for (const Entry& e : entries) {
-      out += (out.empty() ? "" : ", ") + std::to_string(e.id) + " (" + Quoted(e.name) + ")";
-    }
-    return out;
-  };
+  auto list = [](const std::vector<NamedId>& all) { return ListNamedIds(all, SIZE_MAX); };
   const std::string named = lookup.kind + " " + Quoted(wanted);
   // A name that another differs from only in case is ambiguous: never a silent pick.
   if (exact.size() == 1 && folded.empty()) return exact[0].id;
   if (exact.empty() && folded.size() == 1) return folded[0].id;
   if (!exact.empty() || !folded.empty()) {
-    std::vector<Entry> all = exact;
+    std::vector<NamedId> all = exact;
     all.insert(all.end(), folded.begin(), folded.end());
     return Status::Invalid(named + " is ambiguous" + lookup.scope + ": ids " + list(all) +
                            "; set " + lookup.kind + " = <id> in the config");
@@ -267,6 +272,12 @@ Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& 
         " = <id> in the config, or the exact name (nothing is created beside a near match)");
   }
   return Status::NotFound(named + " not found" + lookup.scope);
+}
+
+Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
+                                      const std::string& what, const IdLookup& lookup) {
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<NamedId> entries, ParseNamedIds(text, what));
+  return FindNamedId(entries, wanted, lookup);
 }
 
 Result<std::int64_t> FindIdByNameOrId(std::string_view text, const std::string& wanted,
@@ -348,6 +359,7 @@ Status ClassifyShootbinAnswer(long status, std::string_view content_type, std::s
 Status ClassifyShootbinAnswer(const HttpResponse& r, const std::string& what,
                               const ShootbinAnswerContext& context) {
   if (!r.transport.ok()) return Status(r.transport.code(), what + ": " + r.transport.message());
+  if (Status st = HttpsRedirect(r, what); !st.ok()) return st;
   return ClassifyShootbinAnswer(r.status, r.Header("content-type"), r.body, what, context);
 }
 
@@ -397,8 +409,10 @@ Status ShootbinClient::CheckAnswer(const HttpResponse& r, const std::string& wha
   return ClassifyShootbinAnswer(r, what, context_);
 }
 
-Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, bool create) {
-  HttpResponse r = PerformRead(Base("GET", "/projects"));
+HttpResponse ShootbinClient::ProbeProjects() { return PerformRead(Base("GET", "/projects")); }
+
+Result<std::vector<NamedId>> ShootbinClient::ListProjects() {
+  HttpResponse r = ProbeProjects();
   Status listed = CheckAnswer(r, "listing Shootbin projects");
   if (listed.code() == Code::kForbidden) {
     // Any token with API access may list projects (shootbin.md §3.1): a 403
@@ -410,41 +424,62 @@ Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, 
             "needs the Agency plan, or the token is not allowed to use the API");
   }
   SHOTSYNC_RETURN_IF_ERROR(listed);
-  auto found =
-      FindIdByNameOrId(r.body, project, "listing Shootbin projects", IdLookup{"project", ""});
-  if (found.ok() || found.status().code() != Code::kNotFound) return found;
-  if (AllDigits(project) || !create) {
-    return Status::NotFound(
-        found.status().message() + " on Shootbin" +
-        (AllDigits(project) ? "" : " (set create = true on the root to create it)"));
-  }
+  return ParseNamedIds(r.body, "listing Shootbin projects");
+}
+
+Result<std::vector<NamedId>> ShootbinClient::ListAlbums(std::int64_t project) {
+  HttpResponse r = PerformRead(Base("GET", "/projects/" + std::to_string(project) + "/albums"));
+  const std::string what = "listing albums of project " + std::to_string(project);
+  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, what));
+  return ParseNamedIds(r.body, what);
+}
+
+Result<std::int64_t> ShootbinClient::CreateProject(const std::string& name) {
   HttpRequest req = Base("POST", "/projects");
   req.headers.push_back("Content-Type: application/json");
-  req.body = Json{{"name", project}}.dump(-1, ' ', false, Json::error_handler_t::replace);
-  r = engine_.Perform(std::move(req));
-  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin project " + Quote(project)));
+  req.body = Json{{"name", name}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+  HttpResponse r = engine_.Perform(std::move(req));
+  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin project " + Quote(name)));
   return ParseCreatedId(r.body, "creating Shootbin project");
+}
+
+Result<std::int64_t> ShootbinClient::CreateAlbum(std::int64_t project, const std::string& name) {
+  // The albums page documents multipart form fields for album creation.
+  HttpRequest req = Base("POST", "/projects/" + std::to_string(project) + "/albums");
+  req.mime = {MimePart{.name = "name", .value = name}};
+  HttpResponse r = engine_.Perform(std::move(req));
+  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin album " + Quote(name)));
+  return ParseCreatedId(r.body, "creating Shootbin album");
+}
+
+Result<std::int64_t> ShootbinClient::ResolveProject(const std::string& project, bool create) {
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<NamedId> projects, ListProjects());
+  return ResolveProjectIn(projects, project, create);
+}
+
+Result<std::int64_t> ShootbinClient::ResolveProjectIn(std::vector<NamedId>& projects, const std::string& project,
+                                                      bool create) {
+  auto found = FindNamedId(projects, project, IdLookup{"project", ""});
+  if (found.ok() || found.status().code() != Code::kNotFound) return found;
+  if (AllDigits(project) || !create) {
+    return Status::NotFound(found.status().message() + " on Shootbin; its projects: " + ListNamedIds(projects, 8) +
+                            (AllDigits(project) ? "" : "; set create = true on the root to create it"));
+  }
+  auto created = CreateProject(project);
+  if (created.ok()) projects.push_back({*created, project});  // the next root of this name finds it
+  return created;
 }
 
 Result<std::int64_t> ShootbinClient::ResolveAlbum(std::int64_t project, const std::string& album,
                                                   bool create) {
-  const std::string path = "/projects/" + std::to_string(project) + "/albums";
-  HttpResponse r = PerformRead(Base("GET", path));
-  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "listing albums of project " + std::to_string(project)));
-  auto found = FindIdByNameOrId(r.body, album, "listing albums",
-                                IdLookup{"album", " in project " + std::to_string(project)});
+  SHOTSYNC_ASSIGN_OR_RETURN(std::vector<NamedId> albums, ListAlbums(project));
+  auto found = FindNamedId(albums, album, IdLookup{"album", " in project " + std::to_string(project)});
   if (found.ok() || found.status().code() != Code::kNotFound) return found;
   if (AllDigits(album) || !create) {
-    return Status::NotFound(
-        "Shootbin " + found.status().message() +
-        (AllDigits(album) ? "" : " (set create = true on the root to create it)"));
+    return Status::NotFound("Shootbin " + found.status().message() + "; its albums: " + ListNamedIds(albums, 8) +
+                            (AllDigits(album) ? "" : "; set create = true on the root to create it"));
   }
-  // The albums page documents multipart form fields for album creation.
-  HttpRequest req = Base("POST", path);
-  req.mime = {MimePart{.name = "name", .value = album}};
-  r = engine_.Perform(std::move(req));
-  SHOTSYNC_RETURN_IF_ERROR(CheckAnswer(r, "creating Shootbin album " + Quote(album)));
-  return ParseCreatedId(r.body, "creating Shootbin album");
+  return CreateAlbum(project, album);
 }
 
 Result<std::vector<RemotePhoto>> ShootbinClient::ListPhotos(std::int64_t project, std::int64_t album,

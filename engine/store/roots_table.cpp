@@ -1,5 +1,6 @@
 // The roots table: one row per configured root, with the Shootbin project and
-// album it sends to (docs/architecture.md §4).
+// album it sends to (docs/architecture.md §4); and the files of a root whose
+// rejection the user acknowledged.
 #include <mutex>
 #include <string>
 
@@ -25,6 +26,11 @@ constexpr char kRoots[] =
     "SELECT id, path, project, album, remote_project_id, remote_album_id FROM roots ORDER BY id";
 constexpr char kSetRootTarget[] =
     "UPDATE roots SET remote_project_id = ?2, remote_album_id = ?3 WHERE id = ?1";
+constexpr char kAcknowledge[] =
+    "INSERT INTO acknowledged(root_id, rel_path, at) VALUES(?1, ?2, ?3) "
+    "ON CONFLICT(root_id, rel_path) DO UPDATE SET at = excluded.at";
+constexpr char kUnacknowledge[] = "DELETE FROM acknowledged WHERE root_id = ?1 AND rel_path = ?2";
+constexpr char kAcknowledgedFiles[] = "SELECT root_id, rel_path, at FROM acknowledged ORDER BY root_id, rel_path";
 
 }  // namespace
 
@@ -64,6 +70,34 @@ Status Manifest::SetRootTarget(std::int64_t root_id, std::int64_t project_id, st
     SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, project_id, album_id));
     return st->Run();
   });
+}
+
+Status Manifest::Acknowledge(std::int64_t root_id, std::string_view rel_path) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Write([&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAcknowledge));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, Blob{rel_path}, manifest_internal::NowUnix()));
+    return st->Run();
+  }, /*durable=*/true);
+}
+
+Result<bool> Manifest::Unacknowledge(std::int64_t root_id, std::string_view rel_path) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  bool removed = false;
+  SHOTSYNC_RETURN_IF_ERROR(impl_->Write([&]() -> Status {
+    SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kUnacknowledge));
+    SHOTSYNC_RETURN_IF_ERROR(st->BindAll(root_id, Blob{rel_path}));
+    SHOTSYNC_RETURN_IF_ERROR(st->Run());
+    removed = impl_->db.Changes() > 0;
+    return {};
+  }, /*durable=*/true));
+  return removed;
+}
+
+Result<std::vector<Manifest::Acknowledged>> Manifest::AcknowledgedFiles() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAcknowledgedFiles));
+  return Impl::Rows<Acknowledged>(*st, [](Stmt& r) { return Acknowledged{r.Int64(0), r.Bytes(1), r.Int64(2)}; });
 }
 
 }  // namespace shotsync

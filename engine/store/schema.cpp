@@ -138,12 +138,22 @@ CREATE INDEX files_by_photo ON files(remote_photo_id) WHERE remote_photo_id IS N
 ALTER TABLE jobs ADD COLUMN watermark INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE files ADD COLUMN rejected_by TEXT NOT NULL DEFAULT '';
 )sql",
+    // v4: rejected files the user acknowledged (`shotsync ignore`): they no
+    // longer turn the exit code to 1.
+    R"sql(
+CREATE TABLE acknowledged(
+  root_id  INTEGER NOT NULL REFERENCES roots(id),
+  rel_path BLOB NOT NULL,
+  at       INTEGER NOT NULL,
+  PRIMARY KEY(root_id, rel_path)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 
 // Tables every manifest of the current version must have.
 constexpr const char* kTables[] = {"roots",    "files", "jobs",        "downloads",
-                                   "throttle", "runs",  "album_index", "album_photos"};
+                                   "throttle", "runs",  "album_index", "album_photos", "acknowledged"};
 
 }  // namespace
 

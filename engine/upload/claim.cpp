@@ -26,7 +26,10 @@ void SyncRun::OnItem(const PlanItem& item) {
   j.hash = item.file.hash;
   j.size = item.file.size;
   if (!t.status.ok()) {
-    AddFailure(j, t.status.message(), false);
+    // push: its target's one line was said; the file's outcome names it.
+    std::lock_guard lock(mu_);
+    ++report_.failed;
+    report_.failures.push_back({j.abs_path, t.status.message(), false});
     return;
   }
   j.watermark = index_.Watermark(t.album);

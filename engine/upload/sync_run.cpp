@@ -58,14 +58,14 @@ SyncReport SyncRun::Run() {
     }
   } else if (options_.dry_run) {
     LocateFiles();
-    // plan: with a token, the albums are looked at too (adoptions, moves
-    // and conflicts are shown as such); offline it plans from the cache.
+    // plan: with a token, the targets are resolved and the albums looked
+    // at (read-only: adoptions, moves and conflicts are shown as such), so
+    // a planned upload can be sent; without one it plans from the cache.
     if (!config_.shootbin.token.empty()) {
-      if (Status st = ResolveTargets(); !st.ok()) {
-        Emit({SyncEvent::kFailed, nullptr, config_.shootbin.base_url, 0,
-              st.message() + " (planned without the server)"});
-        targets_.clear();
-      }
+      report_.status = ResolveTargets();
+    } else {
+      Emit({SyncEvent::kWarning, nullptr, config_.shootbin.base_url, 0,
+            "no Shootbin token: planned from the manifest alone; the projects and albums are not checked"});
     }
   }
   const bool nothing_to_push = !options_.files.empty() && only_.empty();
@@ -74,10 +74,12 @@ SyncReport SyncRun::Run() {
                    .flush_before_emit = !options_.dry_run, .cancel = options_.stop,
                    .emit_unchanged = (options_.dry_run && options_.report_unchanged) || !options_.files.empty(),
                    .only = only_, .retry_rejected = options_.retry_rejected,
-                   .resolve_upload = [this](PlanItem& item) { ResolveUpload(item); }};
+                   .resolve_upload = [this](PlanItem& item) { ResolveUpload(item); },
+                   .skip_roots = UnresolvedRoots()};
     auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                           [&](const std::string& path, const Status& st) {
-                            Emit({SyncEvent::kFailed, nullptr, path, 0, st.message()});
+                            Emit({st.code() == Code::kSkipped ? SyncEvent::kWarning : SyncEvent::kFailed,
+                                  nullptr, path, 0, st.message()});
                           });
     if (plan.ok()) {
       report_.plan = *plan;
@@ -100,6 +102,8 @@ SyncReport SyncRun::Run() {
   report_.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   report_.throttled_429 = throttle_.throttled_429();
   report_.requests = throttle_.granted();
+  report_.target_error = target_error_;
+  report_.rejected_fails = config_.rejected_fails;
   if (run_id.ok()) {
     RunCounts counts{report_.uploaded, report_.revised, report_.plan.skip,
                      report_.rejected + report_.plan.rejected, report_.failed, 0,
@@ -112,6 +116,17 @@ SyncReport SyncRun::Run() {
   // TRUNCATE checkpoint would cost fsyncs here and at the next start.
   if (options_.files.empty()) (void)db_->Checkpoint();
   return std::move(report_);
+}
+
+// A sync leaves out the files of roots whose target did not resolve (one
+// line said why); a push names its files, and each gets its outcome.
+std::vector<std::size_t> SyncRun::UnresolvedRoots() const {
+  std::vector<std::size_t> out;
+  if (!options_.files.empty()) return out;
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    if (!targets_[i].status.ok()) out.push_back(i);
+  }
+  return out;
 }
 
 bool SyncRun::Stopping(bool abort_only) const {
@@ -143,7 +158,9 @@ void SyncRun::AddFailure(const Job& job, const std::string& reason, bool permane
     (permanent ? report_.rejected : report_.failed) += 1;
     report_.failures.push_back({job.abs_path, reason, permanent});
   }
-  Emit({SyncEvent::kFailed, nullptr, job.abs_path, 0, reason});
+  // on_rejected = "warn": a refusal is named, but not as a failure.
+  const bool warn = permanent && !config_.rejected_fails;
+  Emit({warn ? SyncEvent::kWarning : SyncEvent::kFailed, nullptr, job.abs_path, 0, reason});
 }
 
 void SyncRun::Done() {
@@ -205,10 +222,12 @@ void SyncRun::FinishOutstanding() {
 }  // namespace upload
 
 int SyncExitCode(const SyncReport& report) {
-  const bool anything_failed = report.failed + report.rejected + report.plan.rejected + report.plan.conflict +
-                                       report.held + report.unconfirmed >
-                                   0 ||
-                               report.plan.errors > 0;
+  const std::int64_t rejected = report.rejected_fails ? report.rejected + report.plan.rejected : 0;
+  const bool anything_failed =
+      report.failed + rejected + report.plan.conflict + report.held + report.unconfirmed > 0 || report.plan.errors > 0;
+  // A target that did not resolve is the config's mistake (2), however
+  // the rest went; the token's or a stop's code comes first.
+  if (report.status.ok() && !report.target_error.ok()) return ExitCodeFor(report.target_error);
   return RunExitCode(report.status, anything_failed);
 }
 

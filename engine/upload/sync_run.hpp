@@ -129,6 +129,8 @@ class SyncRun {
   void LocateFiles();
   bool Involved(std::size_t root_index) const;
   Status ResolveTargets();
+  std::vector<std::size_t> UnresolvedRoots() const;
+  Status ResolveTarget(const RootConfig& rc, std::optional<std::vector<NamedId>>& projects, Target& t);
   std::optional<std::size_t> RootIndexOf(std::int64_t root_id) const;
   // resolve.cpp
   void ResolveUpload(PlanItem& item);
@@ -205,6 +207,7 @@ class SyncRun {
   std::int64_t shared_run_ = 0;
   std::atomic<bool> shared_lost_{false};        // the store failed: no more shared calls this run
   std::vector<Target> targets_;
+  Status target_error_;  // the first root whose target did not resolve (the caller's thread)
 
   std::mutex mu_;  // guards everything below
   std::condition_variable cv_;

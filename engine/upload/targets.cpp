@@ -27,11 +27,14 @@ bool SyncRun::Involved(std::size_t root_index) const {
 // Project and album ids of every root: pinned in the manifest once
 // resolved (a name is looked up again only after a 404 unpinned it), so a
 // renamed or a second album of the same name never redirects the uploads.
-// A 401 or a 403 on the project listing is the token's (fatal); a missing
-// or refused album blocks that root only.
+// The projects are listed once for all roots. A failure of the token, the
+// network or the server is the run's (returned); a target that does not
+// resolve (not found, ambiguous, refused) is that root's: one line naming
+// the config's file:line, and a sync does not plan the root's files.
 Status SyncRun::ResolveTargets() {
   std::map<std::pair<std::string, std::string>, Target> resolved;
   std::map<std::int64_t, RootRecord> known;
+  std::optional<std::vector<NamedId>> projects;
   SHOTSYNC_ASSIGN_OR_RETURN(std::vector<RootRecord> roots, plan_db_.Roots());
   for (RootRecord& r : roots) known.emplace(r.id, std::move(r));
   for (std::size_t i = 0; i < config_.roots.size(); ++i) {
@@ -56,30 +59,59 @@ Status SyncRun::ResolveTargets() {
       t.resolved = it->second.resolved;
       t.status = it->second.status;
     } else {
-      auto project = client_.ResolveProject(rc.project, rc.create);
-      if (!project.ok()) {
-        const Code c = project.status().code();
-        // kInvalidArgument: an untrusted certificate, or an ambiguous project name.
-        if (c == Code::kUnauthenticated || c == Code::kForbidden || c == Code::kNetwork ||
-            c == Code::kServer || c == Code::kRateLimited || c == Code::kInvalidArgument) {
-          return project.status();
-        }
-        t.status = project.status();
-      } else {
-        t.project = *project;
-        auto album = client_.ResolveAlbum(*project, rc.album, rc.create);
-        if (album.ok()) t.album = *album; else t.status = album.status();
-        const Code c = t.status.code();
-        if (c == Code::kUnauthenticated || c == Code::kNetwork || c == Code::kServer) return t.status;
-      }
-      t.resolved = t.status.ok();
+      SHOTSYNC_RETURN_IF_ERROR(ResolveTarget(rc, projects, t));
+      if (!t.status.ok()) t.status = Status(t.status.code(), rc.where + ": " + t.status.message());
       resolved[key] = t;
     }
     if (t.resolved && !recorded && !options_.dry_run) {
       SHOTSYNC_RETURN_IF_ERROR(db_->SetRootTarget(t.root_id, t.project, t.album));
     }
-    if (!t.status.ok()) Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
+    if (!t.status.ok()) {
+      Emit({SyncEvent::kFailed, nullptr, rc.path, 0, t.status.message()});
+      if (target_error_.ok()) target_error_ = t.status;
+    }
     targets_.push_back(t);
+  }
+  return Status::Ok();
+}
+
+// One root's project and album (t.status when they do not resolve); an
+// error only when the run cannot go on. A plan creates nothing: what
+// `create` would create stays unresolved, and its files count as uploads.
+Status SyncRun::ResolveTarget(const RootConfig& rc, std::optional<std::vector<NamedId>>& projects, Target& t) {
+  auto runs_fatal = [](const Status& st) {
+    const Code c = st.code();
+    return c == Code::kUnauthenticated || c == Code::kNetwork || c == Code::kServer || c == Code::kRateLimited ||
+           c == Code::kCancelled;
+  };
+  if (!projects) {
+    auto listed = client_.ListProjects();
+    if (!listed.ok()) {
+      // An answer that is not the listing (cut off, not JSON) is the
+      // server's fault, retried by the next run; the rest (an untrusted
+      // certificate too) is every root's.
+      if (listed.status().code() == Code::kCorrupt) return Status(Code::kServer, listed.status().message());
+      return listed.status();
+    }
+    projects = std::move(*listed);
+  }
+  const bool create = rc.create && !options_.dry_run;
+  auto would_create = [&](const Status& st) { return rc.create && options_.dry_run && st.code() == Code::kNotFound; };
+  auto project = client_.ResolveProjectIn(*projects, rc.project, create);
+  if (!project.ok()) {
+    if (runs_fatal(project.status())) return project.status();
+    if (!would_create(project.status())) t.status = project.status();
+    return Status::Ok();
+  }
+  t.project = *project;
+  auto album = client_.ResolveAlbum(*project, rc.album, create);
+  if (album.ok()) {
+    t.album = *album;
+    t.resolved = true;
+  } else if (runs_fatal(album.status())) {
+    return album.status();
+  } else if (!would_create(album.status())) {
+    t.status = album.status();
   }
   return Status::Ok();
 }

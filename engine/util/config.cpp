@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -124,10 +127,34 @@ const toml::table* Section(const toml::table& root, std::string_view name) {
   return n ? n->as_table() : nullptr;
 }
 
+}  // namespace
+
+std::string UrlHost(std::string_view url) {
+  url.remove_prefix(std::min(url.find("://") + 3, url.size()));
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (const auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  if (url.starts_with("[")) return std::string(url.substr(1, url.find(']') - 1));
+  return std::string(url.substr(0, url.find(':')));
+}
+
+bool IsLoopbackUrl(std::string_view url) {
+  const std::string host = UrlHost(url);
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+namespace {
+
+
+// https://, or http:// to this machine (a local test server): elsewhere the
+// token would cross the network in clear text, unless the user says so.
 Status CheckUrl(const std::string& source, const toml::source_region& where, std::string_view key,
-                const std::string& url) {
-  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) {
-    return Bad(source, where, std::string(key) + " must start with https:// (or http:// for a local test server)");
+                const std::string& url, bool allow_insecure_http) {
+  if (url.starts_with("https://")) return Status::Ok();
+  if (!url.starts_with("http://")) return Bad(source, where, std::string(key) + " must start with https://");
+  if (!allow_insecure_http && !IsLoopbackUrl(url)) {
+    return Bad(source, where,
+               std::string(key) + " is http:// to " + UrlHost(url) +
+                   ": the token would travel in clear text; use https://, or set allow_insecure_http = true");
   }
   return Status::Ok();
 }
@@ -185,7 +212,41 @@ Status LoadSecret(const std::string& source, const toml::source_region& where, c
   return Status::Ok();
 }
 
+// $XDG_CONFIG_HOME/shotsync (~/.config/shotsync): where config files live.
+std::string ConfigFolder(const EnvFn& env) {
+  if (auto x = env("XDG_CONFIG_HOME"); x && !x->empty()) return *x + "/shotsync";
+  if (auto home = env("HOME"); home && !home->empty()) return *home + "/.config/shotsync";
+  return "";
+}
+
 }  // namespace
+
+std::vector<std::string> DefaultInclude() {
+  return {"*.jpg", "*.jpeg", "*.jpe", "*.png", "*.gif", "*.webp", "*.tif", "*.tiff",
+          "*.heic", "*.heif", "*.avif", "*.bmp"};
+}
+
+std::string DefaultStateDir(const std::string& source, const EnvFn& env) {
+  std::string base = "~/.local/state/shotsync";
+  if (auto x = env("XDG_STATE_HOME"); x && !x->empty()) base = *x + "/shotsync";
+  if (source.empty()) return base + "/config";
+  std::error_code ec;
+  std::filesystem::path file = std::filesystem::absolute(source, ec);
+  if (ec) file = source;
+  file = file.lexically_normal();
+  std::string name = file.stem().string();
+  if (name.empty()) name = "config";
+  // Two config.toml files in two folders are two profiles: outside the
+  // config folder, the name carries a hash of the file's path.
+  if (file.parent_path() != std::filesystem::path(ConfigFolder(env)).lexically_normal()) {
+    std::uint32_t h = 2166136261u;  // FNV-1a: stable across builds and machines
+    for (unsigned char ch : file.string()) h = (h ^ ch) * 16777619u;
+    char hex[12];
+    std::snprintf(hex, sizeof hex, "-%08x", h);
+    name += hex;
+  }
+  return base + "/" + name;
+}
 
 EnvFn ProcessEnv() {
   return [](std::string_view name) -> std::optional<std::string> {
@@ -205,15 +266,9 @@ std::string ExpandHome(std::string_view path, const EnvFn& env) {
 std::optional<std::string> FindConfigFile(const std::optional<std::string>& flag, const EnvFn& env) {
   if (flag) return *flag;
   if (auto v = env("SHOTSYNC_CONFIG"); v && !v->empty()) return *v;
-  std::string base;
-  if (auto x = env("XDG_CONFIG_HOME"); x && !x->empty()) {
-    base = *x;
-  } else if (auto home = env("HOME"); home && !home->empty()) {
-    base = *home + "/.config";
-  } else {
-    return std::nullopt;
-  }
-  std::string path = base + "/shotsync/config.toml";
+  const std::string folder = ConfigFolder(env);
+  if (folder.empty()) return std::nullopt;
+  std::string path = folder + "/config.toml";
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) return path;
   return std::nullopt;
@@ -229,14 +284,15 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
 
   Config c;
   c.source = source;
-  c.state_dir = "~/.local/state/shotsync";
-  if (auto x = env("XDG_STATE_HOME"); x && !x->empty()) c.state_dir = *x + "/shotsync";
+  c.state_dir = DefaultStateDir(source, env);
+  const std::string derived_state_dir = c.state_dir;
   c.headshotpro.dest = "~/Pictures/headshots";
 
   Reader top(source, root, "");
   SHOTSYNC_RETURN_IF_ERROR(
       top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay",
-                     "allow_unapprove", "shootbin", "headshotpro", "shared", "roots"}));
+                     "allow_unapprove", "allow_insecure_http", "on_rejected", "shootbin", "headshotpro", "shared",
+                     "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
@@ -244,6 +300,13 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   SHOTSYNC_RETURN_IF_ERROR(top.Int("stall_timeout", c.stall_timeout, 1, 3600));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("reconcile_delay", c.reconcile_delay, 0, 3600));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("allow_unapprove", c.allow_unapprove));
+  SHOTSYNC_RETURN_IF_ERROR(top.Bool("allow_insecure_http", c.allow_insecure_http));
+  std::string on_rejected = "fail";
+  SHOTSYNC_RETURN_IF_ERROR(top.String("on_rejected", on_rejected));
+  if (on_rejected != "fail" && on_rejected != "warn") {
+    return Bad(source, top.Where("on_rejected"), "'on_rejected' must be \"fail\" or \"warn\"");
+  }
+  c.rejected_fails = on_rejected == "fail";
   for (std::string_view s : {"shootbin", "headshotpro", "shared"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }
@@ -253,7 +316,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
     Reader r(source, *sb, "shootbin");
     SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "token_file"}));
     SHOTSYNC_RETURN_IF_ERROR(r.String("base_url", c.shootbin.base_url));
-    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "shootbin.base_url", c.shootbin.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "shootbin.base_url", c.shootbin.base_url,
+                                                  c.allow_insecure_http));
     SHOTSYNC_RETURN_IF_ERROR(r.Int("rpm", c.shootbin.rpm, 1, 1000000));
     SHOTSYNC_RETURN_IF_ERROR(r.String("token_file", token_file));
     SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, r.Where("token_file"), env, "SHOOTBIN_API_TOKEN",
@@ -266,7 +330,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
     Reader r(source, *hp, "headshotpro");
     SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "dest", "include", "layout", "key_file"}));
     SHOTSYNC_RETURN_IF_ERROR(r.String("base_url", c.headshotpro.base_url));
-    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "headshotpro.base_url", c.headshotpro.base_url));
+    SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "headshotpro.base_url",
+                                                  c.headshotpro.base_url, c.allow_insecure_http));
     SHOTSYNC_RETURN_IF_ERROR(r.Int("rpm", c.headshotpro.rpm, 1, 1000000));
     SHOTSYNC_RETURN_IF_ERROR(r.String("dest", c.headshotpro.dest));
     SHOTSYNC_RETURN_IF_ERROR(r.String("include", c.headshotpro.include));
@@ -306,12 +371,19 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
       if (!t) return Bad(source, item.source(), "each [[roots]] entry must be a table");
       Reader r(source, *t, "roots");
       RootConfig rc;
-      SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore"}));
+      rc.where = (source.empty() ? std::string("config") : source) + ":" + std::to_string(t->source().begin.line);
+      SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore", "include"}));
       SHOTSYNC_RETURN_IF_ERROR(r.String("path", rc.path));
       SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("project", rc.project));
       SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("album", rc.album));
       SHOTSYNC_RETURN_IF_ERROR(r.Bool("create", rc.create));
       SHOTSYNC_RETURN_IF_ERROR(r.StringList("ignore", rc.ignore));
+      if (t->get("include")) {
+        rc.include.clear();
+        SHOTSYNC_RETURN_IF_ERROR(r.StringList("include", rc.include));
+        if (rc.include.empty()) return Bad(source, r.Where("include"), "'roots.include' is empty: nothing would be sent (use [\"*\"] for every file)");
+        if (std::find(rc.include.begin(), rc.include.end(), "*") != rc.include.end()) rc.include.clear();
+      }
       if (rc.path.empty()) return Bad(source, t->source(), "[[roots]] needs a 'path'");
       if (rc.project.empty()) return Bad(source, t->source(), "[[roots]] needs a 'project' (id or name)");
       if (rc.album.empty()) return Bad(source, t->source(), "[[roots]] needs an 'album' (id or name)");
@@ -325,6 +397,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
       }
       c.roots.push_back(std::move(rc));
     }
+  }
+  if (c.state_dir == derived_state_dir) {
+    c.legacy_state_dir = ExpandHome(std::filesystem::path(c.state_dir).parent_path().string(), env);
   }
   c.state_dir = ExpandHome(c.state_dir, env);
   c.headshotpro.dest = ExpandHome(c.headshotpro.dest, env);

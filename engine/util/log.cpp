@@ -1,5 +1,7 @@
 #include "shotsync/log.hpp"
 
+#include "shotsync/fs.hpp"
+
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 
 namespace shotsync {
 namespace {
@@ -82,6 +85,11 @@ Result<Logger> Logger::Open(const Options& options) {
   Logger logger;
   logger.options_ = options;
   if (!options.file.empty()) {
+    // A fresh account (cron's first run) has no state folder yet.
+    const std::string dir = std::filesystem::path(options.file).parent_path().string();
+    if (!dir.empty()) {
+      if (Status st = MakePrivateDirs(dir); !st.ok()) return Status(st.code(), "log file " + options.file + ": " + st.message());
+    }
     UniqueFd fd(::open(options.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!fd) return Status::Io("log file " + options.file, errno);
     logger.file_ = std::move(fd);
@@ -125,8 +133,9 @@ void Logger::Log(LogLevel level, std::string_view message) {
   }
   std::lock_guard lock(mu_);
   if (level <= options_.stderr_level) {
-    const bool prefixed = level <= LogLevel::kWarn;
-    WriteAll(STDERR_FILENO, (prefixed ? "shotsync: " : "") + text + "\n");
+    // A warning says so: it is not a failure (and comes with exit code 0).
+    const char* prefix = level == LogLevel::kError ? "shotsync: " : level == LogLevel::kWarn ? "shotsync: warning: " : "";
+    WriteAll(STDERR_FILENO, prefix + text + "\n");
   }
   if (file_ && level <= options_.file_level) {
     WriteAll(file_.get(), Timestamp() + " " + std::string(LogLevelName(level)) + " " + text + "\n");

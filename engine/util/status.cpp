@@ -22,6 +22,7 @@ std::string_view CodeName(Code code) noexcept {
     case Code::kAlreadyDone: return "already_done";
     case Code::kCancelled: return "cancelled";
     case Code::kUnsupported: return "unsupported";
+    case Code::kSkipped: return "skipped";
     case Code::kInternal: return "internal";
   }
   return "unknown";

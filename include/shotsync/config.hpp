@@ -21,6 +21,9 @@ namespace shotsync {
 
 inline constexpr std::uint64_t kShootbinMaxUpload = 10ull * 1024 * 1024;  // shootbin.md §4
 
+// "*.jpg", "*.jpeg", "*.png", ... (shootbin.md §2: standard image formats plus TIFF).
+std::vector<std::string> DefaultInclude();
+
 struct RootConfig {
   std::string path;     // absolute (~ expanded)
   // Shootbin project id or name; an id written as a TOML integer
@@ -29,6 +32,11 @@ struct RootConfig {
   std::string album;    // album id or name in it (an integer too, as above)
   bool create = false;  // create the project/album when missing
   std::vector<std::string> ignore;  // fnmatch globs
+  // File-name globs (case-insensitive) of the candidates: by default the
+  // image formats Shootbin takes, so RAW files, sidecars and PSDs are not
+  // candidates at all. ["*"]: every file.
+  std::vector<std::string> include = DefaultInclude();
+  std::string where;    // "file:line" of its [[roots]] table, for messages
 };
 
 // Studio mode (docs/studio.md): hosts that share one account coordinate
@@ -61,7 +69,10 @@ struct HeadshotProConfig {
 
 struct Config {
   std::string source;          // file the config came from ("" = built-in defaults)
-  std::string state_dir;       // manifest.db, lock, logs (~ expanded)
+  std::string state_dir;       // manifest.db, lock, logs (~ expanded); see DefaultStateDir
+  // Set when state_dir is the default: the folder every config shared
+  // before 0.2 (its manifest may be this profile's history).
+  std::string legacy_state_dir;
   int jobs = 8;                // concurrent transfers
   bool dedupe = false;         // same content under two paths: upload once
   std::string ca_file;         // extra CA bundle (TLS verification is always on)
@@ -77,6 +88,14 @@ struct Config {
   // is held and reported, because a revision resets the approval
   // (shootbin.md §3.5); true: it is sent.
   bool allow_unapprove = false;
+  // http:// base URLs are refused for anything but loopback (the token
+  // would travel in clear text) unless this is true.
+  bool allow_insecure_http = false;
+  // on_rejected = "fail" (true): a file the server or shotsync refuses (not
+  // an image, over 10 MB) makes the exit code 1 until it changes or is
+  // acknowledged (`shotsync ignore`); "warn" (false): it is named as a
+  // warning and the exit code stays 0.
+  bool rejected_fails = true;
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   SharedConfig shared;
@@ -95,6 +114,19 @@ std::optional<std::string> FindConfigFile(const std::optional<std::string>& flag
 // Parses TOML text; `source` names it in error messages.
 Result<Config> ParseConfig(std::string_view text, const std::string& source, const EnvFn& env);
 Result<Config> LoadConfig(const std::string& path, const EnvFn& env);
+
+// The state folder of a config that names none: one per config file, so
+// two profiles never share a manifest or a lock:
+// $XDG_STATE_HOME/shotsync/<name> (~/.local/state/shotsync/<name>), where
+// <name> is the file's name without .toml for a file in the config folder
+// ($XDG_CONFIG_HOME/shotsync), and that name plus a hash of its path for a
+// file elsewhere. Not yet ~-expanded.
+std::string DefaultStateDir(const std::string& source, const EnvFn& env);
+
+// The host of an http(s) URL (no user info, port or brackets), and whether
+// it is this machine (localhost, 127.0.0.0/8, ::1).
+std::string UrlHost(std::string_view url);
+bool IsLoopbackUrl(std::string_view url);
 
 // Replaces a leading "~/" with $HOME.
 std::string ExpandHome(std::string_view path, const EnvFn& env);

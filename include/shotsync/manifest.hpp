@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 3;
+inline constexpr int kManifestSchemaVersion = 4;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -308,6 +308,18 @@ class Manifest {
   // When the pause is over one token is available at once (the server's
   // window was reset), then the rate applies again.
   Status PauseBucket(std::string_view key, double until_s);
+
+  // --- Acknowledged rejections (`shotsync ignore`) ------------------------
+  // While such a file stays rejected, the plan counts it as acknowledged:
+  // not named again, and no reason for exit code 1.
+  struct Acknowledged {
+    std::int64_t root_id = 0;
+    std::string rel_path;
+    std::int64_t at = 0;  // unix seconds
+  };
+  Status Acknowledge(std::int64_t root_id, std::string_view rel_path);
+  Result<bool> Unacknowledge(std::int64_t root_id, std::string_view rel_path);  // false: was not
+  Result<std::vector<Acknowledged>> AcknowledgedFiles();
 
   // --- Runs --------------------------------------------------------------
   Result<std::int64_t> BeginRun(std::string_view command, int pid);

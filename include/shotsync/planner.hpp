@@ -59,6 +59,8 @@ struct PlanStats {
   std::int64_t scanned = 0;   // files seen on disk
   std::uint64_t bytes_to_send = 0;
   std::int64_t errors = 0;    // unreadable directories and similar walk problems
+  std::int64_t warnings = 0;  // dangling symlinks, symlink loops (Code::kSkipped): not failures
+  std::int64_t acknowledged = 0;  // rejected, but the user said so (`shotsync ignore`): not failures
 };
 
 // One file of a root, for plans that do not walk (push).
@@ -90,6 +92,9 @@ struct PlanOptions {
   // kAdopt, kMove or kConflict (reason set). May block (it may list the
   // album); runs on the planner's threads.
   std::function<void(PlanItem&)> resolve_upload;
+  // Indexes into Config::roots not to plan at all (their target did not
+  // resolve): not walked, nothing marked missing.
+  std::vector<std::size_t> skip_roots;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;

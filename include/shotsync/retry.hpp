@@ -60,6 +60,10 @@ struct AttemptFacts {
 //   409 kConflict; 429 kRateLimited; 5xx kServer; anything else kServer
 //   ("unexpected": ambiguous, the safe side for a write).
 Code HttpStatusCode(long http) noexcept;
+// A 3xx whose Location is an https:// URL: a server that refuses clear
+// text (base_url names http://). The error to report instead of a refused
+// token (kInvalidArgument, exit 2), naming the URL to use; Ok otherwise.
+Status HttpsRedirect(const HttpResponse& r, const std::string& what);
 // The statuses the table above names (2xx-5xx rows); false = "unexpected".
 bool HttpStatusListed(long http) noexcept;
 

@@ -6,7 +6,9 @@
 // the caller and dropped before the walk goes on. Uses openat/fstatat on
 // directory fds (no path re-resolution per file). Symlinks are followed;
 // a symlink loop, an unreadable directory or a vanished entry is reported
-// through on_error and skipped, and the walk goes on.
+// through on_error and skipped, and the walk goes on. Dangling symlinks and
+// symlink loops are reported as Code::kSkipped: permanent conditions the
+// user may leave as they are (warnings, not failures).
 //
 // Not thread-safe per object; use one Scanner per walk.
 #pragma once
@@ -39,7 +41,13 @@ struct ScanOptions {
   // An ignored directory is not entered.
   std::vector<std::string> ignore;
   // Hidden names (leading '.') and temporary downloads (*.part) are always skipped.
+  // fnmatch(3) globs for file names, case-insensitive: only files that match
+  // one are candidates (folders are always entered). Empty: every file.
+  std::vector<std::string> include;
 };
+
+// True when a file named `name` is a candidate under options.include.
+bool IsIncluded(std::string_view name, const ScanOptions& options);
 
 // True when `name` (inside directory `dir_rel`) is to be skipped.
 bool IsIgnored(std::string_view dir_rel, std::string_view name, const ScanOptions& options);

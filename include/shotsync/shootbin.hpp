@@ -101,6 +101,18 @@ struct IdLookup {
   std::string scope;           // where, e.g. " in project 3" ("" for projects)
 };
 
+// One entry of GET /projects or GET .../albums.
+struct NamedId {
+  std::int64_t id = 0;
+  std::string name;
+};
+// The entries (with an id) of such a JSON array answer, in the server's
+// order; kCorrupt "<what>: answer is not a JSON array".
+Result<std::vector<NamedId>> ParseNamedIds(std::string_view body, const std::string& what);
+
+// "12 ("Main"), 15 ("BTS"), and 3 more" (at most `at_most`), or "none".
+std::string ListNamedIds(const std::vector<NamedId>& entries, std::size_t at_most);
+
 // The id of the entry of a JSON array answer (GET /projects, GET .../albums)
 // that `wanted` names:
 // - all digits: the entry with that id (a name is never read as an id);
@@ -118,6 +130,9 @@ struct IdLookup {
 // - kCorrupt: the body is not a JSON array. `what` names the listing.
 Result<std::int64_t> FindIdByNameOrId(std::string_view body, const std::string& wanted,
                                       const std::string& what, const IdLookup& lookup);
+// The same on parsed entries (FindIdByNameOrId parses, then calls this).
+Result<std::int64_t> FindNamedId(const std::vector<NamedId>& entries, const std::string& wanted,
+                                 const IdLookup& lookup);
 // The same with lookup.kind "entry" (kept for source compatibility).
 Result<std::int64_t> FindIdByNameOrId(std::string_view body, const std::string& wanted,
                                       const std::string& what);
@@ -161,6 +176,19 @@ class ShootbinClient {
   Result<std::int64_t> ResolveProject(const std::string& project, bool create);
   // The same for an album of `project` (a 403 here is kForbidden: that target).
   Result<std::int64_t> ResolveAlbum(std::int64_t project, const std::string& album, bool create);
+  // The pieces of the two above, for callers that list once for many
+  // lookups (the run's targets, `ls`, `check`): the listings (a 403 on the
+  // projects is kUnauthenticated, as above) and the creates.
+  Result<std::vector<NamedId>> ListProjects();
+  // ResolveProject on a listing made once for many roots; a project it
+  // creates is added to `projects`.
+  Result<std::int64_t> ResolveProjectIn(std::vector<NamedId>& projects, const std::string& project, bool create);
+  Result<std::vector<NamedId>> ListAlbums(std::int64_t project);
+  // GET /projects as it came (retried like every read), for `check` to tell
+  // "not a Shootbin instance" (HTML, 404) from a refused token.
+  HttpResponse ProbeProjects();
+  Result<std::int64_t> CreateProject(const std::string& name);
+  Result<std::int64_t> CreateAlbum(std::int64_t project, const std::string& name);
 
   // Pages through the album (per_page=100, following next_cursor). Stops
   // early once a page's smallest id is below `stop_below_id` (the listing is

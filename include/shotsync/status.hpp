@@ -31,6 +31,7 @@ enum class Code {
   kAlreadyDone,      // the work was done by someone else (another process)
   kCancelled,        // interrupted by a signal
   kUnsupported,      // e.g. a manifest schema newer than this binary
+  kSkipped,          // a permanent local condition: the entry is left out, a warning (dangling symlink)
   kInternal,
 };
 

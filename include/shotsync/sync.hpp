@@ -76,7 +76,9 @@ struct SyncFailure {
 // kPlanComplete comes once, after the last kPlanned: from then on the totals
 // (plan->upload + plan->revision files, plan->bytes_to_send) are final.
 struct SyncEvent {
-  enum Kind { kPlanned, kStarted, kDone, kFailed, kPlanComplete } kind = kPlanned;
+  // kWarning: a permanent condition worth a line that does not fail the
+  // run (a dangling symlink, a plan without a token).
+  enum Kind { kPlanned, kStarted, kDone, kFailed, kWarning, kPlanComplete } kind = kPlanned;
   const PlanItem* item = nullptr;  // kPlanned
   std::string path;
   std::uint64_t bytes = 0;
@@ -97,6 +99,10 @@ struct SyncReport {
   std::int64_t requests = 0, throttled_429 = 0;
   std::vector<SyncFailure> failures;  // every failed or rejected file, with its reason
   Status status;  // ok; kCancelled when stopped; kUnauthenticated/kForbidden when the token failed
+  // The first root whose project or album did not resolve ("file:line:
+  // ..."); its files were not planned. The run went on with the rest.
+  Status target_error;
+  bool rejected_fails = true;  // Config::rejected_fails: rejected files count for exit code 1
 };
 
 // Runs a whole sync (or, with dry_run, only the plan). The report is always

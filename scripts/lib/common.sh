@@ -11,8 +11,10 @@ SHOTSYNC_BUILD_PACKAGES=(
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
   libpq-dev curl openssl xxhash
 )
-# The PostgreSQL server the studio-mode tests start (initdb, pg_ctl).
-SHOTSYNC_TEST_PACKAGES=(postgresql)
+# What the tests start or check with: the PostgreSQL server of studio mode
+# (initdb, pg_ctl); man, systemd-analyze and dpkg-shlibdeps for the install
+# tests; Lua for the darktable hook.
+SHOTSYNC_TEST_PACKAGES=(postgresql man-db systemd dpkg-dev lua5.4)
 # clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
 SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

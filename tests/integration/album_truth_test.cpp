@@ -316,22 +316,22 @@ TEST_CASE("motion-photo JPEGs, PNG, WebP, TIFF and HEIC are uploaded, the server
   WriteBytes(f.photos / "b.webp", bytes(shotsync::testing::Webp1x1()));
   WriteBytes(f.photos / "c.tif", bytes(shotsync::testing::Tiff1x1()));
   WriteBytes(f.photos / "d.heic", bytes(shotsync::testing::Bmff("heic", {"mif1", "heic"})));
-  WriteBytes(f.photos / "notes.txt", {'h', 'i', '\n'});  // the server's 422 decides, once
+  WriteBytes(f.photos / "notes.jpg", {'h', 'i', '\n'});  // named as an image: the server's 422 decides, once
   auto r = f.Cli({"sync", "--json"});
   INFO(r.out << r.err);
   CHECK(r.code == 1);
   auto j = Json(r);
   CHECK(j.at("uploaded") == 5);
   CHECK(j.at("rejected") == 1);
-  CHECK(r.err.find("notes.txt") != std::string::npos);
+  CHECK(r.err.find("notes.jpg") != std::string::npos);
   // A refusal stands until the file changes or --retry-rejected.
   auto again = f.Cli({"sync", "--json"});
   CHECK(Json(again).at("uploaded") == 0);
-  CHECK(again.err.find("notes.txt: The photo") == std::string::npos);  // not sent again
+  CHECK(again.err.find("notes.jpg: The photo") == std::string::npos);  // not sent again
   auto retried = f.Cli({"sync", "--retry-rejected", "--json"});
   INFO(retried.out << retried.err);
   CHECK(Json(retried).at("rejected") == 1);
-  CHECK(retried.err.find("notes.txt: The photo must be an image") != std::string::npos);  // asked again
+  CHECK(retried.err.find("notes.jpg: The photo must be an image") != std::string::npos);  // asked again
 }
 
 TEST_CASE("a locked project beside a normal one: the normal one completes, the locked one costs two requests",

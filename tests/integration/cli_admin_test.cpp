@@ -153,30 +153,39 @@ TEST_CASE("verify --repair will not write while a sync holds the lock (exit 4)",
   REQUIRE(sync->Wait(std::chrono::minutes(2)) == 0);
 }
 
-TEST_CASE("init writes a private config that plan accepts, and never overwrites one without --force", "[cli][init]") {
+TEST_CASE("init writes a private config, checks it, names the next command, and never overwrites one without --force",
+          "[cli][init]") {
   SyncFixture f;
   const fs::path cfg = f.tmp.path() / "conf" / "new.toml";
+  auto env = f.Env();
+  env["XDG_STATE_HOME"] = (f.tmp.path() / "state-home").string();  // the default state folder, per config
+  env["HEADSHOTPRO_API_KEY"] = "";  // a Shootbin-only user
   auto init = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init", "--root", f.photos.string(),
                           "--project", "Demo", "--album", "Main", "--base-url", f.emu->base_url()},
-                         f.Env(), (f.tmp.path() / "init").string());
+                         env, (f.tmp.path() / "init").string());
   INFO(init.out << init.err);
   REQUIRE(init.code == 0);
   CHECK(init.out.find("wrote " + cfg.string()) != std::string::npos);
+  // Given a server, a token and a root, init runs `check`: the target resolves.
+  CHECK(init.out.find("ok    root " + f.photos.string() + ": project 1, album 1") != std::string::npos);
+  CHECK(init.out.find("all checks passed; next: shotsync --config " + cfg.string() + " sync") != std::string::npos);
+  // Its state folder is its own, named after the config file.
+  CHECK(init.out.find((f.tmp.path() / "state-home" / "shotsync" / "new-").string()) != std::string::npos);
   struct stat st{};
   REQUIRE(::stat(cfg.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   const std::string text = ReadFileText(cfg);
   CHECK(text.find("sb-test-token") == std::string::npos);
   f.MakePhotos(2);
-  auto plan = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "plan", "--json"}, f.Env(),
+  auto plan = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "plan", "--json"}, env,
                          (f.tmp.path() / "plan").string());
   INFO(plan.out << plan.err);
   CHECK(plan.code == 0);
 
-  auto again = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init"}, f.Env(), (f.tmp.path() / "again").string());
+  auto again = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init"}, env, (f.tmp.path() / "again").string());
   CHECK(again.code == 2);
   CHECK(again.err.find("already exists") != std::string::npos);
-  auto forced = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init", "--force"}, f.Env(),
+  auto forced = RunProgram({SHOTSYNC_CLI_PATH, "--config", cfg.string(), "init", "--force"}, env,
                            (f.tmp.path() / "forced").string());
   CHECK(forced.code == 0);
 }

@@ -480,3 +480,31 @@ TEST_CASE("emulator: HeadshotPro INVITE_LIMIT_EXCEEDED is refused at once, not p
   CHECK(throttle.paused_until() == 0);
   CHECK(emu.Stats().at("status_counts").value("429", 0) == 1);  // sent once
 }
+
+TEST_CASE("an http:// base URL redirected to https:// is reported as such, not as a refused token", "[answer]") {
+  HttpResponse r;
+  r.status = 301;
+  r.headers.emplace("location", "https://proofs.example.com/api/projects?page=2");
+  const Status st = shotsync::HttpsRedirect(r, "listing Shootbin projects");
+  CHECK(st.code() == Code::kInvalidArgument);
+  CHECK(st.message() ==
+        "listing Shootbin projects: the server redirects to https://proofs.example.com (HTTP 301): it takes https "
+        "only; set base_url to https://proofs.example.com");
+  const Status mapped = ClassifyShootbinAnswer(r, "listing Shootbin projects", ShootbinAnswerContext{"http://x/api", "T"});
+  CHECK(mapped.code() == Code::kInvalidArgument);
+  HttpResponse login;  // a redirect elsewhere is still the login page
+  login.status = 302;
+  login.headers.emplace("location", "/login");
+  CHECK(shotsync::HttpsRedirect(login, "x").ok());
+  CHECK(ClassifyShootbinAnswer(login, "x", ShootbinAnswerContext{"http://x/api", "T"}).code() ==
+        Code::kUnauthenticated);
+}
+
+TEST_CASE("a project or album that is not found lists the ones that exist", "[answer]") {
+  const std::vector<shotsync::NamedId> albums = {{12, "Main"}, {15, "BTS"}};
+  auto r = shotsync::FindNamedId(albums, "Selects", IdLookup{"album", " in project 3"});
+  CHECK(r.status().code() == Code::kNotFound);
+  CHECK(shotsync::ListNamedIds(albums, 8) == "12 (\"Main\"), 15 (\"BTS\")");
+  CHECK(shotsync::ListNamedIds(albums, 1) == "12 (\"Main\"), and 1 more");
+  CHECK(shotsync::ListNamedIds({}, 8) == "none");
+}

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -209,4 +210,63 @@ TEST_CASE("the README's config block parses and says what the defaults are", "[c
   REQUIRE(c.ok());
   CHECK(c->reconcile_delay == 120);
   CHECK_FALSE(c->allow_unapprove);
+}
+
+TEST_CASE("each config file has its own default state folder, named after it", "[config]") {
+  auto env = FakeEnv({{"HOME", "/home/ann"}});
+  const std::string body = "[shootbin]\nbase_url = \"https://studio.example.com\"\n";
+  auto in_config_folder = shotsync::ParseConfig(body, "/home/ann/.config/shotsync/client-a.toml", env);
+  REQUIRE(in_config_folder.ok());
+  CHECK(in_config_folder->state_dir == "/home/ann/.local/state/shotsync/client-a");
+  CHECK(in_config_folder->legacy_state_dir == "/home/ann/.local/state/shotsync");
+  auto default_one = shotsync::ParseConfig(body, "/home/ann/.config/shotsync/config.toml", env);
+  CHECK(default_one->state_dir == "/home/ann/.local/state/shotsync/config");
+  // Two config.toml files elsewhere: two folders (the name carries a hash of the path).
+  auto a = shotsync::ParseConfig(body, "/srv/a/config.toml", env);
+  auto b = shotsync::ParseConfig(body, "/srv/b/config.toml", env);
+  CHECK(a->state_dir.rfind("/home/ann/.local/state/shotsync/config-", 0) == 0);
+  CHECK(a->state_dir != b->state_dir);
+  CHECK(a->state_dir == shotsync::ParseConfig(body, "/srv/a/config.toml", env)->state_dir);  // stable
+  auto xdg = shotsync::ParseConfig(body, "/home/ann/.config/shotsync/x.toml",
+                                   FakeEnv({{"HOME", "/home/ann"}, {"XDG_STATE_HOME", "/var/state"}}));
+  CHECK(xdg->state_dir == "/var/state/shotsync/x");
+  auto explicit_dir = shotsync::ParseConfig("state_dir = \"/data/s\"\n" + body, "/srv/a/config.toml", env);
+  CHECK(explicit_dir->state_dir == "/data/s");
+  CHECK(explicit_dir->legacy_state_dir.empty());
+}
+
+TEST_CASE("http:// is refused for anything but loopback unless allow_insecure_http, named in the message",
+          "[config]") {
+  auto env = FakeEnv({{"HOME", "/home/ann"}});
+  auto remote = shotsync::ParseConfig("[shootbin]\nbase_url = \"http://proofs.example.com\"\n", "c.toml", env);
+  REQUIRE_FALSE(remote.ok());
+  CHECK(remote.status().message().find("c.toml:2: shootbin.base_url is http:// to proofs.example.com") == 0);
+  CHECK(remote.status().message().find("allow_insecure_http = true") != std::string::npos);
+  auto allowed = shotsync::ParseConfig(
+      "allow_insecure_http = true\n[shootbin]\nbase_url = \"http://proofs.example.com\"\n", "c.toml", env);
+  CHECK(allowed.ok());
+  for (const char* local : {"http://127.0.0.1:8080", "http://localhost/x", "http://[::1]:9000", "https://a.example"}) {
+    INFO(local);
+    CHECK(shotsync::ParseConfig(std::string("[shootbin]\nbase_url = \"") + local + "\"\n", "c.toml", env).ok());
+  }
+  auto user_info = shotsync::ParseConfig("[headshotpro]\nbase_url = \"http://127.0.0.1@evil.example/api\"\n",
+                                         "c.toml", env);
+  CHECK_FALSE(user_info.ok());  // the host is evil.example, whatever comes before the @
+}
+
+TEST_CASE("include defaults to the image formats Shootbin takes; on_rejected is fail or warn", "[config]") {
+  auto env = FakeEnv({{"HOME", "/home/ann"}});
+  const std::string root = "[[roots]]\npath = \"/p\"\nproject = \"P\"\nalbum = \"A\"\n";
+  auto c = shotsync::ParseConfig(root, "c.toml", env);
+  REQUIRE(c.ok());
+  CHECK(c->rejected_fails);
+  const auto& inc = c->roots[0].include;
+  CHECK(std::find(inc.begin(), inc.end(), "*.jpg") != inc.end());
+  CHECK(std::find(inc.begin(), inc.end(), "*.tiff") != inc.end());
+  CHECK(std::find(inc.begin(), inc.end(), "*.cr3") == inc.end());
+  auto every = shotsync::ParseConfig(root + "include = [\"*\"]\n", "c.toml", env);
+  CHECK(every->roots[0].include.empty());  // no filter
+  CHECK_FALSE(shotsync::ParseConfig(root + "include = []\n", "c.toml", env).ok());
+  CHECK_FALSE(shotsync::ParseConfig("on_rejected = \"maybe\"\n", "c.toml", env).ok());
+  CHECK_FALSE(shotsync::ParseConfig("on_rejected = \"warn\"\n", "c.toml", env)->rejected_fails);
 }

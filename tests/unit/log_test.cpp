@@ -138,11 +138,29 @@ TEST_CASE("the log file is created with mode 0600 and appended to", "[log]") {
 }
 
 TEST_CASE("an unopenable log file is an error naming it", "[log]") {
+  TempDir tmp;
+  const auto blocker = tmp.path() / "a-file";
+  std::ofstream(blocker) << "not a folder";
   Logger::Options o;
-  o.file = "/nonexistent-dir/shotsync.log";
+  o.file = (blocker / "shotsync.log").string();  // its folder cannot be created
   auto log = Logger::Open(o);
   REQUIRE_FALSE(log.ok());
-  CHECK(log.status().message().find("/nonexistent-dir/shotsync.log") != std::string::npos);
+  CHECK(log.status().message().find(o.file) != std::string::npos);
+}
+
+TEST_CASE("the log file's missing folders are created, private (cron's first run on a fresh account)", "[log]") {
+  TempDir tmp;
+  Logger::Options o;
+  o.file = (tmp.path() / "state" / "shotsync" / "sync.log").string();
+  auto log = Logger::Open(o);
+  REQUIRE(log.ok());
+  log->Error("hello");
+  CHECK(ReadFileText(o.file).find("hello") != std::string::npos);
+  struct stat st {};
+  REQUIRE(::stat((tmp.path() / "state").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat(o.file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
 }
 
 TEST_CASE("log lines carry an ISO-8601 UTC timestamp and the level, one line per message", "[log]") {
@@ -170,7 +188,7 @@ TEST_CASE("log lines carry an ISO-8601 UTC timestamp and the level, one line per
   const auto e = Lines(err.Text());
   REQUIRE(e.size() == 2);  // errors and warnings only
   CHECK(e[0] == "shotsync: broken across  lines");
-  CHECK(e[1] == "shotsync: a warning");
+  CHECK(e[1] == "shotsync: warning: a warning");
 }
 
 TEST_CASE("levels filter: quiet prints errors only, the file keeps its own level", "[log]") {
@@ -214,7 +232,7 @@ TEST_CASE("8 threads logging at once produce whole lines only", "[log]") {
     for (auto& th : threads) th.join();
   }
   const std::regex file_line(R"(^\S+Z WARN thread (\d) line (\d+) \[redacted\] ([a-h])\3{199}$)");
-  const std::regex err_line(R"(^shotsync: thread (\d) line (\d+) \[redacted\] ([a-h])\3{199}$)");
+  const std::regex err_line(R"(^shotsync: warning: thread (\d) line (\d+) \[redacted\] ([a-h])\3{199}$)");
   for (const auto& [text, re] : {std::pair{ReadFileText(file), file_line}, std::pair{err.Text(), err_line}}) {
     const auto lines = Lines(text);
     CHECK(lines.size() == std::size_t(kThreads * kPerThread));

@@ -1,0 +1,61 @@
+# fish completion for shotsync (installed as share/fish/vendor_completions.d/shotsync.fish).
+# Keep the lists in step with cli/*_cmd.cpp and dist/man/shotsync.1.
+
+set -l commands plan sync push status verify init check doctor ls ignore pull team shared version
+complete -c shotsync -f
+
+# Global options (accepted before or after the command).
+complete -c shotsync -l config -r -F -d 'config file (TOML)'
+complete -c shotsync -s q -l quiet -d 'print only errors'
+complete -c shotsync -s v -l verbose -d 'one line per file'
+complete -c shotsync -l json -d 'machine-readable output'
+complete -c shotsync -l log-file -r -F -d 'append timestamped log lines to FILE'
+complete -c shotsync -l ca-file -r -F -d 'trust the CA certificates in FILE (PEM)'
+complete -c shotsync -s h -l help -d 'print help'
+
+set -l top "not __fish_seen_subcommand_from $commands"
+complete -c shotsync -n $top -a plan -d 'show what a sync would do'
+complete -c shotsync -n $top -a sync -d 'scan, plan and upload new photos and revisions'
+complete -c shotsync -n $top -a push -d 'upload or revise just these files'
+complete -c shotsync -n $top -a status -d 'last runs, failed and rejected files'
+complete -c shotsync -n $top -a verify -d 'check the manifest against the disk'
+complete -c shotsync -n $top -a init -d 'write a commented config file'
+complete -c shotsync -n $top -a check -d 'test the whole set-up once'
+complete -c shotsync -n $top -a doctor -d 'test the whole set-up once (same as check)'
+complete -c shotsync -n $top -a ls -d 'list Shootbin projects and albums'
+complete -c shotsync -n $top -a ignore -d 'acknowledge rejected files'
+complete -c shotsync -n $top -a pull -d 'download the team headshots'
+complete -c shotsync -n $top -a team -d 'HeadshotPro team administration'
+complete -c shotsync -n $top -a shared -d 'studio mode: the shared store'
+complete -c shotsync -n $top -a version -d 'print the version'
+
+complete -c shotsync -n '__fish_seen_subcommand_from sync pull' -l dry-run -d 'send or download nothing'
+complete -c shotsync -n '__fish_seen_subcommand_from sync push pull' -s j -l jobs -x -d 'concurrent transfers (1-64)'
+complete -c shotsync -n '__fish_seen_subcommand_from sync pull' -l rpm -x -d 'requests per minute'
+complete -c shotsync -n '__fish_seen_subcommand_from sync' -l bwlimit -x -d 'bandwidth limit (K, M, G)'
+complete -c shotsync -n '__fish_seen_subcommand_from sync' -l retry-rejected -d 'send refused files again'
+complete -c shotsync -n '__fish_seen_subcommand_from sync' -l allow-unapprove -d 'send revisions of approved photos'
+complete -c shotsync -n '__fish_seen_subcommand_from push' -s 0 -l null -d 'paths on stdin are NUL-separated'
+complete -c shotsync -n '__fish_seen_subcommand_from push' -l wait -x -d 'seconds to wait for a file in flight'
+complete -c shotsync -n '__fish_seen_subcommand_from push ignore' -F
+complete -c shotsync -n '__fish_seen_subcommand_from status' -l runs -x -d 'how many runs to show'
+complete -c shotsync -n '__fish_seen_subcommand_from status' -l files -x -d 'how many failed/rejected files to show'
+complete -c shotsync -n '__fish_seen_subcommand_from verify' -l repair -d 'fix the manifest side'
+complete -c shotsync -n '__fish_seen_subcommand_from verify' -l remote -d 'also compare with Shootbin'
+complete -c shotsync -n '__fish_seen_subcommand_from init' -l root -x -a '(__fish_complete_directories)' -d 'a folder to sync'
+complete -c shotsync -n '__fish_seen_subcommand_from init' -l project -x -d 'Shootbin project (id or name)'
+complete -c shotsync -n '__fish_seen_subcommand_from init' -l album -x -d 'album (id or name)'
+complete -c shotsync -n '__fish_seen_subcommand_from init' -l base-url -x -d 'your Shootbin instance'
+complete -c shotsync -n '__fish_seen_subcommand_from init' -l force -d 'replace an existing file'
+complete -c shotsync -n '__fish_seen_subcommand_from ignore' -l list -d 'show the acknowledged files'
+complete -c shotsync -n '__fish_seen_subcommand_from ignore' -l remove -d 'forget these acknowledgements'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l member -x -d 'only this member'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l favorites -d 'only favorites'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l restore -d 'fetch again files deleted locally'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l include -x -a 'main all' -d 'photo variants'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l dest -x -a '(__fish_complete_directories)' -d 'download folder'
+complete -c shotsync -n '__fish_seen_subcommand_from team; and not __fish_seen_subcommand_from status invite revoke' -a 'status invite revoke'
+complete -c shotsync -n '__fish_seen_subcommand_from invite' -l csv -r -F -d 'CSV file: email[,teamId] per line'
+complete -c shotsync -n '__fish_seen_subcommand_from invite' -l team -x -d 'team id for lines without one'
+complete -c shotsync -n '__fish_seen_subcommand_from invite revoke' -l dry-run -d 'send nothing'
+complete -c shotsync -n '__fish_seen_subcommand_from shared; and not __fish_seen_subcommand_from init import' -a 'init import'

@@ -1,0 +1,15 @@
+// File-system helpers shared by the engine and the command line.
+#pragma once
+
+#include <string>
+
+#include "shotsync/status.hpp"
+
+namespace shotsync {
+
+// Creates the missing folders of `dir`, each mode 0700 (state, logs and
+// token files name the user's photos or hold secrets). Folders that exist
+// are left as they are.
+Status MakePrivateDirs(const std::string& dir);
+
+}  // namespace shotsync
