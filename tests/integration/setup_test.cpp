@@ -48,7 +48,7 @@ fs::path AddRoot(SyncFixture& f, const std::string& project, const std::string& 
 
 }  // namespace
 
-TEST_CASE("a project that does not exist is one line naming the config's file:line and exit 2; the other root syncs",
+TEST_CASE("a project that does not exist is one line naming the config's file:line and exit 2, the other root syncs",
           "[setup]") {
   SyncFixture f;
   f.MakePhotos(3);
@@ -90,7 +90,7 @@ TEST_CASE("a fatal error is its own summary: no all-zero counts after it, and ne
   CHECK(Occurrences(r.err, "shotsync: ") == 1);
 }
 
-TEST_CASE("check: one line per part of the set-up; a missing album lists those that exist; exit 2, then 0", "[setup]") {
+TEST_CASE("check: one line per part of the set-up, a missing album lists those that exist, exit 2, then 0", "[setup]") {
   SyncFixture f;
   f.MakePhotos(1);
   std::string text;
@@ -175,7 +175,7 @@ TEST_CASE("a dangling symlink and a symlink loop are warnings: exit 0, listed un
   CHECK(f.Cli({"sync"}).code == 0);  // and on every later run
 }
 
-TEST_CASE("RAW files, sidecars and PSDs are not candidates by default; include = [\"*\"] offers them to the server",
+TEST_CASE("RAW files, sidecars and PSDs are not candidates by default, include = [\"*\"] offers them to the server",
           "[setup]") {
   SyncFixture f;
   f.MakePhotos(2);
@@ -201,7 +201,7 @@ TEST_CASE("RAW files, sidecars and PSDs are not candidates by default; include =
   CHECK(SetupJson(all).at("rejected") == 4);  // the server's 422 decides
 }
 
-TEST_CASE("a rejected file acknowledged with `ignore` no longer fails the run; --remove brings it back", "[setup]") {
+TEST_CASE("a rejected file acknowledged with `ignore` no longer fails the run, --remove brings it back", "[setup]") {
   SyncFixture f;
   f.MakePhotos(1);
   const fs::path bad = f.photos / "d01" / "notes.jpg";

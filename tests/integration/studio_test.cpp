@@ -153,7 +153,7 @@ TEST_CASE("studio: three hosts syncing copies of one folder into one album send 
   CHECK(s.Uploads() == std::uint64_t(kPhotos));
 }
 
-TEST_CASE("studio: a host killed with -9 mid-run; the others go on, and every photo is sent once",
+TEST_CASE("studio: a host killed with -9 mid-run, the others go on, and every photo is sent once",
           "[studio][crash]") {
   Studio s(600, 40);
   Host a = s.AddHost("hostA"), b = s.AddHost("hostB"), c = s.AddHost("hostC");

@@ -197,7 +197,7 @@ TEST_CASE("ClassifyShootbinAnswer on a whole response: transport errors keep the
 }
 
 TEST_CASE(
-    "403: a target-level refusal, whatever its wording; no word such as \"locked\" needed",
+    "403: a target-level refusal, whatever its wording, no word such as \"locked\" needed",
     "[answer]") {
   for (const char* body :
        {R"({"message":"This project is locked for review."})",

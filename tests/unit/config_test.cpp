@@ -254,7 +254,7 @@ TEST_CASE("http:// is refused for anything but loopback unless allow_insecure_ht
   CHECK_FALSE(user_info.ok());  // the host is evil.example, whatever comes before the @
 }
 
-TEST_CASE("include defaults to the image formats Shootbin takes; on_rejected is fail or warn", "[config]") {
+TEST_CASE("include defaults to the image formats Shootbin takes, on_rejected is fail or warn", "[config]") {
   auto env = FakeEnv({{"HOME", "/home/ann"}});
   const std::string root = "[[roots]]\npath = \"/p\"\nproject = \"P\"\nalbum = \"A\"\n";
   auto c = shotsync::ParseConfig(root, "c.toml", env);

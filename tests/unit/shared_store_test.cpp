@@ -49,7 +49,7 @@ void Init(const PgServer& pg) {
 
 }  // namespace
 
-TEST_CASE("shared store: a missing schema is named with the command that makes it; init is idempotent",
+TEST_CASE("shared store: a missing schema is named with the command that makes it, init is idempotent",
           "[shared]") {
   PgServer pg;
   auto none = SharedStore::Open(SharedOptions{.url = pg.url()});

@@ -592,7 +592,7 @@ TEST_CASE("A failing store falls back to the local bucket", "[throttle]") {
   CHECK(store.takes == 3);
 }
 
-TEST_CASE("A stuck store never blocks TryAcquire or OnResponse; reserved tokens still go out",
+TEST_CASE("A stuck store never blocks TryAcquire or OnResponse, reserved tokens still go out",
           "[throttle]") {
   FakeClock clock;
   GatedBuckets store;
