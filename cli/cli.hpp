@@ -39,11 +39,17 @@ struct GlobalOptions {
   bool json = false;
   std::string log_file;     // --log-file
   std::string ca_file;      // --ca-file: trust this CA bundle (overrides ca_file in the config)
+  std::optional<bool> progress;  // -P/--progress, --no-progress; unset: when stdout is a terminal
   Logger* log = nullptr;    // set by main: every message goes through it (redacted)
 };
 
 // "4M" -> 4194304 bytes/s; nullopt for garbage.
 std::optional<std::int64_t> ParseRate(const std::string& text);
+
+// A path or server text for one line of standard output: control
+// characters (a newline in a file name) escaped as \n, \t, \xNN, so that
+// line-oriented readers see one line per file.
+std::string Escaped(std::string_view text);
 
 // Logs the status as an error: "shotsync: message" on stderr, and in the log file.
 void PrintError(const GlobalOptions& options, const Status& status);

@@ -39,7 +39,7 @@ int RunPlan(const GlobalOptions& options) {
                        {"reason", item.reason}});
     } else if (options.verbose || (notable && !options.quiet && !options.json)) {
       std::printf("%-8s %s  (%s)\n", std::string(ActionName(item.action)).c_str(),
-                  item.abs_path.c_str(), item.reason.c_str());
+                  Escaped(item.abs_path).c_str(), Escaped(item.reason).c_str());
     }
   };
   // A dry run: with a token the albums are looked at (adoptions, moves and

@@ -41,7 +41,9 @@ void Write(std::string_view s) {
 }  // namespace
 
 bool Progress::Wanted(const GlobalOptions& options) {
-  if (options.quiet || options.json || !::isatty(STDOUT_FILENO)) return false;
+  if (options.quiet || options.json) return false;
+  if (options.progress) return *options.progress;
+  if (!::isatty(STDOUT_FILENO)) return false;
   const char* term = std::getenv("TERM");
   return !(term && std::strcmp(term, "dumb") == 0);
 }

@@ -98,7 +98,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
         break;
       case PullEvent::kPlanned:
         progress.AddToTotal(1, 0);
-        if (log.Enabled(LogLevel::kDebug)) log.Debug("would get " + e.path);
+        if (log.Enabled(LogLevel::kDebug)) log.Debug(e.reason + " " + e.path);
         break;
       case PullEvent::kFailed:
         progress.AddFailed();
@@ -112,10 +112,13 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
         return;
     }
     if (!options.json && (options.verbose || (e.kind == PullEvent::kPlanned && !options.quiet))) {
-      const char* word = e.kind == PullEvent::kDownloaded ? "got" : e.kind == PullEvent::kPlanned ? "would get" : "skip";
-      char head[16];
-      std::snprintf(head, sizeof head, "%-9s ", word);
-      progress.Print(head + e.path + (e.reason.empty() ? "" : "  ") + e.reason);
+      // A planned file's reason is its verb ("would download" / "would update").
+      const bool planned = e.kind == PullEvent::kPlanned;
+      const std::string word = e.kind == PullEvent::kDownloaded ? "got" : planned ? e.reason : "skip";
+      const std::string reason = planned ? "" : e.reason;
+      char head[24];
+      std::snprintf(head, sizeof head, "%-14s ", word.c_str());
+      progress.Print(head + e.path + (reason.empty() ? "" : "  ") + reason);
     }
   };
   PullReport r = RunPull(config, *manifest, po, on_event);
@@ -133,16 +136,30 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
         {"refreshes", r.refreshes}, {"resumed", r.resumed}, {"retries", r.retries},
         {"bytes", r.bytes}, {"seconds", r.seconds}, {"requests", r.requests},
         {"throttled_429", r.throttled_429}, {"failures", failures}, {"exit_code", code},
-        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
+        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}, {"dry_run", pull.dry_run}};
+    if (pull.dry_run) {
+      // "downloaded" stays (0) for scripts that read it on every run.
+      out["would_download"] = r.planned;
+      out["would_update"] = r.planned_updates;
+    }
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (!options.quiet) {
-    const double mb = double(r.bytes) / 1e6;
-    std::printf("%s: %lld downloaded, %lld already here, %lld failed, %lld deleted locally (--restore), "
-                "%lld gone; %lld members, %lld models, %lld photos listed; %.1f MB in %.1fs (%.1f files/s)\n",
-                pull.dry_run ? "pull (dry run)" : "pull", (long long)(pull.dry_run ? r.planned : r.downloaded),
+    if (pull.dry_run) {
+      std::printf("pull (dry run): would download %lld (%lld of them would update a local file), ",
+                  (long long)r.planned, (long long)r.planned_updates);
+    } else {
+      std::printf("pull: %lld downloaded, ", (long long)r.downloaded);
+    }
+    std::printf("%lld already here, %lld failed, %lld deleted locally (--restore), %lld gone; "
+                "%lld members, %lld models, %lld photos listed",
                 (long long)r.skipped, (long long)r.failed, (long long)r.not_restored, (long long)r.gone,
-                (long long)r.members, (long long)r.models, (long long)r.listed, mb, r.seconds,
-                r.seconds > 0 ? double(r.downloaded) / r.seconds : 0.0);
+                (long long)r.members, (long long)r.models, (long long)r.listed);
+    if (pull.dry_run) {
+      std::printf(" in %.1fs\n", r.seconds);
+    } else {
+      std::printf("; %.1f MB in %.1fs (%.1f files/s)\n", double(r.bytes) / 1e6, r.seconds,
+                  r.seconds > 0 ? double(r.downloaded) / r.seconds : 0.0);
+    }
     if (by_user) std::printf("%s\n", r.status.message().c_str());
   }
   return code;

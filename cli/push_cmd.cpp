@@ -70,8 +70,8 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end
   auto record = [&](const std::string& path, std::string outcome, std::string reason) {
     if (!options.quiet && !options.json) {
-      std::printf("%-9s %s%s%s\n", outcome.c_str(), path.c_str(), reason.empty() ? "" : "  (",
-                  reason.empty() ? "" : (reason + ")").c_str());
+      std::printf("%-9s %s%s%s\n", outcome.c_str(), Escaped(path).c_str(), reason.empty() ? "" : "  (",
+                  reason.empty() ? "" : (Escaped(reason) + ")").c_str());
       std::fflush(stdout);
     }
     options.log->Info("push: " + outcome + " " + path + (reason.empty() ? "" : " (" + reason + ")"));
@@ -132,7 +132,7 @@ Command AddPushCommand(CLI::App& app) {
       "push", "upload or revise just these files (for export hooks); '-' reads paths from stdin");
   push->add_option("files", o.files, "photo files under a configured root, or '-'")->required();
   push->add_flag("-0,--null", o.null_separated, "paths on stdin are NUL-separated (find -print0)");
-  push->add_option("-j,--jobs", o.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  push->add_option("-j,--jobs,--transfers", o.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   push->add_option("--wait", o.wait_s, "seconds to wait for a file another shotsync is sending (600)")
       ->check(CLI::Range(0.0, 86400.0));
   return {push, [opts](const GlobalOptions& g) { return RunPush(g, *opts); }};

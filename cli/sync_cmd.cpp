@@ -106,11 +106,11 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
     }
     if (options.verbose && !options.json) {
       if (e.kind == SyncEvent::kDone) {
-        progress.Print("sent     " + e.path + (e.reason.empty() ? "" : "  ") + e.reason);
+        progress.Print("sent     " + Escaped(e.path) + (e.reason.empty() ? "" : "  ") + Escaped(e.reason));
       } else if (e.kind == SyncEvent::kPlanned && e.item && sync.dry_run) {
         char action[16];
         std::snprintf(action, sizeof action, "%-8s", std::string(ActionName(e.item->action)).c_str());
-        progress.Print(action + (" " + e.path) + "  (" + e.reason + ")");
+        progress.Print(action + (" " + Escaped(e.path)) + "  (" + Escaped(e.reason) + ")");
       }
     }
   };
@@ -168,8 +168,8 @@ Command AddSyncCommand(CLI::App& app) {
   auto opts = std::make_shared<SyncCommandOptions>();
   SyncCommandOptions& so = *opts;
   auto* sync = app.add_subcommand("sync", "scan, plan and upload new photos and revisions");
-  sync->add_flag("--dry-run", so.dry_run, "plan only, send nothing");
-  sync->add_option("-j,--jobs", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
+  sync->add_flag("-n,--dry-run", so.dry_run, "plan only, send nothing");
+  sync->add_option("-j,--jobs,--transfers", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
   sync->add_option("--bwlimit", so.bwlimit_text, "bandwidth limit in bytes/s (suffix K, M, G)");
   sync->add_flag("--retry-rejected", so.retry_rejected, "send files the server (or this version) refused again");

@@ -13,7 +13,7 @@ _shotsync() {
     cword=$COMP_CWORD
   fi
 
-  local global="--config -q --quiet -v --verbose --json --log-file --ca-file -h --help"
+  local global="--config -q --quiet -v --verbose --json -P --progress --no-progress --version --log-file --ca-file -h --help"
   local commands="plan sync push status verify init check doctor ls ignore pull team shared version"
 
   case $prev in
@@ -28,7 +28,7 @@ _shotsync() {
     --include)
       COMPREPLY=($(compgen -W "main all" -- "$cur"))
       return ;;
-    -j|--jobs|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
+    -j|--jobs|--transfers|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
       return ;;  # a value of the user's
   esac
 
@@ -47,8 +47,8 @@ _shotsync() {
   local opts=""
   case $cmd in
     "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
-    sync) opts="--dry-run -j --jobs --rpm --bwlimit --retry-rejected --allow-unapprove" ;;
-    push) opts="-0 --null -j --jobs --wait" ;;
+    sync) opts="-n --dry-run -j --jobs --transfers --rpm --bwlimit --retry-rejected --allow-unapprove" ;;
+    push) opts="-0 --null -j --jobs --transfers --wait" ;;
     status) opts="--runs --files" ;;
     verify) opts="--repair --remote" ;;
     init) opts="--root --project --album --base-url --force" ;;

@@ -104,6 +104,13 @@ Status PullRun::Prepare() {
   SHOTSYNC_RETURN_IF_ERROR(ValidateLayout(hp.layout));
   if (hp.dest.empty()) return Status::Invalid("headshotpro.dest is not set in " + config_.source);
   std::error_code ec;
+  if (options_.dry_run && !std::filesystem::exists(hp.dest, ec)) {
+    // A dry run writes nothing, not even the folder: every file is "would download".
+    dest_real_ = std::filesystem::weakly_canonical(std::filesystem::absolute(hp.dest), ec).string();
+    if (ec) return Status(Code::kIo, "destination " + hp.dest + ": " + ec.message());
+    while (dest_real_.size() > 1 && dest_real_.back() == '/') dest_real_.pop_back();
+    return Status::Ok();
+  }
   std::filesystem::create_directories(hp.dest, ec);
   if (ec) {
     return Status(Code::kIo, "destination " + hp.dest + " cannot be created: " + ec.message());

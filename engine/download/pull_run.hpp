@@ -190,6 +190,8 @@ class PullRun {
 
   // --- recording, main thread (recorder.cpp) -----------------------------------
   void OnFinished(Task& t, const Status& st);
+  // The manifest row saying t's file is in place with `size` bytes.
+  DownloadRecord DoneRow(const Task& t, std::uint64_t size) const;
   void Flush();
 
   const Config& config_;

@@ -21,10 +21,14 @@ void PullRun::OnFinished(Task& t, const Status& st) {
   }
   t.state = Task::kDone;
   ++report_.downloaded;
-  done_rows_.push_back({t.remote_id, models_[t.model].member_id, models_[t.model].id, t.final_path,
-                        t.expected, t.expected, DownloadState::kDone, ""});
+  done_rows_.push_back(DoneRow(t, t.expected));
   dirty_dirs_.insert(t.dir);
   Emit({PullEvent::kDownloaded, t.final_path, t.expected, ""});
+}
+
+DownloadRecord PullRun::DoneRow(const Task& t, std::uint64_t size) const {
+  return {t.remote_id, models_[t.model].member_id, models_[t.model].id, t.final_path, size, size,
+          DownloadState::kDone, ""};
 }
 
 // Makes the renames durable (directory fsync), then records the ids as done.

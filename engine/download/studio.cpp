@@ -73,8 +73,7 @@ bool PullRun::ClaimedElsewhere(Task& task) {
   task.state = Task::kDropped;
   if (claim->kind == SharedDownloadClaim::kDone) {
     // Ours too from now on: the next run skips it without asking.
-    done_rows_.push_back({task.remote_id, models_[task.model].member_id, models_[task.model].id, task.final_path,
-                          std::uint64_t(st.st_size), std::uint64_t(st.st_size), DownloadState::kDone, ""});
+    done_rows_.push_back(DoneRow(task, std::uint64_t(st.st_size)));
     Emit({PullEvent::kSkipped, task.final_path, 0, "downloaded by " + claim->holder});
   } else {
     Emit({PullEvent::kSkipped, task.final_path, 0, "being downloaded by " + claim->holder});

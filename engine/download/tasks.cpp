@@ -76,32 +76,43 @@ void PullRun::AddTask(std::size_t model_index, const HpPhoto& p, const std::stri
 }
 
 bool PullRun::DropKnownOrPlanned(Task& task) {
-  // Incremental: done before?
+  // Incremental: "already here" only when the file is in THIS destination
+  // with the size recorded for it. The one row per photo may have been
+  // written by a pull into another folder (--dest) or layout: a row names
+  // the path it was fetched to, and nothing else is taken on its word.
   auto rec = db_.GetDownload(task.remote_id);
   if (!rec.ok()) {
     SetFatal(rec.status());
     return true;
   }
+  const auto local_size = FileSize(task.final_path);
   if (*rec && (*rec)->state == DownloadState::kDone) {
-    struct stat st {};
-    if (::stat((*rec)->dest_path.c_str(), &st) == 0) {
+    const DownloadRecord& done = **rec;
+    if (local_size && *local_size == done.size) {
       ++report_.skipped;
       task.state = Task::kDropped;
-      Emit({PullEvent::kSkipped, (*rec)->dest_path, 0, "already downloaded"});
+      // Fetched elsewhere, found here: the row follows this folder, so that
+      // a later deletion here counts as "deleted locally".
+      if (done.dest_path != task.final_path && !options_.dry_run) done_rows_.push_back(DoneRow(task, done.size));
+      Emit({PullEvent::kSkipped, task.final_path, 0, "already here"});
       return true;
     }
-    if (!options_.restore) {
+    // Deleted from the folder it was fetched to: the user's choice, kept.
+    // (Another size: damaged or replaced, fetched again like a missing file.)
+    if (!local_size && done.dest_path == task.final_path && !options_.restore) {
       ++report_.not_restored;
       task.state = Task::kDropped;
-      Emit({PullEvent::kSkipped, (*rec)->dest_path, 0, "deleted locally; --restore fetches it again"});
+      Emit({PullEvent::kSkipped, task.final_path, 0, "deleted locally; --restore fetches it again"});
       return true;
     }
   }
   if (!options_.dry_run && ClaimedElsewhere(task)) return true;
   if (options_.dry_run) {
     ++report_.planned;
+    // A local file of that name (another size, or no row proves it) would be replaced.
+    if (local_size) ++report_.planned_updates;
     task.state = Task::kDropped;
-    Emit({PullEvent::kPlanned, task.final_path, 0, "would download"});
+    Emit({PullEvent::kPlanned, task.final_path, 0, local_size ? "would update" : "would download"});
     return true;
   }
   return false;

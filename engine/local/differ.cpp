@@ -11,10 +11,19 @@
 namespace shotsync {
 namespace local {
 
+
 std::string Megabytes(std::uint64_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / (1024.0 * 1024.0));
+  std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / 1e6);  // decimal, as the progress line
   return buf;
+}
+
+// shootbin.md §4: 10 MiB, spelled in the decimal MB every size message
+// uses. Appended piecewise: GCC 12 warns falsely on operator+ chains here.
+std::string OverUploadLimit(std::uint64_t bytes) {
+  std::string reason = "over the upload limit of 10.5 MB (10 MiB): ";
+  reason += Megabytes(bytes);
+  return reason;
 }
 
 // Another root feeding the same album with the same relative path: the
@@ -107,7 +116,7 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
     if (e.size > kShootbinMaxUpload) {
       // Rejected without reading it; a later edit that shrinks it changes the stat.
       row.state = FileState::kRejected;
-      row.reason = "over the 10 MB upload limit (" + Megabytes(e.size) + ")";
+      row.reason = OverUploadLimit(e.size);
       row.rejected_by = kVersion;
       if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
       to_hash.push_back(HashJob{root_index, std::move(row), -1});
@@ -164,7 +173,7 @@ void PlanRun::HandOn(std::size_t root_index, std::vector<HashJob>& to_hash, Boun
 
 Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason, bool retry_rejected) {
   if (file.size > kShootbinMaxUpload) {
-    reason = "over the 10 MB upload limit (" + local::Megabytes(file.size) + ")";
+    reason = local::OverUploadLimit(file.size);
     return Action::kRejected;
   }
   // A refusal stands until the file changes (its row is then decided anew),

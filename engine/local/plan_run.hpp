@@ -30,6 +30,8 @@ namespace shotsync::local {
 
 // "12.3 MB", for reasons.
 std::string Megabytes(std::uint64_t bytes);
+// "over the upload limit of 10.5 MB (10 MiB): 11.2 MB"
+std::string OverUploadLimit(std::uint64_t bytes);
 
 struct HashJob {
   std::size_t root_index;

@@ -2,6 +2,9 @@
 // order of the fixes: config and secrets, local folders, then the services.
 #include "shotsync/doctor.hpp"
 
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@
 #include "shotsync/exit_code.hpp"
 #include "shotsync/session.hpp"
 #include "shotsync/shared_store.hpp"
+#include "shotsync/version.hpp"
 
 namespace shotsync {
 namespace {
@@ -48,6 +52,7 @@ class Checker {
   }
 
   void Local() {
+    Ok("shotsync", std::string(kVersion) + " on " + LibraryVersions());
     Ok("config", Source() + ": " + std::to_string(config_.roots.size()) + " root(s)");
     for (const std::string* url : {&config_.shootbin.base_url, &config_.headshotpro.base_url}) {
       if (url->starts_with("http://") && !IsLoopbackUrl(*url)) {
@@ -149,6 +154,14 @@ class Checker {
 };
 
 }  // namespace
+
+std::string LibraryVersions() {
+  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  const int pq = PQlibVersion();  // e.g. 150010 for 15.10
+  return "libcurl " + std::string(curl->version) + " (" + (curl->ssl_version ? curl->ssl_version : "no TLS") +
+         "), SQLite " + sqlite3_libversion() + ", libpq " + std::to_string(pq / 10000) + "." +
+         std::to_string(pq % 100);
+}
 
 void CheckSetup(const Config& config, const std::function<void(const CheckLine&)>& on_line) {
   Checker(config, on_line).Run();

@@ -27,6 +27,10 @@ struct CheckLine {
 // matches when one does not resolve). Nothing is created or sent.
 void CheckSetup(const Config& config, const std::function<void(const CheckLine&)>& on_line);
 
+// "libcurl 7.88.1 (OpenSSL/3.0.15), SQLite 3.40.1, libpq 15.x": what this
+// binary runs on (`shotsync --version -v`, and check's first line).
+std::string LibraryVersions();
+
 // The process exit code for a set of lines: 0 none failed; 3 the token's
 // (kUnauthenticated, kForbidden); else 2.
 int CheckExitCode(const std::vector<CheckLine>& lines);

@@ -13,8 +13,10 @@
 //   quarter of the lifetime seen at listing)) or the CDN answers 401/403/410,
 //   that model's photos are listed again and the download retried; a refusal
 //   right after the listing it caused is a real error, not a loop.
-// - Incremental: ids done in the manifest are skipped; a done file deleted
-//   locally is fetched again only with `restore`.
+// - Incremental: a photo is skipped ("already here") when its file is in
+//   THIS destination with the size the manifest recorded; a row written for
+//   another destination or layout proves nothing here. A done file deleted
+//   from the folder it was fetched to is fetched again only with `restore`.
 // - Names from the server are sanitized (SanitizeComponent) and every
 //   directory is checked with realpath to lie inside dest.
 // - A local I/O error (disk full, unwritable dest) stops the run with one
@@ -60,7 +62,8 @@ struct PullOptions {
 // Delivered on the calling thread of RunPull.
 struct PullEvent {
   // kQueued: a file will be downloaded (the total grows); kListed: the
-  // listing is complete, the total is final.
+  // listing is complete, the total is final. kPlanned (dry run): reason is
+  // "would download" or "would update" (a local file would be replaced).
   enum Kind { kDownloaded, kSkipped, kPlanned, kFailed, kQueued, kListed } kind = kDownloaded;
   std::string path;    // destination file (or what failed)
   std::uint64_t bytes = 0;
@@ -76,6 +79,7 @@ struct PullFailure {
 struct PullReport {
   std::int64_t members = 0, models = 0, listed = 0;  // what the listing found
   std::int64_t downloaded = 0, skipped = 0, planned = 0;
+  std::int64_t planned_updates = 0;  // of planned: would replace a local file (dry run)
   std::int64_t not_restored = 0;  // done before, deleted locally, no --restore
   std::int64_t gone = 0;          // listed, then gone from the server (404 / no longer listed)
   std::int64_t failed = 0;

@@ -182,7 +182,7 @@ TEST_CASE("exit 1: a file over the 10 MB upload limit is rejected, named on stde
   CHECK(r.code == 1);
   CHECK(r.out.find("3 uploaded") != std::string::npos);
   CHECK(r.err.find("big.jpg") != std::string::npos);
-  CHECK(r.err.find("10 MB") != std::string::npos);
+  CHECK(r.err.find("over the upload limit of 10.5 MB (10 MiB)") != std::string::npos);
   CHECK(f.RemotePhotos().count("big.jpg") == 0);
 }
 

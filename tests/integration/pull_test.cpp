@@ -121,6 +121,119 @@ TEST_CASE("pull: 3 members x 2 models x 170 photos are all fetched once, byte-ex
   CHECK(StatU(f.emu->Stats(), "downloads") == 1021);
 }
 
+// Sha-256 of every finished file under dir, by photo id: "untouched" means equal maps.
+std::map<std::string, std::string> Hashes(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& [id, path] : Files(dir)) out[id] = Sha256File(path);
+  return out;
+}
+
+TEST_CASE("pull: --dest into a new folder fetches every file there, the first folder stays already here",
+          "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 6}});
+  const fs::path a = f.tmp.path() / "headshots", b = f.tmp.path() / "second";
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  REQUIRE(j.at("downloaded") == 6);
+  const auto a_before = Hashes(a);
+  REQUIRE(a_before.size() == 6);
+
+  // The manifest's rows name folder A: they prove nothing about B.
+  j = PullJson(f, {"--dest", b.string()}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 6);
+  CHECK(j.at("skipped") == 0);
+  CHECK(j.at("not_restored") == 0);
+  CHECK(Files(b).size() == 6);
+  CHECK(CompareBytes(f, Files(b)) == "");
+  CHECK(Hashes(a) == a_before);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 12);
+
+  // Back to A: every file is there with its size, nothing is fetched.
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 6);
+  auto text = f.Cli({"pull"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("0 downloaded, 6 already here") != std::string::npos);
+  j = PullJson(f, {"--dest", b.string()}, &code, &log);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 6);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 12);
+  CHECK(Hashes(a) == a_before);
+}
+
+TEST_CASE("pull: a file deleted or damaged in the folder is never counted as already here", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 5}});
+  const fs::path dest = f.tmp.path() / "headshots";
+  int code = -1;
+  std::string log;
+  REQUIRE(PullJson(f, {}, &code, &log).at("downloaded") == 5);
+  INFO(log);
+  auto files = Files(dest);
+  const fs::path deleted = files.begin()->second, damaged = std::next(files.begin())->second;
+
+  // Deleted: reported as such (the user may have meant it), back with --restore, exactly that one.
+  fs::remove(deleted);
+  auto j = PullJson(f, {}, &code, &log);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 4);
+  CHECK(j.at("not_restored") == 1);
+  j = PullJson(f, {"--restore"}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 1);
+  CHECK(j.at("skipped") == 4);
+  CHECK(fs::exists(deleted));
+  CHECK(StatU(f.emu->Stats(), "downloads") == 6);
+
+  // Another size than recorded (a truncated copy): fetched again, exactly that one.
+  fs::resize_file(damaged, fs::file_size(damaged) / 2);
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 1);
+  CHECK(j.at("skipped") == 4);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 7);
+  CHECK(CompareBytes(f, Files(dest)) == "");
+}
+
+TEST_CASE("pull: --dry-run speaks in the conditional and writes no file", "[pull]") {
+  SyncFixture f;
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 4}});
+  const fs::path dest = f.tmp.path() / "headshots";
+  auto r = f.Cli({"pull", "--dry-run"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("would download 4") != std::string::npos);
+  CHECK(r.out.find("downloaded") == std::string::npos);
+  CHECK(r.out.find("would download ") != r.out.rfind("would download 4"));  // per-file lines too
+  CHECK(!fs::exists(dest));  // not even the folder
+  CHECK(StatU(f.emu->Stats(), "downloads") == 0);
+
+  int code = -1;
+  auto j = PullJson(f, {"--dry-run"}, &code);
+  CHECK(code == 0);
+  CHECK(j.at("dry_run") == true);
+  CHECK(j.at("would_download") == 4);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(!fs::exists(dest));
+
+  // After a real pull, one file changed locally: the dry run says it would update it.
+  REQUIRE(PullJson(f, {}, &code).at("downloaded") == 4);
+  CHECK(PullJson(f, {}, &code).at("dry_run") == false);
+  const fs::path changed = Files(dest).begin()->second;
+  fs::resize_file(changed, 10);
+  r = f.Cli({"pull", "--dry-run"});
+  CHECK(r.out.find("would update") != std::string::npos);
+  CHECK(r.out.find("3 already here") != std::string::npos);
+  CHECK(fs::file_size(changed) == 10);
+}
+
 TEST_CASE("pull: paging past 200 photos in one model, include=all fetches every variant", "[pull]") {
   SyncFixture f;
   f.emu->Seed({{"members", 1}, {"photos_per_model", 450}});

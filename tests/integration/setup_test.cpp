@@ -266,3 +266,63 @@ TEST_CASE("two configs without a state_dir get two state folders: neither locks 
   }
   CHECK(folders == 2);
 }
+
+TEST_CASE("the command line: bare shotsync is its help, --version, did you mean, rclone's spellings", "[setup][cli]") {
+  SyncFixture f;
+  f.MakePhotos(2);
+  auto bare = shotsync::testing::RunProgram({SHOTSYNC_CLI_PATH}, f.Env(), (f.tmp.path() / "bare").string());
+  CHECK(bare.code == 0);
+  CHECK(bare.out.find("Usage: shotsync [OPTIONS] [SUBCOMMAND]") != std::string::npos);
+  CHECK(bare.out.find("Exit codes:") != std::string::npos);
+
+  auto version = f.Cli({"--version", "-v"});
+  CHECK(version.code == 0);
+  CHECK(version.out.find("shotsync 0.") == 0);
+  CHECK(version.out.find("libcurl ") != std::string::npos);
+  CHECK(version.out.find("SQLite ") != std::string::npos);
+
+  auto typo = f.Cli({"snyc"});
+  CHECK(typo.code == 2);
+  CHECK(typo.err == "shotsync: unknown command 'snyc'; did you mean 'sync'? (shotsync --help)\n");
+
+  auto help = f.Cli({"sync", "--help"});
+  CHECK(help.code == 0);
+  CHECK(help.out.find("Global options") != std::string::npos);
+  CHECK(help.out.find("Examples:") != std::string::npos);
+
+  auto dry = f.Cli({"sync", "-n", "--transfers", "2", "--json"});
+  INFO(dry.out << dry.err);
+  CHECK(dry.code == 0);
+  CHECK(SetupJson(dry).at("uploaded") == 0);
+  CHECK(StatU(f.emu->Stats(), "uploads") == 0);
+}
+
+TEST_CASE("the log file has one start and one end line per run, with pid, version, profile and exit code",
+          "[setup][cli]") {
+  SyncFixture f;
+  f.MakePhotos(1);
+  const fs::path log = f.tmp.path() / "logs" / "sync.log";
+  CHECK(f.Cli({"--log-file", log.string(), "sync"}).code == 0);
+  CHECK(f.Cli({"--log-file", log.string(), "push", (f.photos / "d01" / "IMG_0001.jpg").string()}).code == 0);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  CHECK(Occurrences(text, " INFO start: sync (pid ") == 1);
+  CHECK(Occurrences(text, " INFO start: push (pid ") == 1);
+  CHECK(Occurrences(text, ", config " + f.config.string() + ")") == 2);
+  CHECK(Occurrences(text, ") exit 0 after ") == 2);
+}
+
+TEST_CASE("a file name with a newline is printed escaped, one line per file", "[setup][cli]") {
+  SyncFixture f;
+  f.MakePhotos(1);
+  fs::copy_file(f.photos / "d01" / "IMG_0001.jpg", f.photos / "d01" / "two\nlines.jpg");
+  auto plan = f.Cli({"-v", "plan"});
+  INFO(plan.out << plan.err);
+  CHECK(plan.code == 0);
+  CHECK(plan.out.find("two\\nlines.jpg") != std::string::npos);
+  CHECK(plan.out.find("two\nlines") == std::string::npos);
+  auto push = f.Cli({"push", (f.photos / "d01" / "two\nlines.jpg").string()});
+  INFO(push.out << push.err);
+  CHECK(push.code == 0);
+  CHECK(push.out.find("uploaded  " + (f.photos / "d01").string() + "/two\\nlines.jpg") != std::string::npos);
+}

@@ -133,7 +133,7 @@ TEST_CASE("only the size limit and empty files are refused locally, formats are 
   WriteJpeg(f.root / "ok.jpg", 5);
   auto o = f.Plan();
   CHECK(o.items.at("big.jpg").action == Action::kRejected);
-  CHECK(o.items.at("big.jpg").reason.find("10 MB") != std::string::npos);
+  CHECK(o.items.at("big.jpg").reason.find("over the upload limit of 10.5 MB (10 MiB): ") != std::string::npos);
   CHECK(o.items.at("empty.jpg").action == Action::kRejected);
   CHECK(o.items.at("empty.jpg").reason == "empty file");
   CHECK(o.items.at("fake.jpg").action == Action::kUpload);    // the server's 422 decides
