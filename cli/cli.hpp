@@ -2,6 +2,7 @@
 // loading the config and opening the manifest with clear one-line errors.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +43,10 @@ struct GlobalOptions {
   std::optional<bool> progress;  // -P/--progress, --no-progress; unset: when stdout is a terminal
   Logger* log = nullptr;    // set by main: every message goes through it (redacted)
 };
+
+// "90s", "45m", "1h30m", "2d", "1.5h", plain seconds -> milliseconds;
+// nullopt for garbage or zero (rclone's duration spelling).
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
 // "4M" -> 4194304 bytes/s; nullopt for garbage.
 std::optional<std::int64_t> ParseRate(const std::string& text);

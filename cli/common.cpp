@@ -34,6 +34,37 @@ void PrintError(const GlobalOptions& options, const Status& status) {
   options.log->Error(status.message());
 }
 
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  double total_s = 0;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(text.substr(at), &used);
+    } catch (const std::exception&) {  // std::stod reports bad numbers by exception
+      return std::nullopt;
+    }
+    if (v < 0) return std::nullopt;
+    at += used;
+    double unit = 1;
+    if (at < text.size()) {
+      const std::string_view rest = std::string_view(text).substr(at);
+      if (rest.starts_with("ms")) unit = 0.001, at += 2;
+      else if (rest[0] == 's') unit = 1, ++at;
+      else if (rest[0] == 'm') unit = 60, ++at;
+      else if (rest[0] == 'h') unit = 3600, ++at;
+      else if (rest[0] == 'd') unit = 86400, ++at;
+      else return std::nullopt;
+    } else if (total_s > 0) {
+      return std::nullopt;  // "1h30": a unit is needed after the first part
+    }
+    total_s += v * unit;
+  }
+  if (!(total_s > 0)) return std::nullopt;
+  return std::chrono::milliseconds(std::int64_t(total_s * 1000));
+}
+
 std::optional<std::int64_t> ParseRate(const std::string& text) {
   if (text.empty()) return std::nullopt;
   std::size_t used = 0;

@@ -39,7 +39,7 @@ Command AddPullCommand(CLI::App& app) {
   pull->add_option("--member", o.member, "only this member (id or email)");
   pull->add_flag("--favorites", o.favorites, "only favorites (the member's, or the organization's)");
   pull->add_flag("--restore", o.restore, "fetch again files that were deleted locally");
-  pull->add_flag("--dry-run", o.dry_run, "list what would be downloaded, download nothing");
+  pull->add_flag("-n,--dry-run", o.dry_run, "list what would be downloaded, download nothing");
   pull->add_option("-j,--jobs", o.jobs, "concurrent downloads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   pull->add_option("--rpm", o.rpm, "HeadshotPro requests per minute (300; 1000 on Enterprise)")
       ->check(CLI::Range(1, 1000000));

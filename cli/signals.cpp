@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <condition_variable>
 #include <cstdio>
 
 namespace shotsync::cli {
@@ -25,6 +26,18 @@ StopSignals::StopSignals() {
         Report("aborting; the next run resumes");
       }
     }
+  });
+}
+
+void StopSignals::StopAfter(std::chrono::milliseconds after) {
+  timer_ = std::jthread([this, after](std::stop_token done) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    // Woken early only by the destructor's stop request.
+    cv.wait_for(lock, done, after, [] { return false; });
+    if (done.stop_requested()) return;
+    if (stop_.request_stop()) Report("--max-duration reached: stopping after the running transfers");
   });
 }
 

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <stop_token>
@@ -30,12 +31,17 @@ class StopSignals {
   // before whatever it refers to goes away.
   void SetReporter(std::function<void(const char* message)> report);
 
+  // --max-duration: requests `stop` after `after`, as a first signal would
+  // (the running transfers finish, the next run resumes).
+  void StopAfter(std::chrono::milliseconds after);
+
  private:
   void Report(const char* message);
   std::stop_source stop_, abort_;
   std::mutex report_mu_;
   std::function<void(const char*)> report_;
   sigset_t set_{};
+  std::jthread timer_;   // StopAfter's; its destructor wakes and joins it
   std::jthread thread_;  // last: started once the members it uses exist
 };
 

@@ -23,10 +23,19 @@ struct SyncCommandOptions {
   std::string bwlimit_text;
   bool retry_rejected = false;
   bool allow_unapprove = false;
+  std::string max_duration;  // --max-duration
 };
 
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
+  if (!sync.max_duration.empty()) {
+    auto limit = ParseDuration(sync.max_duration);
+    if (!limit) {
+      options.log->Error("--max-duration " + sync.max_duration + ": expected a duration like 90s, 45m or 1h30m");
+      return kExitUsage;
+    }
+    signals.StopAfter(*limit);
+  }
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
   if (!profile) return failed;
@@ -172,6 +181,9 @@ Command AddSyncCommand(CLI::App& app) {
   sync->add_option("-j,--jobs,--transfers", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
   sync->add_option("--bwlimit", so.bwlimit_text, "bandwidth limit in bytes/s (suffix K, M, G)");
+  sync->add_option("--max-duration", so.max_duration,
+                   "stop cleanly after this long (90s, 45m, 1h30m): running transfers finish, exit 5, the next run "
+                   "resumes");
   sync->add_flag("--retry-rejected", so.retry_rejected, "send files the server (or this version) refused again");
   sync->add_flag("--allow-unapprove", so.allow_unapprove,
                  "send revisions of photos the client approved (resets the approval, clears annotations)");

@@ -28,7 +28,7 @@ _shotsync() {
     --include)
       COMPREPLY=($(compgen -W "main all" -- "$cur"))
       return ;;
-    -j|--jobs|--transfers|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
+    -j|--jobs|--transfers|--max-duration|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
       return ;;  # a value of the user's
   esac
 
@@ -47,7 +47,7 @@ _shotsync() {
   local opts=""
   case $cmd in
     "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
-    sync) opts="-n --dry-run -j --jobs --transfers --rpm --bwlimit --retry-rejected --allow-unapprove" ;;
+    sync) opts="-n --dry-run -j --jobs --transfers --max-duration --rpm --bwlimit --retry-rejected --allow-unapprove" ;;
     push) opts="-0 --null -j --jobs --transfers --wait" ;;
     status) opts="--runs --files" ;;
     verify) opts="--repair --remote" ;;

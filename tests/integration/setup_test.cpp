@@ -326,3 +326,20 @@ TEST_CASE("a file name with a newline is printed escaped, one line per file", "[
   CHECK(push.code == 0);
   CHECK(push.out.find("uploaded  " + (f.photos / "d01").string() + "/two\\nlines.jpg") != std::string::npos);
 }
+
+TEST_CASE("sync --max-duration stops cleanly: exit 5, and the next run finishes with no duplicate", "[setup][cli]") {
+  SyncFixture f;
+  f.MakePhotos(12);
+  // 30 requests a minute: the twelve uploads need far longer than the limit.
+  auto stopped = f.Cli({"sync", "--rpm", "30", "--max-duration", "1s"});
+  INFO(stopped.out << stopped.err);
+  CHECK(stopped.code == 5);
+  CHECK(stopped.err.find("--max-duration reached") != std::string::npos);
+  CHECK(StatU(f.emu->Stats(), "uploads") < 12);
+  auto rest = f.Cli({"sync"});
+  INFO(rest.out << rest.err);
+  CHECK(rest.code == 0);
+  CHECK(f.CompareWithServer().empty());
+  CHECK(StatU(f.emu->Stats(), "duplicates") == 0);
+  CHECK(f.Cli({"sync", "--max-duration", "1h30"}).code == 2);  // a unit after every number
+}
