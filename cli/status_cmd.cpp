@@ -39,6 +39,22 @@ double RateFor(const Config& config, const std::string& key) {
   return config.headshotpro.rpm * kSafety / 60.0;
 }
 
+// "Shootbin (token from SHOOTBIN_API_TOKEN, 60 requests/min)": a bucket
+// as the user knows it; another token's bucket (a token since replaced) is
+// named as such, never by its fingerprint alone.
+std::string BucketLabel(const Config& config, const std::string& key) {
+  const bool shootbin = key.rfind("shootbin:", 0) == 0;
+  const std::string& secret = shootbin ? config.shootbin.token : config.headshotpro.key;
+  const std::string& source = shootbin ? config.shootbin.token_source : config.headshotpro.key_source;
+  const std::string service = shootbin ? "Shootbin" : "HeadshotPro";
+  const int rpm = shootbin ? config.shootbin.rpm : config.headshotpro.rpm;
+  if (!secret.empty() && key == BucketKey(shootbin ? "shootbin" : "headshotpro", secret)) {
+    return service + " (" + (shootbin ? "token" : "key") + " from " + source + ", " + std::to_string(rpm) +
+           " requests/min)";
+  }
+  return service + " (another " + (shootbin ? "token" : "key") + ", " + key.substr(key.find(':') + 1) + ")";
+}
+
 // Studio mode: every host's running processes and runs, from the shared store.
 Status StudioStatus(SharedStore& store, int runs, nlohmann::json& out) {
   SHOTSYNC_ASSIGN_OR_RETURN(std::vector<SharedOwner> owners, store.Owners());
@@ -127,6 +143,8 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                       {"state", alive ? "sending" : "interrupted"}, {"started_at", jr.started_at}});
   }
   for (const JobRecord& jr : *failures) {
+    // A job the server refused is listed once, under its file's rejection.
+    if (jr.state == JobState::kRejected) continue;
     j_failures.push_back({{"path", path_of(jr.file_id)}, {"kind", JobKindName(jr.kind)},
                           {"state", JobStateName(jr.state)}, {"attempts", jr.attempts},
                           {"reason", jr.last_error}, {"at", jr.finished_at}});
@@ -143,7 +161,8 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     const double tokens = std::min(1.0, b.tokens + std::max(0.0, now - b.refilled_at) * rate);
     double wait = tokens >= 1.0 ? 0.0 : (1.0 - tokens) / rate;
     if (b.paused_until > now) wait = std::max(wait, b.paused_until - now);
-    j_buckets.push_back({{"bucket", b.key}, {"tokens", tokens}, {"next_request_in_s", wait},
+    j_buckets.push_back({{"bucket", b.key}, {"label", BucketLabel(config, b.key)}, {"tokens", tokens},
+                         {"next_request_in_s", wait},
                          {"paused_until", b.paused_until > now ? b.paused_until : 0.0}});
   }
   nlohmann::json studio;
@@ -190,13 +209,16 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     std::printf("  %-11s %-8s %s\n", jj["state"].get<std::string>().c_str(), jj["kind"].get<std::string>().c_str(),
                 jj["path"].get<std::string>().c_str());
   }
-  std::printf("\nFailed (retried by the next run) and rejected uploads: %zu\n", failures->size());
-  for (const JobRecord& jr : *failures) {
-    std::printf("  %-8s %s  (%s)\n", std::string(JobStateName(jr.state)).c_str(), path_of(jr.file_id).c_str(),
-                jr.last_error.c_str());
+  std::printf("\nFailed uploads (the next run retries them): %zu\n", j_failures.size());
+  for (const auto& jf : j_failures) {
+    std::printf("  %s  (%s)\n", Escaped(jf["path"].get<std::string>()).c_str(),
+                Escaped(jf["reason"].get<std::string>()).c_str());
   }
-  std::printf("\nRejected files: %zu%s\n", rejected->size(), int(rejected->size()) == so.files ? " (newest shown)" : "");
-  for (const FileRecord& f : *rejected) std::printf("  %s  (%s)\n", path_of(f.id).c_str(), f.reason.c_str());
+  std::printf("\nRejected files (sent again once changed; `shotsync ignore PATH` acknowledges one): %zu%s\n",
+              rejected->size(), int(rejected->size()) == so.files ? " (newest shown)" : "");
+  for (const FileRecord& f : *rejected) {
+    std::printf("  %s  (%s)\n", Escaped(path_of(f.id)).c_str(), Escaped(f.reason).c_str());
+  }
   std::printf("\nThrottle:\n");
   if (buckets->empty()) std::printf("  no requests yet\n");
   for (const auto& jb : j_buckets) {
@@ -205,7 +227,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     std::string line = wait <= 0 ? "a request may go now"
                                  : "next request in " + std::to_string(int(wait + 0.999)) + " s";
     if (paused > 0) line += " (server asked to pause until " + LocalTime(std::int64_t(paused + 0.999)) + ")";
-    std::printf("  %s: %s\n", jb["bucket"].get<std::string>().c_str(), line.c_str());
+    std::printf("  %s: %s\n", jb["label"].get<std::string>().c_str(), line.c_str());
   }
   if (!studio.is_null()) PrintStudio(studio);
   return kExitOk;

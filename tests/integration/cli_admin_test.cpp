@@ -74,11 +74,16 @@ TEST_CASE("status lists the last runs with their exit codes, and rejected files 
   CHECK(j.at("in_flight").empty());
   REQUIRE(j.at("throttle").size() == 1);
   CHECK(j.at("throttle")[0].at("bucket").get<std::string>().rfind("shootbin:", 0) == 0);
+  CHECK(j.at("throttle")[0].at("label") == "Shootbin (token from SHOOTBIN_API_TOKEN, 1000000 requests/min)");
+  CHECK(j.at("failed").empty());  // the refusal is the file's rejection, listed once
   // The text form says the same for a person.
   auto text = f.Cli({"status"});
   CHECK(text.code == 0);
   CHECK(text.out.find("exit 1") != std::string::npos);
+  CHECK(text.out.find("Failed uploads (the next run retries them): 0") != std::string::npos);
+  CHECK(text.out.find("Rejected files (sent again once changed") != std::string::npos);
   CHECK(text.out.find("notes.jpg") != std::string::npos);
+  CHECK(text.out.find("Shootbin (token from SHOOTBIN_API_TOKEN") != std::string::npos);
 }
 
 TEST_CASE("status works while a sync runs, and shows it running with its files in flight", "[cli][status]") {
