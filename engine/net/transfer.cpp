@@ -384,7 +384,7 @@ struct TransferEngine::Impl {
     set(CURLOPT_FOLLOWLOCATION, 0L);  // an Authorization header must never reach another host
     set(CURLOPT_NOSIGNAL, 1L);
     set(CURLOPT_CONNECTTIMEOUT_MS, long(std::chrono::milliseconds(opt.connect_timeout).count()));
-    set(CURLOPT_TIMEOUT_MS, long(std::chrono::milliseconds(r.timeout).count()));
+    if (r.timeout.count() > 0) set(CURLOPT_TIMEOUT_MS, long(std::chrono::milliseconds(r.timeout).count()));
     set(CURLOPT_LOW_SPEED_LIMIT, kLowSpeedBytes);
     const auto stall = opt.stall_timeout.count() > 0 ? std::min(r.low_speed_time, opt.stall_timeout) : r.low_speed_time;
     set(CURLOPT_LOW_SPEED_TIME, long(stall.count()));

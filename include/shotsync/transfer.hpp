@@ -58,7 +58,10 @@ struct HttpRequest {
   // studio host whose lease is lost must not send what waited in the queue.
   // Must not block. Empty = always.
   std::function<bool()> may_start;
-  std::chrono::seconds timeout{300};  // whole transfer
+  // Whole-transfer limit; 0 = none, the default: a transfer still making
+  // progress (a 10 MB photo on a 2 Mbit/s uplink, or under --bwlimit) is
+  // never cut, and low_speed_time alone decides that one has stalled.
+  std::chrono::seconds timeout{0};
   std::chrono::seconds low_speed_time{30};  // abort when < 1 KB/s for this long
 };
 

@@ -659,9 +659,31 @@ TEST_CASE("Transfer: timeouts and refused connections", "[transfer]") {
       return sink.write("x", 1);
     });
   });
+  server.svr.Get("/steady", [&](const httplib::Request&, httplib::Response& res) {
+    auto sent = std::make_shared<int>(0);
+    res.set_chunked_content_provider("text/plain", [&, sent](std::size_t, httplib::DataSink& sink) {
+      if (*sent == 15) {  // 15 x 400 bytes at 2 KB/s: slow, but never stalled
+        sink.done();
+        return true;
+      }
+      server.Nap(std::chrono::milliseconds(200));
+      if (server.stopping) return false;
+      ++*sent;
+      return sink.write(std::string(400, 'x').data(), 400);
+    });
+  });
   server.Start();
   TransferEngine engine(TransferOptions{});
 
+  SECTION("a transfer still making progress is never cut by a whole-transfer limit (there is none by default)") {
+    CHECK(HttpRequest{}.timeout == std::chrono::seconds(0));
+    HttpRequest r = Get(server.url("/steady"));
+    r.low_speed_time = std::chrono::seconds(2);  // shorter than the transfer: progress is what counts
+    HttpResponse a = engine.Perform(r);
+    INFO(a.transport.message());
+    CHECK(a.transport.ok());
+    CHECK(a.body.size() == 6000);
+  }
   SECTION("whole-transfer timeout") {
     HttpRequest r = Get(server.url("/slow"));
     r.timeout = std::chrono::seconds(1);
