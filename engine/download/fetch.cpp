@@ -45,7 +45,6 @@ void PullRun::Start(Task& t) {
     ++report_.resumed;
   }
   req.throttle = nullptr;  // the CDN is not counted against the API limit (headshotpro.md §2.6)
-  req.timeout = std::chrono::seconds(600);
   t.state = Task::kFlight;
   t.started_gen = models_[t.model].gen;
   ++in_flight_;
