@@ -18,6 +18,8 @@
 #include "shotsync/shared_store.hpp"
 #include "shotsync/status.hpp"
 
+#include <CLI/Validators.hpp>
+
 namespace CLI {
 class App;
 }
@@ -48,8 +50,8 @@ struct GlobalOptions {
 // nullopt for garbage or zero (rclone's duration spelling).
 std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
-// "4M" -> 4194304 bytes/s; nullopt for garbage.
-std::optional<std::int64_t> ParseRate(const std::string& text);
+// CLI11 check for --bwlimit: ParseBwLimit's spellings.
+CLI::Validator BwLimitValidator();
 
 // A path or server text for one line of standard output: control
 // characters (a newline in a file name) escaped as \n, \t, \xNN, so that

@@ -65,23 +65,13 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
   return std::chrono::milliseconds(std::int64_t(total_s * 1000));
 }
 
-std::optional<std::int64_t> ParseRate(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {  // std::stod reports bad numbers by exception
-    return std::nullopt;
-  }
-  const std::string unit = text.substr(used);
-  double mult = 1;
-  if (unit == "K" || unit == "k") mult = 1024;
-  else if (unit == "M" || unit == "m") mult = 1024 * 1024;
-  else if (unit == "G" || unit == "g") mult = 1024.0 * 1024 * 1024;
-  else if (!unit.empty()) return std::nullopt;
-  if (!(v > 0)) return std::nullopt;
-  return std::int64_t(v * mult);
+CLI::Validator BwLimitValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (ParseBwLimit(text)) return "";
+        return "expected a rate like 512k, 4M, 4MB, off or UP:DOWN (4M:off), not '" + text + "'";
+      },
+      "RATE");
 }
 
 Result<Config> LoadConfigFor(const GlobalOptions& options) {

@@ -26,6 +26,7 @@ struct PullCommandOptions {
   int rpm = 0;
   std::string include;
   std::string dest;
+  std::string bwlimit;  // --bwlimit, as typed
 };
 
 int RunPull(const GlobalOptions& options, const PullCommandOptions& pull);
@@ -46,6 +47,8 @@ Command AddPullCommand(CLI::App& app) {
   pull->add_option("--include", o.include, "photo variants: main or all (default: config)")
       ->check(CLI::IsMember({"main", "all"}));
   pull->add_option("--dest", o.dest, "download folder (default: headshotpro.dest)");
+  pull->add_option("--bwlimit", o.bwlimit, "download bandwidth limit: 512k, 4M, 4MB, off, or UP:DOWN (DOWN is used)")
+      ->check(BwLimitValidator());
   return {pull, [opts](const GlobalOptions& g) { return RunPull(g, *opts); }};
 }
 
@@ -59,6 +62,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   if (pull.rpm > 0) config.headshotpro.rpm = pull.rpm;
+  if (!pull.bwlimit.empty()) config.bwlimit = *ParseBwLimit(pull.bwlimit);  // checked at parse time
   if (!pull.dest.empty()) config.headshotpro.dest = ExpandHome(pull.dest, ProcessEnv());
   // Its own lock: a pull and a sync of the same profile may run together
   // (the manifest allows it), two pulls may not.

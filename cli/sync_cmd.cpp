@@ -19,8 +19,7 @@ struct SyncCommandOptions {
   bool dry_run = false;
   int jobs = 0;
   int rpm = 0;
-  std::int64_t bwlimit = 0;
-  std::string bwlimit_text;
+  std::string bwlimit;  // --bwlimit, as typed
   bool retry_rejected = false;
   bool allow_unapprove = false;
   std::string max_duration;  // --max-duration
@@ -50,7 +49,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   SyncOptions so;
   so.dry_run = sync.dry_run;
   so.jobs = sync.jobs;
-  so.bwlimit = sync.bwlimit;
+  if (!sync.bwlimit.empty()) config.bwlimit = *ParseBwLimit(sync.bwlimit);  // checked at parse time
   so.retry_rejected = sync.retry_rejected;
   so.allow_unapprove = sync.allow_unapprove;
   so.stop = signals.stop();
@@ -180,7 +179,8 @@ Command AddSyncCommand(CLI::App& app) {
   sync->add_flag("-n,--dry-run", so.dry_run, "plan only, send nothing");
   sync->add_option("-j,--jobs,--transfers", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
-  sync->add_option("--bwlimit", so.bwlimit_text, "bandwidth limit in bytes/s (suffix K, M, G)");
+  sync->add_option("--bwlimit", so.bwlimit, "bandwidth limit: 512k, 4M (binary), 4MB (decimal), off, or UP:DOWN")
+      ->check(BwLimitValidator());
   sync->add_option("--max-duration", so.max_duration,
                    "stop cleanly after this long (90s, 45m, 1h30m): running transfers finish, exit 5, the next run "
                    "resumes");
@@ -188,15 +188,6 @@ Command AddSyncCommand(CLI::App& app) {
   sync->add_flag("--allow-unapprove", so.allow_unapprove,
                  "send revisions of photos the client approved (resets the approval, clears annotations)");
   return {sync, [opts](const GlobalOptions& g) {
-            if (!opts->bwlimit_text.empty()) {
-              auto rate = ParseRate(opts->bwlimit_text);
-              if (!rate) {
-                std::fprintf(stderr, "shotsync: --bwlimit %s: expected bytes/s like 500K or 4M\n",
-                             opts->bwlimit_text.c_str());
-                return int(kExitUsage);
-              }
-              opts->bwlimit = *rate;
-            }
             return RunSyncCommand(g, *opts);
           }};
 }

@@ -53,7 +53,7 @@ _shotsync() {
     verify) opts="--repair --remote" ;;
     init) opts="--root --project --album --base-url --force" ;;
     ignore) opts="--list --remove" ;;
-    pull) opts="--member --favorites --restore --dry-run -j --jobs --rpm --include --dest" ;;
+    pull) opts="--member --favorites --restore -n --dry-run -j --jobs --rpm --include --dest --bwlimit" ;;
     team)
       case $sub in
         "") COMPREPLY=($(compgen -W "status invite revoke" -- "$cur")); return ;;

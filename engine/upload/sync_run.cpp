@@ -36,7 +36,7 @@ SyncRun::SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
       db_(own_jobs_db_ ? own_jobs_db_.get() : &manifest), lease_(std::move(lease)),
       owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event),
       session_(config, db_, SessionOptions{.jobs = options.jobs > 0 ? options.jobs : config.jobs,
-                                           .bwlimit = options.bwlimit,
+                                           .bwlimit = options.bwlimit > 0 ? options.bwlimit : config.bwlimit.up,
                                            .shared = options.shared}) {}
 
 SyncReport SyncRun::Run() {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -221,6 +222,50 @@ std::string ConfigFolder(const EnvFn& env) {
 
 }  // namespace
 
+namespace {
+
+std::optional<std::int64_t> ParseOneRate(std::string_view text) {
+  if (text == "off" || text == "0") return 0;
+  std::size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  double v = 0;
+  try {
+    v = std::stod(std::string(text.substr(0, digits)));
+  } catch (const std::exception&) {  // std::stod reports bad numbers by exception
+    return std::nullopt;
+  }
+  const std::string_view unit = text.substr(digits);
+  static const std::pair<std::string_view, double> kUnits[] = {
+      {"", 1},       {"b", 1},       {"k", 1024},   {"K", 1024},      {"KiB", 1024},  {"kiB", 1024},
+      {"M", 1 << 20}, {"m", 1 << 20}, {"MiB", 1 << 20}, {"G", 1 << 30}, {"g", 1 << 30}, {"GiB", 1 << 30},
+      {"kB", 1e3},   {"KB", 1e3},    {"MB", 1e6},   {"GB", 1e9}};
+  for (const auto& [name, mult] : kUnits) {
+    if (unit == name) {
+      if (!(v > 0)) return std::nullopt;
+      return std::int64_t(v * mult);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<BwLimit> ParseBwLimit(std::string_view text) {
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos) {
+    auto both = ParseOneRate(text);
+    if (!both) return std::nullopt;
+    return BwLimit{*both, *both};
+  }
+  auto up = ParseOneRate(text.substr(0, colon));
+  auto down = ParseOneRate(text.substr(colon + 1));
+  if (!up || !down) return std::nullopt;
+  return BwLimit{*up, *down};
+}
+
 std::vector<std::string> DefaultInclude() {
   return {"*.jpg", "*.jpeg", "*.jpe", "*.png", "*.gif", "*.webp", "*.tif", "*.tiff",
           "*.heic", "*.heif", "*.avif", "*.bmp"};
@@ -291,7 +336,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   Reader top(source, root, "");
   SHOTSYNC_RETURN_IF_ERROR(
       top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay",
-                     "allow_unapprove", "allow_insecure_http", "on_rejected", "shootbin", "headshotpro", "shared",
+                     "allow_unapprove", "allow_insecure_http", "on_rejected", "bwlimit", "shootbin", "headshotpro", "shared",
                      "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
@@ -307,6 +352,15 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
     return Bad(source, top.Where("on_rejected"), "'on_rejected' must be \"fail\" or \"warn\"");
   }
   c.rejected_fails = on_rejected == "fail";
+  std::string bwlimit;
+  SHOTSYNC_RETURN_IF_ERROR(top.String("bwlimit", bwlimit));
+  if (!bwlimit.empty()) {
+    auto limit = ParseBwLimit(bwlimit);
+    if (!limit) {
+      return Bad(source, top.Where("bwlimit"), "'bwlimit' must be a rate like \"4M\", \"512k\", \"4MB\", \"off\" or \"UP:DOWN\"");
+    }
+    c.bwlimit = *limit;
+  }
   for (std::string_view s : {"shootbin", "headshotpro", "shared"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }

@@ -67,6 +67,16 @@ struct HeadshotProConfig {
   std::string key_source;
 };
 
+// A bandwidth limit in bytes/s per direction, 0 = none.
+struct BwLimit {
+  std::int64_t up = 0;    // uploads (sync, push)
+  std::int64_t down = 0;  // downloads (pull)
+};
+// rclone's spellings: "off"; "512k", "4M", "1G" (binary: k/K/KiB = 1024,
+// M/MiB, G/GiB); "4MB", "500kB" (decimal: 10^3, 10^6, 10^9); plain bytes/s;
+// "UP:DOWN" for each direction ("4M:off"). nullopt for anything else.
+std::optional<BwLimit> ParseBwLimit(std::string_view text);
+
 struct Config {
   std::string source;          // file the config came from ("" = built-in defaults)
   std::string state_dir;       // manifest.db, lock, logs (~ expanded); see DefaultStateDir
@@ -96,6 +106,7 @@ struct Config {
   // acknowledged (`shotsync ignore`); "warn" (false): it is named as a
   // warning and the exit code stays 0.
   bool rejected_fails = true;
+  BwLimit bwlimit;  // bwlimit = "4M" or "1M:8M"; --bwlimit overrides it
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   SharedConfig shared;

@@ -270,3 +270,30 @@ TEST_CASE("include defaults to the image formats Shootbin takes, on_rejected is 
   CHECK_FALSE(shotsync::ParseConfig("on_rejected = \"maybe\"\n", "c.toml", env).ok());
   CHECK_FALSE(shotsync::ParseConfig("on_rejected = \"warn\"\n", "c.toml", env)->rejected_fails);
 }
+
+TEST_CASE("bandwidth limits: rclone's spellings, off, and UP:DOWN, as a flag or the bwlimit key", "[config]") {
+  using shotsync::ParseBwLimit;
+  CHECK(ParseBwLimit("off")->up == 0);
+  CHECK(ParseBwLimit("512k")->up == 512 * 1024);
+  CHECK(ParseBwLimit("4M")->down == 4 << 20);
+  CHECK(ParseBwLimit("4MiB")->up == 4 << 20);
+  CHECK(ParseBwLimit("4MB")->up == 4000000);
+  CHECK(ParseBwLimit("1.5M")->up == 3 << 19);
+  CHECK(ParseBwLimit("100000")->up == 100000);
+  auto split = ParseBwLimit("1M:off");
+  REQUIRE(split);
+  CHECK(split->up == 1 << 20);
+  CHECK(split->down == 0);
+  for (const char* bad : {"", "fast", "4X", "-1M", "1M:", ":2M", "0.0M"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseBwLimit(bad));
+  }
+  auto env = FakeEnv({{"HOME", "/h"}});
+  auto c = shotsync::ParseConfig("bwlimit = \"2M:8M\"\n", "c.toml", env);
+  REQUIRE(c.ok());
+  CHECK(c->bwlimit.up == 2 << 20);
+  CHECK(c->bwlimit.down == 8 << 20);
+  auto bad = shotsync::ParseConfig("bwlimit = \"lots\"\n", "c.toml", env);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("c.toml:1: 'bwlimit' must be a rate") == 0);
+}
