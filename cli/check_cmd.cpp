@@ -53,7 +53,7 @@ int RunLs(const GlobalOptions& options, const std::string& only) {
   if (config->shootbin.token.empty()) {
     PrintError(options, Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or "
                                                        "shootbin.token_file in " + config->source + ")"));
-    return ExitCodeFor(Status(Code::kUnauthenticated, ""));
+    return kExitAuth;
   }
   ShootbinSession session(*config, nullptr);
   ShootbinClient& client = session.client();

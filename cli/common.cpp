@@ -45,7 +45,7 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
     } catch (const std::exception&) {  // std::stod reports bad numbers by exception
       return std::nullopt;
     }
-    if (v < 0) return std::nullopt;
+    if (!(v >= 0) || v > 1e7) return std::nullopt;  // nan, inf, or past any sane run
     at += used;
     double unit = 1;
     if (at < text.size()) {

@@ -342,4 +342,5 @@ TEST_CASE("sync --max-duration stops cleanly: exit 5, and the next run finishes 
   CHECK(f.CompareWithServer().empty());
   CHECK(StatU(f.emu->Stats(), "duplicates") == 0);
   CHECK(f.Cli({"sync", "--max-duration", "1h30"}).code == 2);  // a unit after every number
+  CHECK(f.Cli({"sync", "--max-duration", "inf"}).code == 2);
 }
