@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -30,12 +29,12 @@ struct InitOptions {
   bool base_url_given = false;
 };
 
-// Where FindConfigFile will look first (engine/config.cpp); empty without HOME.
+// Where FindConfigFile will look first (engine/util/config.cpp); empty without HOME.
 std::string DefaultPath() {
-  if (const char* x = std::getenv("SHOTSYNC_CONFIG"); x && *x) return x;
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/shotsync/config.toml";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.config/shotsync/config.toml";
-  return "";
+  const EnvFn env = ProcessEnv();
+  if (auto x = env("SHOTSYNC_CONFIG"); x && !x->empty()) return *x;
+  const std::string folder = ConfigFolder(env);
+  return folder.empty() ? "" : folder + "/config.toml";
 }
 
 // TOML basic string: quotes and backslashes escaped, control characters dropped.

@@ -1,10 +1,10 @@
 // shotsync push FILE...: the editing-pipeline hook. Uploads or revises just
 // the named files, without walking the roots, next to a running `sync` if
 // there is one (no run lock: the manifest's job claims keep them apart).
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -98,10 +98,10 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   SyncReport r = RunSync(config, *manifest, so, on_event);
   // Files of a root whose target did not resolve: that one line was said;
   // each file still gets its outcome.
+  std::unordered_set<std::string> reported;  // a push may name thousands of files
+  for (const auto& res : results) reported.insert(res.first);
   for (const SyncFailure& f : r.failures) {
-    if (std::none_of(results.begin(), results.end(), [&](const auto& res) { return res.first == f.path; })) {
-      results.push_back({f.path, {"failed", f.reason}});
-    }
+    if (reported.insert(f.path).second) results.push_back({f.path, {"failed", f.reason}});
   }
   const int code = SyncExitCode(r);
   const bool by_user = InterruptedByUser(r.status, so.stop);

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
 #include <memory>
 #include <set>
 
+#include "shotsync/fs.hpp"
 #include "shotsync/hasher.hpp"
 #include "shotsync/headshotpro.hpp"
 #include "shotsync/manifest.hpp"
@@ -62,10 +62,7 @@ class Session {
  private:
   // Best effort: the shared bucket keeps a concurrent pull and this command within one limit.
   static std::unique_ptr<Manifest> OpenDb(const Config& config) {
-    std::error_code ec;
-    if (config.state_dir.empty()) return nullptr;
-    std::filesystem::create_directories(config.state_dir, ec);
-    if (ec) return nullptr;
+    if (config.state_dir.empty() || !MakePrivateDirs(config.state_dir).ok()) return nullptr;
     auto m = Manifest::Open(config.ManifestPath());
     return m.ok() ? std::move(*m) : nullptr;
   }

@@ -213,14 +213,13 @@ Status LoadSecret(const std::string& source, const toml::source_region& where, c
   return Status::Ok();
 }
 
-// $XDG_CONFIG_HOME/shotsync (~/.config/shotsync): where config files live.
+}  // namespace
+
 std::string ConfigFolder(const EnvFn& env) {
   if (auto x = env("XDG_CONFIG_HOME"); x && !x->empty()) return *x + "/shotsync";
   if (auto home = env("HOME"); home && !home->empty()) return *home + "/.config/shotsync";
   return "";
 }
-
-}  // namespace
 
 namespace {
 

@@ -119,6 +119,10 @@ struct Config {
 using EnvFn = std::function<std::optional<std::string>(std::string_view name)>;
 EnvFn ProcessEnv();
 
+// $XDG_CONFIG_HOME/shotsync (~/.config/shotsync): where config files live;
+// "" without either variable.
+std::string ConfigFolder(const EnvFn& env);
+
 // Where the config is, by the rules above; nullopt when none exists.
 std::optional<std::string> FindConfigFile(const std::optional<std::string>& flag, const EnvFn& env);
 

@@ -6,9 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CMAKE=$1 BUILD=$2
-make_tmp
-P=$TMP/prefix
-install_into "$CMAKE" "$BUILD" "$P"
+install_fresh "$CMAKE" "$BUILD"
 BASH_FILE=$P/share/bash-completion/completions/shotsync
 
 bash -c 'source "$1" && complete -p shotsync' _ "$BASH_FILE" >/dev/null ||

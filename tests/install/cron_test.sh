@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/lib/common.sh"  # start_emulator, stop_emulator
 CMAKE=$1 BUILD=$2 EMULATOR=$3 GENPHOTOS=$4 CRON_MD=$5
 require curl curl
-make_tmp
-P=$TMP/prefix
-install_into "$CMAKE" "$BUILD" "$P"
+install_fresh "$CMAKE" "$BUILD"
 
 line=$(awk '/^```crontab$/ { getline; print; exit }' "$CRON_MD")
 [ -n "$line" ] || fail "no \`\`\`crontab block in $CRON_MD"

@@ -5,9 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CMAKE=$1 BUILD=$2
-make_tmp
-P=$TMP/prefix
-install_into "$CMAKE" "$BUILD" "$P"
+install_fresh "$CMAKE" "$BUILD"
 
 [ -x "$P/bin/shotsync" ] || fail "bin/shotsync missing or not executable"
 for f in share/man/man1/shotsync.1 \

@@ -16,9 +16,12 @@ make_tmp() {
   trap 'for c in "${CLEANUP[@]}"; do eval "$c"; done; rm -rf "$TMP"' EXIT
 }
 
-# install_into CMAKE BUILD_DIR PREFIX: `cmake --install`, quiet unless it fails.
-install_into() {
+# install_fresh CMAKE BUILD_DIR: make_tmp, then `cmake --install` into
+# P=$TMP/prefix, quiet unless it fails.
+install_fresh() {
   local out
-  out=$("$1" --install "$2" --prefix "$3" 2>&1) || fail "cmake --install failed:
+  make_tmp
+  P=$TMP/prefix
+  out=$("$1" --install "$2" --prefix "$P" 2>&1) || fail "cmake --install failed:
 $out"
 }

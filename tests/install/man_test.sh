@@ -6,9 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CMAKE=$1 BUILD=$2
 require man man-db
-make_tmp
-P=$TMP/prefix
-install_into "$CMAKE" "$BUILD" "$P"
+install_fresh "$CMAKE" "$BUILD"
 PAGE=$P/share/man/man1/shotsync.1
 
 warnings=$(MANWIDTH=80 man --warnings -l "$PAGE" 2>&1 >/dev/null)

@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 CMAKE=$1 BUILD=$2
 require systemd-analyze systemd
 require man man-db
-make_tmp
-P=$TMP/prefix
-install_into "$CMAKE" "$BUILD" "$P"
+install_fresh "$CMAKE" "$BUILD"
 U=$P/lib/systemd/user S=$P/lib/systemd/system
 
 if grep -n 'network-online\|network\.target' "$U"/*; then

@@ -16,6 +16,7 @@
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::ReadFileText;
 using shotsync::testing::RunResult;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
@@ -93,11 +94,7 @@ TEST_CASE("a fatal error is its own summary: no all-zero counts after it, and ne
 TEST_CASE("check: one line per part of the set-up, a missing album lists those that exist, exit 2, then 0", "[setup]") {
   SyncFixture f;
   f.MakePhotos(1);
-  std::string text;
-  {
-    std::ifstream in(f.config);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string text = ReadFileText(f.config);
   std::ofstream(f.config, std::ios::trunc) << std::string(text).replace(text.find("album = \"Main\""), 14, "album = \"Mian\"");
   auto bad = f.Cli({"check"});
   INFO(bad.out << bad.err);
@@ -121,11 +118,7 @@ TEST_CASE("check: one line per part of the set-up, a missing album lists those t
 
 TEST_CASE("check: a server that is not Shootbin's API is named as such, a refused token is exit 3", "[setup]") {
   SyncFixture f;
-  std::string text;
-  {
-    std::ifstream in(f.config);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string text = ReadFileText(f.config);
   const std::string base = "base_url = \"" + f.emu->base_url() + "\"";
   std::ofstream(f.config, std::ios::trunc)
       << std::string(text).replace(text.find(base), base.size(), "base_url = \"" + f.emu->base_url() + "/wrong/path\"");
@@ -190,11 +183,7 @@ TEST_CASE("RAW files, sidecars and PSDs are not candidates by default, include =
   CHECK(j.at("scanned") == 2);  // the others were never candidates
   CHECK(r.err.empty());
 
-  std::string text;
-  {
-    std::ifstream in(f.config);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string text = ReadFileText(f.config);
   std::ofstream(f.config, std::ios::trunc) << text << "include = [\"*\"]\n";
   auto all = f.Cli({"sync", "--json"});
   INFO(all.out << all.err);
@@ -238,11 +227,7 @@ TEST_CASE("on_rejected = \"warn\": a refused file is a warning and the exit code
 TEST_CASE("two configs without a state_dir get two state folders: neither locks nor mixes the other", "[setup]") {
   SyncFixture f;
   f.MakePhotos(2);
-  std::string text;
-  {
-    std::ifstream in(f.config);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string text = ReadFileText(f.config);
   text.erase(0, text.find('\n') + 1);  // no state_dir line: the default
   const fs::path a = f.tmp.path() / "a" / "studio.toml", b = f.tmp.path() / "b" / "studio.toml";
   fs::create_directories(a.parent_path());
@@ -304,8 +289,7 @@ TEST_CASE("the log file has one start and one end line per run, with pid, versio
   const fs::path log = f.tmp.path() / "logs" / "sync.log";
   CHECK(f.Cli({"--log-file", log.string(), "sync"}).code == 0);
   CHECK(f.Cli({"--log-file", log.string(), "push", (f.photos / "d01" / "IMG_0001.jpg").string()}).code == 0);
-  std::ifstream in(log);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const std::string text = ReadFileText(log);
   CHECK(Occurrences(text, " INFO start: sync (pid ") == 1);
   CHECK(Occurrences(text, " INFO start: push (pid ") == 1);
   CHECK(Occurrences(text, ", config " + f.config.string() + ")") == 2);
