@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "shotsync/doctor.hpp"
 #include "shotsync/session.hpp"
 
@@ -25,12 +26,15 @@ const char* ResultName(CheckLine::Result r) {
 }
 
 void PrintJson(const std::vector<CheckLine>& lines, int code) {
+  JsonReport json("check");
   nlohmann::json checks = nlohmann::json::array();
   for (const CheckLine& l : lines) {
     checks.push_back({{"subject", l.subject}, {"result", ResultName(l.result)}, {"message", l.message}});
+    if (l.result == CheckLine::kFail) json.AddError(l.message, {}, l.subject, "check_failed");
+    if (l.result == CheckLine::kWarn) json.AddWarning(l.subject + ": " + l.message);
   }
-  nlohmann::json out = {{"checks", checks}, {"exit_code", code}};
-  std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  json["checks"] = checks;
+  json.Print(code);
 }
 
 int RunCheck(const GlobalOptions& options) {
@@ -46,39 +50,32 @@ int RunCheck(const GlobalOptions& options) {
 // ls [PROJECT]: every project and its albums, or one project's albums.
 int RunLs(const GlobalOptions& options, const std::string& only) {
   auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
+  if (!config.ok()) return FailWith(options, "ls", config.status(), kExitUsage);
   if (config->shootbin.token.empty()) {
-    PrintError(options, Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or "
-                                                       "shootbin.token_file in " + config->source + ")"));
-    return kExitAuth;
+    return FailWith(options, "ls",
+                    Status(Code::kUnauthenticated, "no Shootbin token: set SHOOTBIN_API_TOKEN (or "
+                                                   "shootbin.token_file in " + config->source + ")"),
+                    kExitAuth);
   }
   ShootbinSession session(*config, nullptr);
   ShootbinClient& client = session.client();
   auto projects = client.ListProjects();
-  if (!projects.ok()) {
-    PrintError(options, projects.status());
-    return ExitCodeFor(projects.status());
-  }
+  if (!projects.ok()) return FailWith(options, "ls", projects.status(), ExitCodeFor(projects.status()));
   std::vector<NamedId> shown = *projects;
   if (!only.empty()) {
     auto id = FindNamedId(*projects, only, IdLookup{"project", ""});
     if (!id.ok()) {
-      PrintError(options, Status(id.status().code(), id.status().message() + "; its projects: " +
-                                                         ListNamedIds(*projects, 8)));
-      return ExitCodeFor(id.status());
+      return FailWith(options, "ls",
+                      Status(id.status().code(), id.status().message() + "; its projects: " +
+                                                     ListNamedIds(*projects, 8)),
+                      ExitCodeFor(id.status()));
     }
     std::erase_if(shown, [&](const NamedId& p) { return p.id != *id; });
   }
   nlohmann::json out = nlohmann::json::array();
   for (const NamedId& p : shown) {
     auto albums = client.ListAlbums(p.id);
-    if (!albums.ok()) {
-      PrintError(options, albums.status());
-      return ExitCodeFor(albums.status());
-    }
+    if (!albums.ok()) return FailWith(options, "ls", albums.status(), ExitCodeFor(albums.status()));
     if (options.json) {
       nlohmann::json list = nlohmann::json::array();
       for (const NamedId& a : *albums) list.push_back({{"id", a.id}, {"name", a.name}});
@@ -89,8 +86,9 @@ int RunLs(const GlobalOptions& options, const std::string& only) {
     for (const NamedId& a : *albums) std::printf("  %-8lld %s\n", (long long)a.id, a.name.c_str());
   }
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"projects", out}}.dump(2, ' ', false,
-                                                               nlohmann::json::error_handler_t::replace).c_str());
+    JsonReport json("ls");
+    json["projects"] = out;
+    json.Print(kExitOk);
   } else if (shown.empty()) {
     std::printf("no projects (a root with create = true makes its project at the first sync)\n");
   }

@@ -13,6 +13,7 @@
 
 #include "shotsync/config.hpp"
 #include "shotsync/exit_code.hpp"
+#include "shotsync/filter.hpp"
 #include "shotsync/log.hpp"
 #include "shotsync/manifest.hpp"
 #include "shotsync/shared_store.hpp"
@@ -23,6 +24,12 @@
 namespace CLI {
 class App;
 }
+
+namespace shotsync {
+struct SyncReport;
+struct PullReport;
+struct PlanStats;
+}  // namespace shotsync
 
 namespace shotsync::cli {
 
@@ -44,11 +51,25 @@ struct GlobalOptions {
   std::string ca_file;      // --ca-file: trust this CA bundle (overrides ca_file in the config)
   std::optional<bool> progress;  // -P/--progress, --no-progress; unset: when stdout is a terminal
   Logger* log = nullptr;    // set by main: every message goes through it (redacted)
+  // The run's counts for the log's end line ("40 uploaded, 2 revised, ..."),
+  // set by the commands that count (main owns the string).
+  std::string* end_counts = nullptr;
 };
 
 // "90s", "45m", "1h30m", "2d", "1.5h", plain seconds -> milliseconds;
 // nullopt for garbage or zero (rclone's duration spelling).
 std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+// CLI11 checks for ParseDuration's and ParseSizeSuffix's spellings.
+CLI::Validator DurationValidator();
+CLI::Validator SizeValidator();
+
+// rclone's filter flags (--include, --exclude, --filter, --filter-from,
+// --max-age, --min-age, --max-size, --min-size, --ignore-case) on `cmd`.
+void AddFilterOptions(CLI::App& cmd, FilterSpec& spec);
+// The run's filter; nullopt when no filter flag was given. The error names
+// the flag and its value (or the rules file and line).
+Result<std::optional<FileFilter>> MakeFilter(const FilterSpec& spec);
 
 // CLI11 check for --bwlimit: ParseBwLimit's spellings.
 CLI::Validator BwLimitValidator();
@@ -57,6 +78,12 @@ CLI::Validator BwLimitValidator();
 // characters (a newline in a file name) escaped as \n, \t, \xNN, so that
 // line-oriented readers see one line per file.
 std::string Escaped(std::string_view text);
+
+// What a sync would do, in the conditional and in sync's words (plan, sync -n).
+std::string PlanLine(const PlanStats& stats);
+// The counts of a run for the log's end line.
+std::string EndCounts(const SyncReport& r);
+std::string EndCounts(const PullReport& r);
 
 // Logs the status as an error: "shotsync: message" on stderr, and in the log file.
 void PrintError(const GlobalOptions& options, const Status& status);

@@ -2,12 +2,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "cli.hpp"
+#include "shotsync/filter.hpp"
 #include "shotsync/fs.hpp"
+#include "shotsync/pull.hpp"
+#include "shotsync/sync.hpp"
 
 namespace shotsync::cli {
 
@@ -65,11 +69,88 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
   return std::chrono::milliseconds(std::int64_t(total_s * 1000));
 }
 
+CLI::Validator DurationValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (ParseDuration(text)) return "";
+        return "expected a duration like 30s, 5m or 1h30m, not '" + text + "'";
+      },
+      "DURATION");
+}
+
+CLI::Validator SizeValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (text == "off" || ParseSizeSuffix(text)) return "";
+        return "expected a size like 500k, 10M, 1G or 20MB, not '" + text + "'";
+      },
+      "SIZE");
+}
+
+void AddFilterOptions(CLI::App& cmd, FilterSpec& spec) {
+  const std::string group = "Filters (rclone's rules; docs/filtering.md)";
+  cmd.add_option("--include", spec.include, "only files matching GLOB (everything else is left out)")
+      ->group(group)->type_name("GLOB")->allow_extra_args(false);
+  // One value per occurrence: "--include a --include b", never eating the next word.
+  cmd.add_option("--exclude", spec.exclude, "leave out files matching GLOB")->group(group)->type_name("GLOB")->allow_extra_args(false);
+  cmd.add_option("--filter", spec.filter, "a rule: \"+ GLOB\" or \"- GLOB\"")->group(group)->type_name("RULE")->allow_extra_args(false);
+  cmd.add_option("--filter-from", spec.filter_from, "read rules from FILE, one per line")
+      ->group(group)->type_name("FILE")->allow_extra_args(false);
+  cmd.add_option("--max-age", spec.max_age, "only files modified within this long (24h, 7d) or since a date")
+      ->group(group)->type_name("AGE");
+  cmd.add_option("--min-age", spec.min_age, "only files not modified for this long, or before a date")
+      ->group(group)->type_name("AGE");
+  cmd.add_option("--max-size", spec.max_size, "only files up to this size (10M = 10 MiB, 10MB = 10^7 bytes)")
+      ->group(group)->check(SizeValidator());
+  cmd.add_option("--min-size", spec.min_size, "only files at least this size")->group(group)->check(SizeValidator());
+  cmd.add_flag("--ignore-case", spec.ignore_case, "match the globs case-insensitively")->group(group);
+}
+
+Result<std::optional<FileFilter>> MakeFilter(const FilterSpec& spec) {
+  if (spec.empty()) return std::optional<FileFilter>();
+  const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  SHOTSYNC_ASSIGN_OR_RETURN(FileFilter filter, FileFilter::Make(spec, now_s));
+  return std::optional<FileFilter>(std::move(filter));
+}
+
+std::string EndCounts(const SyncReport& r) {
+  std::string out = std::to_string(r.uploaded) + " uploaded, ";
+  out += std::to_string(r.revised) + " revised, ";
+  out += std::to_string(r.plan.adopt) + " adopted, ";
+  out += std::to_string(r.plan.skip) + " skipped, ";
+  out += std::to_string(r.rejected + r.plan.rejected) + " rejected, ";
+  out += std::to_string(r.failed) + " failed, ";
+  out += std::to_string(r.bytes_sent) + " bytes, ";
+  out += std::to_string(r.retries) + " retries, ";
+  return out + std::to_string(r.throttled_429) + " 429s";
+}
+
+std::string PlanLine(const PlanStats& s) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "plan: would upload %lld, revise %lld, skip %lld, adopt %lld, move %lld; %lld rejected, "
+                "%lld conflicts, %lld missing (%lld files scanned, %lld hashed, %.1f MB to send)",
+                (long long)s.upload, (long long)s.revision, (long long)s.skip, (long long)s.adopt,
+                (long long)s.moved, (long long)s.rejected, (long long)s.conflict, (long long)s.missing,
+                (long long)s.scanned, (long long)s.hashed, double(s.bytes_to_send) / 1e6);
+  return buf;
+}
+
+std::string EndCounts(const PullReport& r) {
+  std::string out = std::to_string(r.downloaded) + " downloaded, ";
+  out += std::to_string(r.skipped) + " already here, ";
+  out += std::to_string(r.failed) + " failed, ";
+  out += std::to_string(r.bytes) + " bytes, ";
+  out += std::to_string(r.retries) + " retries, ";
+  return out + std::to_string(r.throttled_429) + " 429s";
+}
+
 CLI::Validator BwLimitValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        if (ParseBwLimit(text)) return "";
-        return "expected a rate like 512k, 4M, 4MB, off or UP:DOWN (4M:off), not '" + text + "'";
+        auto limit = ParseBwLimit(text);
+        if (limit) return "";
+        return limit.status().message();
       },
       "RATE");
 }

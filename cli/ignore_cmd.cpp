@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "shotsync/planner.hpp"
 
 namespace shotsync::cli {
@@ -24,10 +25,7 @@ struct IgnoreOptions {
 int List(const GlobalOptions& options, Profile& profile) {
   auto acked = profile.manifest->AcknowledgedFiles();
   auto roots = profile.manifest->Roots();
-  if (!acked.ok() || !roots.ok()) {
-    PrintError(options, !acked.ok() ? acked.status() : roots.status());
-    return kExitUsage;
-  }
+  if (!acked.ok() || !roots.ok()) return FailWith(options, "ignore", !acked.ok() ? acked.status() : roots.status(), kExitUsage);
   nlohmann::json out = nlohmann::json::array();
   for (const Manifest::Acknowledged& a : *acked) {
     std::string path = a.rel_path;
@@ -41,8 +39,9 @@ int List(const GlobalOptions& options, Profile& profile) {
     }
   }
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"acknowledged", out}}.dump(2, ' ', false,
-                                                                   nlohmann::json::error_handler_t::replace).c_str());
+    JsonReport json("ignore");
+    json["acknowledged"] = out;
+    json.Print(kExitOk);
   }
   return kExitOk;
 }
@@ -50,48 +49,49 @@ int List(const GlobalOptions& options, Profile& profile) {
 int RunIgnore(const GlobalOptions& options, const IgnoreOptions& o) {
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "ignore", failed);
   if (o.list) return List(options, *profile);
   if (o.paths.empty()) {
-    options.log->Error("ignore: name the files (or --list)");
-    return kExitUsage;
+    return FailWith(options, "ignore", Status::Invalid("ignore: name the files (or --list)"), kExitUsage);
   }
   const Config& config = profile->config;
   Manifest& manifest = *profile->manifest;
   int code = kExitOk;
+  JsonReport json("ignore");
+  nlohmann::json files = nlohmann::json::array();  // --json: each path's result
   for (const std::string& path : o.paths) {
     auto target = LocateFile(config, path);
     if (!target.ok()) {
       PrintError(options, target.status());
+      json.AddError(target.status().message(), path, {}, CodeName(target.status().code()));
       code = kExitUsage;
       continue;
     }
     const RootConfig& rc = config.roots[target->root_index];
     auto root_id = manifest.UpsertRoot({0, rc.path, rc.project, rc.album});
-    if (!root_id.ok()) {
-      PrintError(options, root_id.status());
-      return kExitUsage;
-    }
+    if (!root_id.ok()) return FailWith(options, "ignore", root_id.status(), kExitUsage);
     if (o.remove) {
       auto removed = manifest.Unacknowledge(*root_id, target->rel_path);
-      if (!removed.ok()) {
-        PrintError(options, removed.status());
-        return kExitUsage;
-      }
-      if (!options.quiet) std::printf("%s %s\n", *removed ? "no longer ignored:" : "was not ignored:", path.c_str());
+      if (!removed.ok()) return FailWith(options, "ignore", removed.status(), kExitUsage);
+      files.push_back({{"path", path}, {"result", *removed ? "removed" : "not_ignored"}, {"reason", ""}});
+      if (!options.quiet && !options.json) std::printf("%s %s\n", *removed ? "no longer ignored:" : "was not ignored:", path.c_str());
       continue;
     }
     if (Status st = manifest.Acknowledge(*root_id, target->rel_path); !st.ok()) {
-      PrintError(options, st);
-      return kExitUsage;
+      return FailWith(options, "ignore", st, kExitUsage);
     }
     auto row = manifest.GetFile(*root_id, target->rel_path);
     const bool rejected = row.ok() && row->has_value() && (*row)->state == FileState::kRejected;
-    if (!options.quiet) {
+    files.push_back({{"path", path}, {"result", "ignored"}, {"reason", rejected ? (*row)->reason : ""}});
+    if (!options.quiet && !options.json) {
       std::printf("ignored: %s%s\n", path.c_str(),
                   rejected ? ("  (" + (*row)->reason + ")").c_str()
                            : "  (not rejected now; should it be, it will not fail a run)");
     }
+  }
+  if (options.json) {
+    json["files"] = files;
+    json.Print(code);
   }
   return code;
 }

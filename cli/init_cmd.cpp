@@ -96,8 +96,9 @@ std::string Render(const InitOptions& o) {
       "dest = \"~/Pictures/headshots\"\n"
       "# main: the main variant of each photo; all: every variant.\n"
       "include = \"main\"\n"
-      "# Path of each file under dest; must contain {photo}.\n"
-      "layout = \"{member}/{model}/{photo}.{ext}\"\n"
+      "# Path of each file under dest; must contain {photo}. Members who share a\n"
+      "# name get their own folder (\"Jane Doe (jane@example.com)\").\n"
+      "layout = \"{member}/{photo}.{ext}\"\n"
       "# key_file = \"~/.config/shotsync/headshotpro.key\"\n";
   std::vector<std::string> roots = o.roots.empty() ? std::vector<std::string>{"~/Photos/Exports"} : o.roots;
   for (std::string& root : roots) {
@@ -122,7 +123,10 @@ std::string Render(const InitOptions& o) {
          "# The candidates, by file name (case-insensitive); the default is the\n"
          "# image formats Shootbin takes, so RAW files and sidecars are left out.\n"
          "# [\"*\"] sends every file.\n"
-         "# include = [\"*.jpg\", \"*.jpeg\", \"*.png\", \"*.tif\", \"*.tiff\", \"*.webp\", \"*.heic\"]\n";
+         "# include = [\"*.jpg\", \"*.jpeg\", \"*.png\", \"*.tif\", \"*.tiff\", \"*.webp\", \"*.heic\"]\n"
+         "# JPEGs over Shootbin's 10 MiB limit are sent as a re-encoded copy that fits\n"
+         "# (the file itself is never changed) instead of being rejected.\n"
+         "# fit = true\n";
   }
   return t;
 }

@@ -183,6 +183,8 @@ int main(int argc, char** argv) {
     if (const char* v = std::getenv(var)) log->AddSecret(v);
   }
   g.log = &*log;
+  std::string end_counts;
+  g.end_counts = &end_counts;
   for (const Command& c : commands) {
     if (!c.app->parsed()) continue;
     // One start and one end line per run: a push and a sync writing one
@@ -195,7 +197,7 @@ int main(int argc, char** argv) {
     char took[32];
     std::snprintf(took, sizeof took, "%.1f", seconds);
     log->Info("end: " + c.app->get_name() + " (pid " + std::to_string(::getpid()) + ") exit " + std::to_string(code) +
-              " after " + took + " s");
+              " after " + took + " s" + (end_counts.empty() ? "" : ": " + end_counts));
     return code;
   }
   std::fprintf(stderr, "shotsync: a command is required (shotsync --help lists them)\n");

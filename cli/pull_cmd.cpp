@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "shotsync/fs.hpp"
 #include "lock.hpp"
 #include "progress.hpp"
@@ -27,6 +28,7 @@ struct PullCommandOptions {
   std::string include;
   std::string dest;
   std::string bwlimit;  // --bwlimit, as typed
+  std::string stats;    // --stats DURATION
 };
 
 int RunPull(const GlobalOptions& options, const PullCommandOptions& pull);
@@ -47,7 +49,10 @@ Command AddPullCommand(CLI::App& app) {
   pull->add_option("--include", o.include, "photo variants: main or all (default: config)")
       ->check(CLI::IsMember({"main", "all"}));
   pull->add_option("--dest", o.dest, "download folder (default: headshotpro.dest)");
-  pull->add_option("--bwlimit", o.bwlimit, "download bandwidth limit: 512k, 4M, 4MB, off, or UP:DOWN (DOWN is used)")
+  pull->add_option("--stats", o.stats, "when stdout is not a terminal, a one-line stats line every DURATION on stderr")
+      ->check(DurationValidator());
+  pull->add_option("--bwlimit", o.bwlimit, "download bandwidth limit: 512k, 4M, 4MB, off, UP:DOWN (DOWN is used), or a "
+                   "timetable \"08:00,512k 23:00,off\"")
       ->check(BwLimitValidator());
   return {pull, [opts](const GlobalOptions& g) { return RunPull(g, *opts); }};
 }
@@ -58,7 +63,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   StopSignals signals;  // first: every later thread inherits the blocked mask
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "pull", failed);
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   if (pull.rpm > 0) config.headshotpro.rpm = pull.rpm;
@@ -67,15 +72,9 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   // Its own lock: a pull and a sync of the same profile may run together
   // (the manifest allows it), two pulls may not.
   const std::string lock_dir = config.state_dir + "/pull";
-  if (Status st = MakePrivateDirs(lock_dir); !st.ok()) {
-    PrintError(options, st);
-    return kExitUsage;
-  }
+  if (Status st = MakePrivateDirs(lock_dir); !st.ok()) return FailWith(options, "pull", st, kExitUsage);
   auto lock = RunLock::Acquire(lock_dir);
-  if (!lock.ok()) {
-    PrintError(options, lock.status());
-    return ExitCodeFor(lock.status());
-  }
+  if (!lock.ok()) return FailWith(options, "pull", lock.status(), ExitCodeFor(lock.status()));
   PullOptions po;
   po.member = pull.member;
   po.favorites = pull.favorites;
@@ -87,6 +86,11 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   po.abort = signals.abort();
   po.shared = profile->shared.get();
   Progress progress(Progress::Wanted(options), {.files = "files", .skipped = "already here"}, po.stop);
+  if (!pull.stats.empty()) {
+    progress.StatsEvery(*ParseDuration(pull.stats), [&log = *options.log, quiet = options.quiet](const std::string& line) {
+      log.Log(LogLevel::kInfo, "stats: " + line, /*stderr_anyway=*/!quiet);
+    });
+  }
   progress.SetPhase(pull.dry_run ? "listing" : "pulling");
   Logger& log = *options.log;
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
@@ -128,25 +132,27 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   PullReport r = RunPull(config, *manifest, po, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = PullExitCode(r);
+  if (options.end_counts) *options.end_counts = EndCounts(r);
   const bool by_user = InterruptedByUser(r.status, po.stop);
   if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (options.json) {
-    nlohmann::json failures = nlohmann::json::array();
-    for (const auto& f : r.failures) failures.push_back({{"what", f.what}, {"reason", f.reason}});
-    nlohmann::json out = {
-        {"members", r.members}, {"models", r.models}, {"listed", r.listed},
-        {"downloaded", r.downloaded}, {"skipped", r.skipped}, {"planned", r.planned},
-        {"not_restored", r.not_restored}, {"gone", r.gone}, {"failed", r.failed},
-        {"refreshes", r.refreshes}, {"resumed", r.resumed}, {"retries", r.retries},
-        {"bytes", r.bytes}, {"seconds", r.seconds}, {"requests", r.requests},
-        {"throttled_429", r.throttled_429}, {"failures", failures}, {"exit_code", code},
-        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}, {"dry_run", pull.dry_run}};
+    JsonReport json("pull");
+    for (const auto& f : r.failures) {  // `what` is a file, or "listing" for a listing that failed
+      if (f.what == "listing") json.AddError(f.reason, {}, f.what, "failed");
+      else json.AddError(f.reason, f.what, {}, "failed");
+    }
+    json.Set({{"dry_run", pull.dry_run}, {"members", r.members}, {"models", r.models}, {"listed", r.listed},
+              {"downloaded", r.downloaded}, {"skipped", r.skipped}, {"planned", r.planned},
+              {"not_restored", r.not_restored}, {"gone", r.gone}, {"failed", r.failed},
+              {"refreshes", r.refreshes}, {"resumed", r.resumed}, {"retries", r.retries},
+              {"bytes", r.bytes}, {"seconds", r.seconds}, {"requests", r.requests},
+              {"throttled_429", r.throttled_429}});
     if (pull.dry_run) {
       // "downloaded" stays (0) for scripts that read it on every run.
-      out["would_download"] = r.planned;
-      out["would_update"] = r.planned_updates;
+      json["would_download"] = r.planned;
+      json["would_update"] = r.planned_updates;
     }
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    json.Print(code, r.status);
   } else if (!options.quiet) {
     if (pull.dry_run) {
       std::printf("pull (dry run): would download %lld (%lld of them would update a local file), ",

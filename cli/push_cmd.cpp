@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
+#include "shotsync/fit.hpp"
 #include "shotsync/sync.hpp"
 #include "signals.hpp"
 
@@ -23,6 +25,7 @@ struct PushCommandOptions {
   bool null_separated = false;
   int jobs = 0;
   double wait_s = 600;
+  bool fit = false;  // --fit
 };
 
 // "-" among the files: read more paths from stdin, one per line (or
@@ -58,14 +61,16 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   so.stop = signals.stop();
   so.abort = signals.abort();
   if (so.files.empty()) {
-    options.log->Error("push: no files given (name them, or '-' to read paths from stdin)");
-    return kExitUsage;
+    return FailWith(options, "push",
+                    Status(Code::kInvalidArgument, "push: no files given (name them, or '-' to read paths from stdin)"),
+                    kExitUsage);
   }
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "push", failed);
   Config& config = profile->config;
   auto& manifest = profile->manifest;
+  if (push.fit) FitAllRoots(config);
   so.shared = profile->shared.get();
   std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end
   auto record = [&](const std::string& path, std::string outcome, std::string reason) {
@@ -104,19 +109,32 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
     if (reported.insert(f.path).second) results.push_back({f.path, {"failed", f.reason}});
   }
   const int code = SyncExitCode(r);
+  if (options.end_counts) *options.end_counts = EndCounts(r);
   const bool by_user = InterruptedByUser(r.status, so.stop);
   if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (options.json) {
+    JsonReport json("push");
+    // The engine counts a permanent failure (a file it cannot send until it changes) as rejected.
+    std::unordered_set<std::string> permanent;
+    for (const SyncFailure& f : r.failures) {
+      if (f.permanent) permanent.insert(f.path);
+    }
     nlohmann::json files = nlohmann::json::array();
     for (const auto& [path, o] : results) {
       files.push_back({{"path", path}, {"outcome", o.outcome}, {"reason", o.reason}});
+      const bool rejected = o.outcome == "rejected" || (o.outcome == "failed" && permanent.contains(path));
+      if (o.outcome == "failed" || (rejected && config.rejected_fails)) {
+        json.AddError(o.reason, path, {}, rejected ? "rejected" : "failed");
+      } else if (rejected) {
+        json.AddWarning(o.reason, path);
+      }
     }
-    nlohmann::json out = {{"files", files},         {"uploaded", r.uploaded}, {"revised", r.revised},
-                          {"unchanged", r.plan.skip}, {"elsewhere", r.elsewhere},
-                          {"rejected", r.rejected + r.plan.rejected},     {"failed", r.failed},
-                          {"bytes", r.bytes_sent},  {"seconds", r.seconds}, {"exit_code", code},
-                          {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    json.Set({{"files", files}, {"uploaded", r.uploaded}, {"revised", r.revised}, {"adopted", r.plan.adopt},
+              {"skipped", r.plan.skip}, {"elsewhere", r.elsewhere}, {"rejected", r.rejected + r.plan.rejected},
+              {"failed", r.failed}, {"unconfirmed", r.unconfirmed}, {"bytes", r.bytes_sent},
+              {"seconds", r.seconds}, {"requests", r.requests}, {"throttled_429", r.throttled_429},
+              {"retries", r.retries}});
+    json.Print(code, r.status);
   } else if (by_user && !options.quiet) {
     std::printf("%s\n", r.status.message().c_str());
   }
@@ -131,6 +149,7 @@ Command AddPushCommand(CLI::App& app) {
   auto* push = app.add_subcommand(
       "push", "upload or revise just these files (for export hooks); '-' reads paths from stdin");
   push->add_option("files", o.files, "photo files under a configured root, or '-'")->required();
+  push->add_flag("--fit", o.fit, "send JPEGs over the 10 MiB limit re-encoded to fit (the originals stay as they are)");
   push->add_flag("-0,--null", o.null_separated, "paths on stdin are NUL-separated (find -print0)");
   push->add_option("-j,--jobs,--transfers", o.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   push->add_option("--wait", o.wait_s, "seconds to wait for a file another shotsync is sending (600)")

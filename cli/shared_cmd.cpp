@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 
 namespace shotsync::cli {
 namespace {
@@ -42,13 +43,17 @@ std::optional<Studio> OpenStudio(const GlobalOptions& options, bool check_schema
 int RunInit(const GlobalOptions& options) {
   int failed = kExitOk;
   auto studio = OpenStudio(options, /*check_schema=*/false, &failed);
-  if (!studio) return failed;
+  if (!studio) return FailedEarly(options, "shared", failed);
   auto from = studio->store->Init();
   if (!from.ok()) {
-    PrintError(options, from.status());
-    return ExitCodeFor(from.status()) == kExitPartial ? kExitUsage : ExitCodeFor(from.status());
+    const int code = ExitCodeFor(from.status()) == kExitPartial ? kExitUsage : ExitCodeFor(from.status());
+    return FailWith(options, "shared", from.status(), code);
   }
-  if (!options.quiet) {
+  if (options.json) {
+    JsonReport json("shared");
+    json.Set({{"action", "init"}, {"schema_version_before", *from}, {"store_schema_version", kSharedSchemaVersion}});
+    json.Print(kExitOk);
+  } else if (!options.quiet) {
     const std::string what = *from == kSharedSchemaVersion
                                  ? "is current"
                                  : (*from == 0 ? "created" : "migrated from version " + std::to_string(*from));
@@ -64,16 +69,14 @@ int RunInit(const GlobalOptions& options) {
 int RunImport(const GlobalOptions& options) {
   int failed = kExitOk;
   auto studio = OpenStudio(options, /*check_schema=*/true, &failed);
-  if (!studio) return failed;
+  if (!studio) return FailedEarly(options, "shared", failed);
   auto manifest = OpenManifestFor(studio->config);
   if (!manifest.ok()) {
-    PrintError(options, manifest.status());
-    return ExitCodeFor(manifest.status());
+    return FailWith(options, "shared", manifest.status(), ExitCodeFor(manifest.status()));
   }
   auto roots = (*manifest)->Roots();
   if (!roots.ok()) {
-    PrintError(options, roots.status());
-    return ExitCodeFor(roots.status());
+    return FailWith(options, "shared", roots.status(), ExitCodeFor(roots.status()));
   }
   std::int64_t photos = 0, downloads = 0, unpinned = 0;
   for (const RootRecord& root : *roots) {
@@ -88,8 +91,7 @@ int RunImport(const GlobalOptions& options) {
     });
     if (st.ok()) st = studio->store->Register(batch);
     if (!st.ok()) {
-      PrintError(options, st);
-      return kExitInterrupted;  // each batch is one transaction: run it again
+      return FailWith(options, "shared", st, kExitInterrupted);  // each batch is one transaction: run it again
     }
     photos += std::int64_t(batch.size());
   }
@@ -109,14 +111,12 @@ int RunImport(const GlobalOptions& options) {
       if (st.ok()) st = studio->store->FinishDownload(*dest_id, d.remote_id, d.size, kImport);
       if (st.ok()) ++downloads;
     }
-    if (!st.ok()) {
-      PrintError(options, st);
-      return kExitInterrupted;
-    }
+    if (!st.ok()) return FailWith(options, "shared", st, kExitInterrupted);
   }
   if (options.json) {
-    std::printf("%s\n", nlohmann::json{{"photos", photos}, {"downloads", downloads}, {"roots_never_sent", unpinned}}
-                            .dump(2).c_str());
+    JsonReport json("shared");
+    json.Set({{"action", "import"}, {"photos", photos}, {"downloads", downloads}, {"roots_never_sent", unpinned}});
+    json.Print(kExitOk);
   } else if (!options.quiet) {
     std::printf("imported into %s: %lld photos, %lld downloads (%lld roots never sent from this host)\n",
                 studio->store->display().c_str(), (long long)photos, (long long)downloads, (long long)unpinned);

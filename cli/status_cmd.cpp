@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/throttle.hpp"
 
@@ -43,6 +44,7 @@ double RateFor(const Config& config, const std::string& key) {
 // as the user knows it; another token's bucket (a token since replaced) is
 // named as such, never by its fingerprint alone.
 std::string BucketLabel(const Config& config, const std::string& key) {
+  if (key.rfind("bwlimit:", 0) == 0) return key == "bwlimit:up" ? "Bandwidth, uploads (bwlimit)" : "Bandwidth, downloads (bwlimit)";
   const bool shootbin = key.rfind("shootbin:", 0) == 0;
   const std::string& secret = shootbin ? config.shootbin.token : config.headshotpro.key;
   const std::string& source = shootbin ? config.shootbin.token_source : config.headshotpro.key_source;
@@ -86,7 +88,7 @@ void PrintStudio(const nlohmann::json& studio) {
   std::printf("  Last runs of every host:\n");
   for (const auto& r : studio["runs"]) {
     const bool open = r["finished_at"].get<std::int64_t>() == 0;
-    std::printf("    %s  %-16s %-5s %-8s up %lld rev %lld skip %lld fail %lld dl %lld\n",
+    std::printf("    %s  %-16s %-5s %-8s %lld uploaded, %lld revised, %lld skipped, %lld failed, %lld downloaded\n",
                 LocalTime(r["started_at"].get<std::int64_t>()).c_str(), r["host"].get<std::string>().c_str(),
                 r["command"].get<std::string>().c_str(),
                 open ? "open" : ("exit " + std::to_string(r["exit_code"].get<int>())).c_str(),
@@ -99,7 +101,7 @@ void PrintStudio(const nlohmann::json& studio) {
 int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "status", failed);
   Config& config = profile->config;
   Manifest& m = *profile->manifest;
   auto runs = m.RecentRuns(so.runs);
@@ -110,10 +112,7 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   auto buckets = m.Buckets();
   for (const Status* st : {&runs.status(), &jobs.status(), &failures.status(), &rejected.status(),
                            &roots.status(), &buckets.status()}) {
-    if (!st->ok()) {
-      PrintError(options, *st);
-      return ExitCodeFor(*st);
-    }
+    if (!st->ok()) return FailWith(options, "status", *st, ExitCodeFor(*st));
   }
   auto path_of = [&](std::int64_t file_id) {
     auto f = m.GetFileById(file_id);
@@ -168,16 +167,15 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   nlohmann::json studio;
   if (profile->shared) {
     auto st = StudioStatus(*profile->shared, so.runs, studio);
-    if (!st.ok()) {
-      PrintError(options, st);
-      return kExitUsage;
-    }
+    if (!st.ok()) return FailWith(options, "status", st, kExitUsage);
   }
   if (options.json) {
-    nlohmann::json out = {{"runs", j_runs},         {"in_flight", j_jobs}, {"failed", j_failures},
-                          {"rejected", j_rejected}, {"roots", j_roots},    {"throttle", j_buckets}};
-    if (!studio.is_null()) out["studio"] = studio;
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    // "failed" and "rejected" are counters everywhere else: the lists are *_files.
+    JsonReport json("status");
+    json.Set({{"runs", j_runs}, {"in_flight", j_jobs}, {"failed_files", j_failures},
+              {"rejected_files", j_rejected}, {"roots", j_roots}, {"throttle", j_buckets}});
+    if (!studio.is_null()) json["studio"] = studio;
+    json.Print(kExitOk);
     return kExitOk;
   }
   if (options.quiet) return kExitOk;
@@ -186,7 +184,9 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   for (const RunRecord& r : *runs) {
     const bool open = r.finished_at == 0;
     const bool alive = open && r.pid > 0 && ::kill(r.pid, 0) == 0;
-    std::printf("  %s  %-5s %-8s %5s  up %lld rev %lld skip %lld rej %lld fail %lld dl %lld  pid %d\n",
+    // Sync's words for the outcomes (plan, sync, push and status say the same).
+    std::printf("  %s  %-5s %-8s %5s  %lld uploaded, %lld revised, %lld skipped, %lld rejected, %lld failed, "
+                "%lld downloaded  pid %d\n",
                 LocalTime(r.started_at).c_str(), r.command.c_str(),
                 open ? (alive ? "running" : "killed") : ("exit " + std::to_string(r.exit_code)).c_str(),
                 open ? "" : (std::to_string(r.finished_at - r.started_at) + "s").c_str(),
@@ -224,8 +224,10 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
   for (const auto& jb : j_buckets) {
     const double wait = jb["next_request_in_s"].get<double>();
     const double paused = jb["paused_until"].get<double>();
-    std::string line = wait <= 0 ? "a request may go now"
-                                 : "next request in " + std::to_string(int(wait + 0.999)) + " s";
+    const bool bandwidth = jb["bucket"].get<std::string>().rfind("bwlimit:", 0) == 0;
+    std::string line = wait <= 0 ? (bandwidth ? "bytes may go now" : "a request may go now")
+                                 : (bandwidth ? "next bytes in " : "next request in ") +
+                                       std::to_string(int(wait + 0.999)) + " s";
     if (paused > 0) line += " (server asked to pause until " + LocalTime(std::int64_t(paused + 0.999)) + ")";
     std::printf("  %s: %s\n", jb["label"].get<std::string>().c_str(), line.c_str());
   }

@@ -6,8 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "lock.hpp"
 #include "progress.hpp"
+#include "shotsync/fit.hpp"
+#include "shotsync/live.hpp"
 #include "shotsync/sync.hpp"
 #include "signals.hpp"
 
@@ -23,6 +26,10 @@ struct SyncCommandOptions {
   bool retry_rejected = false;
   bool allow_unapprove = false;
   std::string max_duration;  // --max-duration
+  std::string max_transfer;  // --max-transfer, as typed
+  std::string stats;         // --stats DURATION
+  FilterSpec filters;        // --include, --exclude, --max-age, ...
+  bool fit = false;          // --fit
 };
 
 int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync) {
@@ -30,22 +37,23 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   if (!sync.max_duration.empty()) {
     auto limit = ParseDuration(sync.max_duration);
     if (!limit) {
-      options.log->Error("--max-duration " + sync.max_duration + ": expected a duration like 90s, 45m or 1h30m");
-      return kExitUsage;
+      return FailWith(options, "sync", Status(Code::kInvalidArgument, "--max-duration " + sync.max_duration +
+                                                 ": expected a duration like 90s, 45m or 1h30m"),
+                      kExitUsage);
     }
     signals.StopAfter(*limit);
   }
+  auto filter = MakeFilter(sync.filters);
+  if (!filter.ok()) return FailWith(options, "sync", filter.status(), kExitUsage);
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "sync", failed);
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   if (sync.rpm > 0) config.shootbin.rpm = sync.rpm;
+  if (sync.fit) FitAllRoots(config);
   auto lock = RunLock::Acquire(config.state_dir);
-  if (!lock.ok()) {
-    PrintError(options, lock.status());
-    return ExitCodeFor(lock.status());
-  }
+  if (!lock.ok()) return FailWith(options, "sync", lock.status(), ExitCodeFor(lock.status()));
   SyncOptions so;
   so.dry_run = sync.dry_run;
   so.jobs = sync.jobs;
@@ -55,11 +63,21 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   so.stop = signals.stop();
   so.abort = signals.abort();
   so.shared = profile->shared.get();
+  if (*filter) so.filter = &**filter;
+  if (!sync.max_transfer.empty()) so.max_transfer = std::uint64_t(ParseSizeSuffix(sync.max_transfer).value_or(0));
+  LiveStats live;
+  so.live = &live;
   Progress progress(Progress::Wanted(options), {}, so.stop);
   Logger& log = *options.log;
+  progress.Attach(&live);
+  if (!sync.stats.empty()) {
+    progress.StatsEvery(*ParseDuration(sync.stats), [&log, quiet = options.quiet](const std::string& line) {
+      log.Log(LogLevel::kInfo, "stats: " + line, /*stderr_anyway=*/!quiet);
+    });
+  }
   ScopedSignalReporter reporter(signals, [&](const char* m) { progress.WithLineCleared([&] { log.Warn(m); }); });
   std::int64_t named_rejected = 0;  // rejected files named on stderr this run
-  nlohmann::json warnings = nlohmann::json::array();
+  JsonReport json("sync");  // --json: filled as the run goes
   auto on_event = [&](const SyncEvent& e) {
     switch (e.kind) {
       case SyncEvent::kPlanned:
@@ -73,6 +91,8 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
         } else if (e.item && e.item->action == Action::kRejected) {
           progress.AddSkipped();
           ++named_rejected;
+          if (config.rejected_fails) json.AddError(e.reason, e.path, {}, "rejected");
+          else json.AddWarning(e.reason, e.path);
           // README: every rejected file is named on stderr with its reason
           // (a warning under on_rejected = "warn": it does not fail the run).
           if (!sync.dry_run) {
@@ -109,7 +129,7 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
         break;
       case SyncEvent::kWarning:
         progress.WithLineCleared([&] { log.Warn(e.reason); });
-        warnings.push_back({{"path", e.path}, {"reason", e.reason}});
+        json.AddWarning(e.reason, e.path);
         break;
     }
     if (options.verbose && !options.json) {
@@ -125,7 +145,10 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
   SyncReport r = RunSync(config, *manifest, so, on_event);
   progress.Finish();  // the summary below replaces the bar
   const int code = SyncExitCode(r);
-  const bool by_user = InterruptedByUser(r.status, so.stop);
+  if (options.end_counts) *options.end_counts = EndCounts(r);
+  // Stopped as asked: a signal, --max-duration, or --max-transfer's budget.
+  const bool by_user = InterruptedByUser(r.status, so.stop) ||
+                       (r.status.code() == Code::kCancelled && so.max_transfer > 0);
   if (!r.status.ok() && !by_user) PrintError(options, r.status);
   if (!sync.dry_run && r.plan.rejected > named_rejected) {
     // Unchanged since an earlier run rejected them: not read again, so not
@@ -134,33 +157,35 @@ int RunSyncCommand(const GlobalOptions& options, const SyncCommandOptions& sync)
                              " files rejected by earlier runs are unchanged; `shotsync status` lists them with "
                              "reasons (`shotsync ignore PATH` acknowledges one)";
     config.rejected_fails ? log.Error(line) : log.Warn(line);
+    if (config.rejected_fails) json.AddError(line, {}, {}, "rejected_earlier");
+    else json.AddWarning(line);
   }
   if (options.json) {
-    nlohmann::json failures = nlohmann::json::array();
     for (const auto& f : r.failures) {
-      failures.push_back({{"file", f.path}, {"reason", f.reason}, {"permanent", f.permanent}});
+      json.AddError(f.reason, f.path, {}, f.permanent ? "rejected" : "failed")["permanent"] = f.permanent;
     }
-    nlohmann::json out = {
-        {"uploaded", r.uploaded}, {"revised", r.revised}, {"skipped", r.plan.skip},
-        {"rejected", r.rejected + r.plan.rejected}, {"failed", r.failed},
-        {"reconciled", r.reconciled}, {"adopted", r.plan.adopt}, {"moved", r.plan.moved},
-        {"conflicts", r.plan.conflict}, {"held", r.held}, {"unconfirmed", r.unconfirmed},
-        {"missing", r.plan.missing}, {"hashed", r.plan.hashed},
-        {"scanned", r.plan.scanned}, {"bytes", r.bytes_sent}, {"seconds", r.seconds},
-        {"requests", r.requests}, {"throttled_429", r.throttled_429},
-        {"failures", failures}, {"warnings", warnings}, {"exit_code", code},
-        {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
-    if (!r.status.ok()) out["error"] = r.status.message();
-    if (!r.target_error.ok()) out["target_error"] = r.target_error.message();
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    if (!r.target_error.ok()) json.AddError(r.target_error.message(), {}, "root", CodeName(r.target_error.code()));
+    json.Set({{"dry_run", sync.dry_run}, {"uploaded", r.uploaded}, {"revised", r.revised},
+              {"adopted", r.plan.adopt}, {"skipped", r.plan.skip}, {"rejected", r.rejected + r.plan.rejected},
+              {"failed", r.failed}, {"reconciled", r.reconciled}, {"moved", r.plan.moved},
+              {"conflicts", r.plan.conflict}, {"held", r.held}, {"unconfirmed", r.unconfirmed},
+              {"missing", r.plan.missing}, {"hashed", r.plan.hashed}, {"scanned", r.plan.scanned},
+              {"bytes", r.bytes_sent}, {"seconds", r.seconds}, {"requests", r.requests},
+              {"throttled_429", r.throttled_429}, {"retries", r.retries}});
+    json.Print(code, r.status);
   } else if (!options.quiet && (by_user || (r.status.ok() && (r.target_error.ok() || r.plan.scanned > 0)))) {
     // After a fatal error (or when no root could be planned), its line is the summary.
     const double mb = double(r.bytes_sent) / 1e6;
-    std::printf("%s: %lld uploaded, %lld revised, %lld skipped, %lld rejected, %lld failed; "
-                "%.1f MB in %.1fs (%.2f MB/s)\n",
-                sync.dry_run ? "plan" : "sync", (long long)r.uploaded, (long long)r.revised,
-                (long long)r.plan.skip, (long long)(r.rejected + r.plan.rejected), (long long)r.failed,
-                mb, r.seconds, r.seconds > 0 ? mb / r.seconds : 0.0);
+    if (sync.dry_run) {
+      // Nothing was sent: what a sync would do, in the conditional.
+      std::printf("%s\n", PlanLine(r.plan).c_str());
+    } else {
+      std::printf("sync: %lld uploaded, %lld revised, %lld skipped, %lld rejected, %lld failed; "
+                  "%.1f MB in %.1fs (%.2f MB/s); %lld retries, %lld 429s\n",
+                  (long long)r.uploaded, (long long)r.revised, (long long)r.plan.skip,
+                  (long long)(r.rejected + r.plan.rejected), (long long)r.failed, mb, r.seconds,
+                  r.seconds > 0 ? mb / r.seconds : 0.0, (long long)r.retries, (long long)r.throttled_429);
+    }
     if (r.plan.adopt + r.plan.moved + r.plan.conflict + r.held > 0) {
       std::printf("%lld adopted (already in the album), %lld moved, %lld conflicts, %lld revisions held\n",
                   (long long)r.plan.adopt, (long long)r.plan.moved, (long long)r.plan.conflict, (long long)r.held);
@@ -179,11 +204,21 @@ Command AddSyncCommand(CLI::App& app) {
   sync->add_flag("-n,--dry-run", so.dry_run, "plan only, send nothing");
   sync->add_option("-j,--jobs,--transfers", so.jobs, "concurrent uploads (default: config jobs, 8)")->check(CLI::Range(1, 64));
   sync->add_option("--rpm", so.rpm, "Shootbin requests per minute")->check(CLI::Range(1, 1000000));
-  sync->add_option("--bwlimit", so.bwlimit, "bandwidth limit: 512k, 4M (binary), 4MB (decimal), off, or UP:DOWN")
+  sync->add_option("--bwlimit", so.bwlimit, "upload bandwidth limit: 512k, 4M (binary), 4MB (decimal), off, UP:DOWN, or a "
+                   "timetable \"08:00,512k 23:00,off\" (Mon-08:00,... for weekdays)")
       ->check(BwLimitValidator());
   sync->add_option("--max-duration", so.max_duration,
                    "stop cleanly after this long (90s, 45m, 1h30m): running transfers finish, exit 5, the next run "
                    "resumes");
+  sync->add_flag("--fit", so.fit, "send JPEGs over the 10 MiB limit re-encoded to fit (the originals stay as they are)");
+  sync->add_option("--max-transfer", so.max_transfer,
+                   "start no upload that would take the bytes sent past SIZE (10G, 500M); then stop as "
+                   "--max-duration does (exit 5)")
+      ->check(SizeValidator());
+  sync->add_option("--stats", so.stats, "when stdout is not a terminal, a one-line stats line every DURATION on "
+                                        "stderr (and in the log file)")
+      ->check(DurationValidator());
+  AddFilterOptions(*sync, so.filters);
   sync->add_flag("--retry-rejected", so.retry_rejected, "send files the server (or this version) refused again");
   sync->add_flag("--allow-unapprove", so.allow_unapprove,
                  "send revisions of photos the client approved (resets the approval, clears annotations)");

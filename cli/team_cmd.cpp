@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "shotsync/headshotpro.hpp"
 
 namespace shotsync::cli {
@@ -21,8 +22,6 @@ struct TeamCommandOptions {
   std::vector<std::string> emails;
   bool dry_run = false;
 };
-
-std::string Dump(const nlohmann::json& j) { return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 const char* InviteWord(InviteOutcome::Kind k) {
   switch (k) {
@@ -48,10 +47,7 @@ const char* RevokeWord(RevokeOutcome::Kind k) {
 
 int ShowStatus(const GlobalOptions& options, const Config& config) {
   auto st = GetTeamStatus(config);
-  if (!st.ok()) {
-    PrintError(options, st.status());
-    return ExitCodeFor(st.status());
-  }
+  if (!st.ok()) return FailWith(options, "team", st.status(), ExitCodeFor(st.status()));
   if (options.json) {
     nlohmann::json members = nlohmann::json::object();
     for (const auto& [status, list] : st->members) {
@@ -64,9 +60,10 @@ int ShowStatus(const GlobalOptions& options, const Config& config) {
     }
     nlohmann::json invites = nlohmann::json::object();
     for (const auto& [status, n] : st->invites) invites[status] = n;
-    std::printf("%s\n", Dump({{"credits", st->credits}, {"pending_invites", st->pending_invites},
-                              {"invite_cap", st->invite_cap}, {"members", members}, {"invites", invites}})
-                            .c_str());
+    JsonReport json("team");
+    json.Set({{"action", "status"}, {"credits", st->credits}, {"pending_invites", st->pending_invites},
+              {"invite_cap", st->invite_cap}, {"members", members}, {"invites", invites}});
+    json.Print(kExitOk);
     return kExitOk;
   }
   std::printf("credits: %lld\npending invites: %lld of %lld allowed (credits x 2)\n", (long long)st->credits,
@@ -92,10 +89,7 @@ int ShowStatus(const GlobalOptions& options, const Config& config) {
 
 int Invite(const GlobalOptions& options, const Config& config, const TeamCommandOptions& team) {
   std::ifstream in(team.csv, std::ios::binary);
-  if (!in) {
-    PrintError(options, Status::Io(team.csv, errno));
-    return kExitUsage;
-  }
+  if (!in) return FailWith(options, "team", Status::Io(team.csv, errno), kExitUsage);
   std::stringstream ss;
   ss << in.rdbuf();
   std::vector<std::string> problems;
@@ -105,18 +99,23 @@ int Invite(const GlobalOptions& options, const Config& config, const TeamCommand
     if (r.team_id.empty()) r.team_id = team.team;
   }
   InviteReport r = InviteMembers(config, list, team.dry_run);
-  if (!r.status.ok()) {
-    PrintError(options, r.status);
-    return ExitCodeFor(r.status);
-  }
+  if (!r.status.ok()) return FailWith(options, "team", r.status, ExitCodeFor(r.status));
+  const int code = (r.failed > 0 || r.surplus > 0 || !problems.empty()) ? kExitPartial : kExitOk;
   if (options.json) {
+    JsonReport json("team");
     nlohmann::json a = nlohmann::json::array();
-    for (const auto& o : r.outcomes) a.push_back({{"email", o.email}, {"result", InviteWord(o.kind)}, {"reason", o.reason}});
-    std::printf("%s\n", Dump({{"credits", r.credits}, {"cap", r.cap}, {"pending_before", r.pending_before},
-                              {"sent", r.sent}, {"already", r.already}, {"surplus", r.surplus},
-                              {"failed", r.failed}, {"invalid", problems.size()}, {"dry_run", team.dry_run},
-                              {"outcomes", a}})
-                            .c_str());
+    for (const auto& o : r.outcomes) {
+      a.push_back({{"email", o.email}, {"result", InviteWord(o.kind)}, {"reason", o.reason}});
+      if (o.kind == InviteOutcome::kFailed || o.kind == InviteOutcome::kSurplus) {
+        json.AddError(o.reason.empty() ? InviteWord(o.kind) : o.reason, {}, o.email,
+                      o.kind == InviteOutcome::kFailed ? "failed" : "surplus");
+      }
+    }
+    for (const auto& p : problems) json.AddError(p, team.csv, {}, "invalid");
+    json.Set({{"action", "invite"}, {"credits", r.credits}, {"cap", r.cap}, {"pending_before", r.pending_before},
+              {"sent", r.sent}, {"already", r.already}, {"surplus", r.surplus}, {"failed", r.failed},
+              {"invalid", problems.size()}, {"dry_run", team.dry_run}, {"outcomes", a}});
+    json.Print(code);
   } else {
     for (const auto& o : r.outcomes) {
       if (o.kind == InviteOutcome::kSent && !options.verbose) continue;
@@ -130,35 +129,37 @@ int Invite(const GlobalOptions& options, const Config& config, const TeamCommand
                   (long long)r.cap, (long long)r.credits, (long long)r.pending_before);
     }
   }
-  return (r.failed > 0 || r.surplus > 0 || !problems.empty()) ? kExitPartial : kExitOk;
+  return code;
 }
 
 int Revoke(const GlobalOptions& options, const Config& config, const TeamCommandOptions& team) {
   RevokeReport r = RevokeInvites(config, team.emails, team.dry_run);
-  if (!r.status.ok()) {
-    PrintError(options, r.status);
-    return ExitCodeFor(r.status);
-  }
+  if (!r.status.ok()) return FailWith(options, "team", r.status, ExitCodeFor(r.status));
+  const int code = (r.failed > 0 || r.not_found > 0) ? kExitPartial : kExitOk;
   if (options.json) {
+    JsonReport json("team");
     nlohmann::json a = nlohmann::json::array();
-    for (const auto& o : r.outcomes) a.push_back({{"email", o.email}, {"result", RevokeWord(o.kind)}, {"reason", o.reason}});
-    std::printf("%s\n", Dump({{"revoked", r.revoked}, {"already", r.already}, {"not_found", r.not_found},
-                              {"failed", r.failed}, {"dry_run", team.dry_run}, {"outcomes", a}})
-                            .c_str());
+    for (const auto& o : r.outcomes) {
+      a.push_back({{"email", o.email}, {"result", RevokeWord(o.kind)}, {"reason", o.reason}});
+      if (o.kind == RevokeOutcome::kFailed || o.kind == RevokeOutcome::kNotFound) {
+        json.AddError(o.reason.empty() ? RevokeWord(o.kind) : o.reason, {}, o.email,
+                      o.kind == RevokeOutcome::kFailed ? "failed" : "not_found");
+      }
+    }
+    json.Set({{"action", "revoke"}, {"revoked", r.revoked}, {"already", r.already}, {"not_found", r.not_found},
+              {"failed", r.failed}, {"dry_run", team.dry_run}, {"outcomes", a}});
+    json.Print(code);
   } else {
     for (const auto& o : r.outcomes) {
       std::printf("%-12s %s%s%s\n", RevokeWord(o.kind), o.email.c_str(), o.reason.empty() ? "" : "  ", o.reason.c_str());
     }
   }
-  return (r.failed > 0 || r.not_found > 0) ? kExitPartial : kExitOk;
+  return code;
 }
 
 int RunTeam(const GlobalOptions& options, const TeamCommandOptions& team) {
   auto config = LoadConfigFor(options);
-  if (!config.ok()) {
-    PrintError(options, config.status());
-    return kExitUsage;
-  }
+  if (!config.ok()) return FailWith(options, "team", config.status(), kExitUsage);
   if (team.action == "status") return ShowStatus(options, *config);
   if (team.action == "invite") return Invite(options, *config, team);
   if (team.action == "revoke") return Revoke(options, *config, team);

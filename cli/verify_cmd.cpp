@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "json_out.hpp"
 #include "lock.hpp"
 #include "shotsync/verify.hpp"
 
@@ -17,17 +18,14 @@ namespace {
 int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
   int failed = kExitOk;
   auto profile = OpenProfile(options, &failed);
-  if (!profile) return failed;
+  if (!profile) return FailedEarly(options, "verify", failed);
   Config& config = profile->config;
   auto& manifest = profile->manifest;
   // Repairs write the manifest: not while a sync is running.
   std::optional<RunLock> lock;
   if (vo.repair) {
     auto held = RunLock::Acquire(config.state_dir);
-    if (!held.ok()) {
-      PrintError(options, held.status());
-      return ExitCodeFor(held.status());
-    }
+    if (!held.ok()) return FailWith(options, "verify", held.status(), ExitCodeFor(held.status()));
     lock.emplace(std::move(*held));
   }
   VerifyOptions with_store = vo;
@@ -41,15 +39,19 @@ int RunVerify(const GlobalOptions& options, const VerifyOptions& vo) {
   std::int64_t repaired = 0;
   for (const Difference& d : r.differences) repaired += d.repaired ? 1 : 0;
   if (options.json) {
+    JsonReport json("verify");
     nlohmann::json diffs = nlohmann::json::array();
     for (const Difference& d : r.differences) {
-      diffs.push_back({{"kind", DifferenceName(d.kind)}, {"path", d.path}, {"detail", d.detail}, {"repaired", d.repaired}});
+      diffs.push_back({{"kind", DifferenceName(d.kind)}, {"path", d.path}, {"reason", d.detail}, {"repaired", d.repaired}});
     }
-    nlohmann::json out = {{"differences", diffs},           {"files_checked", r.files_checked},
-                          {"remote_checked", r.remote_checked}, {"repaired", repaired},
-                          {"exit_code", code},
-                          {"status", r.status.ok() ? "ok" : std::string(CodeName(r.status.code()))}};
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    if (!r.differences.empty()) {
+      std::string line = std::to_string(r.differences.size());
+      line += " differences between the manifest and the disk or server (differences[] lists them)";
+      json.AddError(line, {}, {}, "differences");
+    }
+    json.Set({{"differences", diffs}, {"files_checked", r.files_checked}, {"remote_checked", r.remote_checked},
+              {"repaired", repaired}});
+    json.Print(code, r.status);
     return code;
   }
   for (const Difference& d : r.differences) {

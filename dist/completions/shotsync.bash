@@ -26,9 +26,14 @@ _shotsync() {
       compopt -o filenames 2>/dev/null
       return ;;
     --include)
-      COMPREPLY=($(compgen -W "main all" -- "$cur"))
+      # pull's --include is the variant; sync's and plan's is a glob.
+      [[ " ${words[*]} " == *" pull "* ]] && COMPREPLY=($(compgen -W "main all" -- "$cur"))
       return ;;
-    -j|--jobs|--transfers|--max-duration|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
+    --filter-from)
+      COMPREPLY=($(compgen -f -- "$cur"))
+      compopt -o filenames 2>/dev/null
+      return ;;
+    --exclude|--filter|--max-age|--min-age|--max-size|--min-size|--max-transfer|--stats|-j|--jobs|--transfers|--max-duration|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
       return ;;  # a value of the user's
   esac
 
@@ -45,15 +50,17 @@ _shotsync() {
   done
 
   local opts=""
+  local filters="--include --exclude --filter --filter-from --max-age --min-age --max-size --min-size --ignore-case"
   case $cmd in
     "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur")); return ;;
-    sync) opts="-n --dry-run -j --jobs --transfers --max-duration --rpm --bwlimit --retry-rejected --allow-unapprove" ;;
-    push) opts="-0 --null -j --jobs --transfers --wait" ;;
+    sync) opts="-n --dry-run -j --jobs --transfers --max-duration --max-transfer --stats --rpm --bwlimit $filters --fit --retry-rejected --allow-unapprove" ;;
+    plan) opts="$filters" ;;
+    push) opts="-0 --null -j --jobs --transfers --wait --fit" ;;
     status) opts="--runs --files" ;;
     verify) opts="--repair --remote" ;;
     init) opts="--root --project --album --base-url --force" ;;
     ignore) opts="--list --remove" ;;
-    pull) opts="--member --favorites --restore -n --dry-run -j --jobs --rpm --include --dest --bwlimit" ;;
+    pull) opts="--member --favorites --restore -n --dry-run -j --jobs --rpm --include --dest --bwlimit --stats" ;;
     team)
       case $sub in
         "") COMPREPLY=($(compgen -W "status invite revoke" -- "$cur")); return ;;

@@ -2,10 +2,12 @@
 // path under dest that is safe on any file system (pull.hpp, "Name safety").
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <set>
 #include <string>
 
 #include "shotsync/pull.hpp"
+#include "shotsync/shootbin.hpp"  // SimpleCaseFold
 #include "util/json_util.hpp"
 
 namespace shotsync {
@@ -145,15 +147,97 @@ Status ValidateLayout(std::string_view layout) {
   return Status::Ok();
 }
 
+namespace {
+
+// FNV-1a: a short, stable tag of a raw server value (not a security measure).
+std::string HashTag(std::string_view raw) {
+  std::uint32_t h = 2166136261u;
+  for (char c : raw) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  static const char kHex[] = "0123456789abcdef";
+  std::string out(8, '0');
+  for (int i = 7; i >= 0; --i, h >>= 4) out[std::size_t(i)] = kHex[h & 0xf];
+  return out;
+}
+
+// {photo}: the id itself when it is safe as it is and has no upper case (real
+// ids are lower-case hex). Otherwise sanitising or a case-insensitive file
+// system could give two ids one name: a tag of the raw id keeps them apart,
+// whichever is listed first.
+std::string PhotoValue(std::string_view id) {
+  std::string out = SanitizeComponent(id);
+  if (out == id && SimpleCaseFold(out) == out) return out;
+  std::string tagged = SanitizeComponent(id, {}, 90);
+  tagged += '-';
+  tagged += HashTag(id);
+  return tagged;
+}
+
+std::string MemberBase(std::string_view name, std::string_view email, std::string_view id) {
+  return SanitizeComponent(name, SanitizeComponent(email, id));
+}
+
+}  // namespace
+
+bool LayoutNeedsMemberFolders(std::string_view layout) {
+  return layout.find("{member}") != std::string_view::npos && layout.find("{member_id}") == std::string_view::npos &&
+         layout.find("{email}") == std::string_view::npos && layout.find("{model}") == std::string_view::npos;
+}
+
+std::map<std::string, std::string> MemberFolders(const std::vector<LayoutMember>& listed) {
+  // Everything below depends on counts over the whole set, never on its order.
+  std::map<std::string, const LayoutMember*> members;  // by id (a member listed twice counts once)
+  for (const LayoutMember& m : listed) members.emplace(m.id, &m);
+  const auto fold_of = [](const LayoutMember& m) { return SimpleCaseFold(MemberBase(m.name, m.email, m.id)); };
+  const auto email_key = [](const std::string& fold, const LayoutMember& m) {
+    std::string key = fold;
+    key += '\n';
+    key += SimpleCaseFold(m.email);
+    return key;
+  };
+  std::map<std::string, int> name_count, email_count;
+  for (const auto& [id, m] : members) ++name_count[fold_of(*m)];
+  for (const auto& [id, m] : members) ++email_count[email_key(fold_of(*m), *m)];
+  const auto tagged = [](const LayoutMember& m, std::string_view raw_tag) {
+    const std::string tag = SanitizeComponent(raw_tag, {}, 60);
+    // The name is shortened first so that ExpandLayout's 100-byte limit never cuts the tag.
+    std::string out = SanitizeComponent(MemberBase(m.name, m.email, m.id), {}, 100 - 3 - tag.size());
+    out += " (";
+    out += tag;
+    out += ')';
+    return out;
+  };
+  std::map<std::string, std::string> out;
+  for (const auto& [id, m] : members) {
+    const std::string fold = fold_of(*m);
+    if (name_count[fold] == 1) {
+      out[id] = MemberBase(m->name, m->email, m->id);
+      continue;
+    }
+    // The email tells the member apart unless another of the same name has it
+    // too, or it is the name already (a member without a name): else the id.
+    const bool email_tells = !m->email.empty() && email_count[email_key(fold, *m)] == 1 &&
+                             SimpleCaseFold(m->email) != fold;
+    out[id] = tagged(*m, email_tells ? std::string_view(m->email) : std::string_view(id));
+  }
+  // A tagged name may be someone else's plain name ("Jane Doe (jane@x.com)"):
+  // then the tagged ones fall back to their ids, which are unique.
+  std::map<std::string, int> label_count;
+  for (const auto& [id, label] : out) ++label_count[SimpleCaseFold(label)];
+  for (const auto& [id, m] : members) {
+    if (name_count[fold_of(*m)] > 1 && label_count[SimpleCaseFold(out[id])] > 1) out[id] = tagged(*m, id);
+  }
+  return out;
+}
+
 std::map<std::string, std::string> LayoutValues(const LayoutSubject& s, bool variant_in_layout) {
   const std::string suffix = s.variant != "main" && !variant_in_layout ? "_" + std::string(s.variant) : "";
-  return {{"member", SanitizeComponent(s.member_name, SanitizeComponent(s.email, s.member_id))},
+  return {{"member", MemberBase(s.member_name, s.email, s.member_id)},
           {"member_id", SanitizeComponent(s.member_id)},
           {"email", SanitizeComponent(s.email, s.member_id)},
           {"team", SanitizeComponent(s.team, "no-team")},
           {"model", SanitizeComponent(s.model_id)},
           {"model_title", SanitizeComponent(s.model_title, s.model_id)},
-          {"photo", SanitizeComponent(s.photo_id) + suffix},
+          {"photo", PhotoValue(s.photo_id) + suffix},
           {"ext", UrlExtension(s.url)},
           {"variant", SanitizeComponent(s.variant)}};
 }

@@ -17,11 +17,14 @@ std::string Lower(std::string s) {
   return s;
 }
 
-ModelState MemberState(const HpMember& m, const std::string& model_id) {
+// folders: MemberFolders of every finished member, or empty when the layout does not need it.
+ModelState MemberState(const HpMember& m, const std::string& model_id,
+                       const std::map<std::string, std::string>& folders) {
   ModelState s;
   s.id = model_id;
   s.member_id = m.id;
   s.member_name = m.name;
+  if (auto it = folders.find(m.id); it != folders.end()) s.member_folder = it->second;
   s.email = m.email;
   s.team = m.team_name;
   return s;
@@ -55,6 +58,16 @@ void PullRun::ListModels() {
   auto members = client_.ListMembers("finished");
   auto models = models_future.get();
   if (!members.ok()) return PushError(members.status());
+  // Over every finished member, not only the chosen ones: `--member` names a
+  // member's folder as a whole run does.
+  std::map<std::string, std::string> folders;
+  if (LayoutNeedsMemberFolders(config_.headshotpro.layout)) {
+    std::vector<LayoutMember> all;
+    for (const HpMember& m : *members) {
+      if (!m.id.empty()) all.push_back({m.id, m.name, m.email});
+    }
+    folders = MemberFolders(all);
+  }
   std::vector<HpMember> chosen;
   for (HpMember& m : *members) {
     if (m.id.empty()) continue;
@@ -67,7 +80,7 @@ void PullRun::ListModels() {
   }
   std::unordered_map<std::string, const HpMember*> by_email;
   for (const HpMember& m : chosen) by_email[Lower(m.email)] = &m;
-  if (options_.favorites && options_.member.empty()) return ListFavoritesOrgWide(by_email);
+  if (options_.favorites && options_.member.empty()) return ListFavoritesOrgWide(by_email, folders);
 
   // Members -> models: the active models with the member's email, plus the member's modelId.
   if (!models.ok()) return PushError(models.status());
@@ -76,13 +89,13 @@ void PullRun::ListModels() {
   for (const HpModel& md : *models) {
     auto it = by_email.find(Lower(md.email));
     if (it == by_email.end() || md.id.empty() || !have.insert(md.id).second) continue;
-    ModelState s = MemberState(*it->second, md.id);
+    ModelState s = MemberState(*it->second, md.id, folders);
     s.title = md.title;
     if (s.team.empty()) s.team = md.team_name;
     todo.push_back(std::move(s));
   }
   for (const HpMember& m : chosen) {
-    if (!m.model_id.empty() && have.insert(m.model_id).second) todo.push_back(MemberState(m, m.model_id));
+    if (!m.model_id.empty() && have.insert(m.model_id).second) todo.push_back(MemberState(m, m.model_id, folders));
   }
   for (ModelState& s : todo) {
     if (ListerStopping()) return;
@@ -104,7 +117,8 @@ void PullRun::ListModels() {
 }
 
 // Org-wide favorites: one listing with member context.
-void PullRun::ListFavoritesOrgWide(const std::unordered_map<std::string, const HpMember*>& by_email) {
+void PullRun::ListFavoritesOrgWide(const std::unordered_map<std::string, const HpMember*>& by_email,
+                                   const std::map<std::string, std::string>& folders) {
   auto favs = client_.ListFavorites();
   if (!favs.ok()) return PushError(favs.status());
   std::map<std::string, Event> per_model;
@@ -112,7 +126,7 @@ void PullRun::ListFavoritesOrgWide(const std::unordered_map<std::string, const H
     auto it = by_email.find(Lower(f.email));
     if (it == by_email.end()) continue;  // not a finished member
     Event& e = per_model[f.model_id];
-    if (e.model.id.empty()) e.model = MemberState(*it->second, f.model_id);
+    if (e.model.id.empty()) e.model = MemberState(*it->second, f.model_id, folders);
     e.photos.push_back(std::move(f.photo));
   }
   for (auto& [id, e] : per_model) {

@@ -42,7 +42,7 @@ PullRun::PullRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
       include_(options.include.empty() ? config.headshotpro.include : options.include),
       // + 1: a listing need not wait for a download.
       session_(config, bucket_db_.get(),
-               SessionOptions{.jobs = jobs_ + 1, .bwlimit = config.bwlimit.down,
+               SessionOptions{.jobs = jobs_ + 1, .bwlimit = config.bwlimit,
                               .queue_capacity = std::size_t(4 * jobs_ + 16), .shared = options.shared}) {}
 
 PullReport PullRun::Run() {

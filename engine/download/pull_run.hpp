@@ -44,6 +44,7 @@ std::optional<std::uint64_t> FileSize(const std::string& path);
 // One model whose photos are pulled.
 struct ModelState {
   std::string id, member_id, member_name, email, team, title;
+  std::string member_folder;  // {member} from MemberFolders; "" = the name as LayoutValues makes it
   int gen = 0;                // listings made of it
   double listed_at = 0;       // wall seconds of the last listing
   const void* refresh_cause = nullptr;  // the task whose refusal caused the last listing
@@ -149,7 +150,8 @@ class PullRun {
   void PushError(Status st);
   void ListAll();
   void ListModels();
-  void ListFavoritesOrgWide(const std::unordered_map<std::string, const HpMember*>& by_email);
+  void ListFavoritesOrgWide(const std::unordered_map<std::string, const HpMember*>& by_email,
+                            const std::map<std::string, std::string>& folders);
   // The photos (or the favorite) of one model, as the run lists them.
   Result<std::vector<HpPhoto>> ListModelPhotos(const std::string& model_id);
 
@@ -157,7 +159,8 @@ class PullRun {
   void AddModel(ModelState m, std::vector<HpPhoto> photos);
   void AddTask(std::size_t model_index, const HpPhoto& p, const std::string& variant, const std::string& url);
   // Skipped (done before, deleted locally) or only planned: true when dropped.
-  bool DropKnownOrPlanned(Task& task);
+  // done: the photo's row when it says done, else null.
+  bool DropKnownOrPlanned(Task& task, const DownloadRecord* done);
   Status MakeDir(const std::string& dir);
   void Fail(Task& t, const std::string& reason);
   void Gone(Task& t, const std::string& reason);

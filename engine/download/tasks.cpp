@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "download/pull_run.hpp"
+#include "shotsync/shootbin.hpp"  // SimpleCaseFold
 
 namespace shotsync::download {
 
@@ -52,19 +53,27 @@ void PullRun::AddTask(std::size_t model_index, const HpPhoto& p, const std::stri
 
   const std::string& layout = config_.headshotpro.layout;
   const bool variant_in_layout = layout.find("{variant}") != std::string::npos;
+  const std::string& member = m.member_folder.empty() ? m.member_name : m.member_folder;
   auto rel = ExpandLayout(
-      layout, LayoutValues({m.member_id, m.member_name, m.email, m.team, m.id, m.title, p.id, variant, url},
+      layout, LayoutValues({m.member_id, member, m.email, m.team, m.id, m.title, p.id, variant, url},
                            variant_in_layout));
   Task& task = *t;
   tasks_.push_back(std::move(t));
   if (!rel.ok()) return Fail(task, rel.status().message());
-  task.final_path = dest_real_ + "/" + *rel;
+  auto rec = db_.GetDownload(task.remote_id);
+  if (!rec.ok()) return SetFatal(rec.status());
+  const DownloadRecord* done = *rec && (*rec)->state == DownloadState::kDone ? &**rec : nullptr;
+  // Downloaded into this destination before: the file stays where it is,
+  // whatever the layout says today (the default changed, or a member's folder
+  // name: a new member of the same name). Only new photos use the layout.
+  task.final_path = done && PathInside(done->dest_path, dest_real_) ? done->dest_path : dest_real_ + "/" + *rel;
   task.dir = task.final_path.substr(0, task.final_path.rfind('/'));
   task.part_path = task.final_path + ".part";
-  if (!paths_.insert(task.final_path).second) {
+  // Case-insensitively: on macOS, Windows or a NAS share, "A.jpg" would overwrite "a.jpg".
+  if (!paths_.insert(SimpleCaseFold(task.final_path)).second) {
     return Fail(task, "its file name " + task.final_path + " is already taken by another photo of this run");
   }
-  if (DropKnownOrPlanned(task)) return;
+  if (DropKnownOrPlanned(task, done)) return;
   Status dir = MakeDir(task.dir);
   if (!dir.ok()) {
     if (dir.code() == Code::kIo) return SetFatal(dir);
@@ -75,19 +84,14 @@ void PullRun::AddTask(std::size_t model_index, const HpPhoto& p, const std::stri
   Emit({PullEvent::kQueued, task.final_path, 0, ""});
 }
 
-bool PullRun::DropKnownOrPlanned(Task& task) {
+bool PullRun::DropKnownOrPlanned(Task& task, const DownloadRecord* done_row) {
   // Incremental: "already here" only when the file is in THIS destination
   // with the size recorded for it. The one row per photo may have been
-  // written by a pull into another folder (--dest) or layout: a row names
-  // the path it was fetched to, and nothing else is taken on its word.
-  auto rec = db_.GetDownload(task.remote_id);
-  if (!rec.ok()) {
-    SetFatal(rec.status());
-    return true;
-  }
+  // written by a pull into another folder (--dest): a row names the path it
+  // was fetched to, and nothing else is taken on its word.
   const auto local_size = FileSize(task.final_path);
-  if (*rec && (*rec)->state == DownloadState::kDone) {
-    const DownloadRecord& done = **rec;
+  if (done_row) {
+    const DownloadRecord& done = *done_row;
     if (local_size && *local_size == done.size) {
       ++report_.skipped;
       task.state = Task::kDropped;

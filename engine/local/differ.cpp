@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "local/plan_run.hpp"
+#include "shotsync/fit.hpp"
 #include "shotsync/version.hpp"
 
 namespace shotsync {
@@ -42,21 +43,50 @@ std::optional<std::string> PlanRun::PathClash(std::size_t root_index, std::strin
   return std::nullopt;
 }
 
+// Decide (below), with the size rule lifted for a file its root fits.
+static Action DecideSized(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason,
+                          bool retry_rejected, bool fits);
+
 void PlanRun::Decided(std::size_t root_index, const FileRecord& row) {
+  const bool fits = FitApplies(config_.roots[root_index], row.rel_path, row.size);
   std::string reason;
   std::optional<FileRecord> dup;
   if (options_.dedupe && !row.remote_photo_id && !row.hash.empty()) {
     auto d = manifest_.FindSyncedByHash(row.hash);
     if (d.ok() && d->has_value() && (*d)->id != row.id) dup = **d;
   }
-  Action a = Decide(row, dup ? &*dup : nullptr, reason, options_.retry_rejected);
+  Action a = DecideSized(row, dup ? &*dup : nullptr, reason, options_.retry_rejected, fits);
   if (a == Action::kUpload) {
     if (auto clash = PathClash(root_index, row.rel_path)) {
       a = Action::kRejected;
       reason = *clash;
     }
   }
-  Emit(root_index, a, std::move(reason), row);
+  if (!fits || (a != Action::kUpload && a != Action::kRevision)) return Emit(root_index, a, std::move(reason), row);
+  // An over-size JPEG of a root with fit on (docs/fit.md), fitted here in
+  // memory: the item carries the size of the copy, which is what the album
+  // will hold (adoption and reconcile compare it) and what the job records;
+  // the send writes the copy again (same bytes). The row keeps the original's
+  // size and hash. One that cannot fit is rejected, recorded like any refusal.
+  auto fitted = FitJpegFile(AbsPath(root_index, row.rel_path));
+  if (!fitted.ok()) {
+    const Status& st = fitted.status();
+    if (st.code() == Code::kIo) return Emit(root_index, Action::kRejected, "unreadable: " + st.message(), row);
+    FileRecord refused = row;
+    refused.state = FileState::kRejected;
+    refused.reason = st.code() == Code::kRejected ? st.message() : "cannot be fitted: " + st.message();
+    refused.rejected_by = kVersion;
+    if (Status w = writer_.Put(refused); !w.ok()) return Fail(w);
+    return Emit(root_index, Action::kRejected, refused.reason, refused);
+  }
+  FileRecord sent = row;
+  sent.size = fitted->bytes.size();
+  reason += "; sent re-encoded at JPEG quality ";
+  reason += std::to_string(fitted->quality);
+  reason += ", ";
+  reason += Megabytes(sent.size);
+  reason += " (the original stays as it is)";
+  Emit(root_index, a, std::move(reason), sent);
 }
 
 // Differ for one directory: unchanged files are decided from their row,
@@ -90,12 +120,14 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
       const FileRecord& known = rows[ri];
       const bool same_stat =
           known.size == e.size && known.mtime_ns == e.mtime_ns && known.inode == e.inode;
-      if (same_stat && known.state != FileState::kMissing &&
+      // Refused as over-size (not read) before its root fitted: read it now.
+      const bool fits = FitApplies(config_.roots[root_index], known.rel_path, known.size);
+      if (same_stat && !(fits && known.hash.empty()) && known.state != FileState::kMissing &&
           (!known.hash.empty() || known.state == FileState::kRejected)) {
         if (!options_.emit_unchanged) {
           // Nothing to do for it: counted, not reported.
           std::string unused;
-          const Action a = Decide(known, nullptr, unused, options_.retry_rejected);
+          const Action a = DecideSized(known, nullptr, unused, options_.retry_rejected, fits);
           if (a == Action::kSkip) { ++quiet_skips; continue; }
           if (a == Action::kRejected) {
             ++(acknowledged_.contains({root_id, known.rel_path}) ? quiet_acks : quiet_rejects);
@@ -113,7 +145,7 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
     row.size = e.size;
     row.mtime_ns = e.mtime_ns;
     row.inode = e.inode;
-    if (e.size > kShootbinMaxUpload) {
+    if (e.size > kShootbinMaxUpload && !FitApplies(config_.roots[root_index], row.rel_path, e.size)) {
       // Rejected without reading it; a later edit that shrinks it changes the stat.
       row.state = FileState::kRejected;
       row.reason = OverUploadLimit(e.size);
@@ -169,10 +201,9 @@ void PlanRun::HandOn(std::size_t root_index, std::vector<HashJob>& to_hash, Boun
   }
 }
 
-}  // namespace local
-
-Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason, bool retry_rejected) {
-  if (file.size > kShootbinMaxUpload) {
+static Action DecideSized(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason,
+                          bool retry_rejected, bool fits) {
+  if (file.size > kShootbinMaxUpload && !fits) {
     reason = local::OverUploadLimit(file.size);
     return Action::kRejected;
   }
@@ -196,6 +227,12 @@ Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::strin
   }
   reason = "up to date";
   return Action::kSkip;
+}
+
+}  // namespace local
+
+Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason, bool retry_rejected) {
+  return local::DecideSized(file, duplicate_of, reason, retry_rejected, /*fits=*/false);
 }
 
 }  // namespace shotsync

@@ -30,6 +30,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "shotsync/live.hpp"
 #include "shotsync/version.hpp"
 
 namespace shotsync::local {
@@ -182,11 +183,12 @@ Status PlanRun::Walk(const RootConfig& rc, BoundedQueue<WalkedDir>& walked) {
     walked.Close();
     return Status::Ok();
   }
-  ScanOptions scan_options{rc.ignore, rc.include};
+  ScanOptions scan_options{rc.ignore, rc.include, options_.filter};
   Scanner scanner;
   Status st = scanner.Walk(
       rc.path, scan_options,
       [&](std::string_view dir, std::span<const ScanEntry> files) {
+        if (options_.live) options_.live->AddFound(std::int64_t(files.size()));
         walked.Push(WalkedDir{std::string(dir), {files.begin(), files.end()}});
       },
       [&](const std::string& path, const Status& err) { ReportError(path, err); });
@@ -230,7 +232,9 @@ Status PlanRun::PlanRoot(std::size_t root_index) {
     if (!options_.only.empty()) {
       StatListed(root_index, queue);
     } else {
-      while (std::optional<WalkedDir> d = walked.Pop()) OnDir(root_index, d->path, d->files, queue);
+      // A filtered walk saw only part of each folder: nothing is missing.
+      const bool complete = options_.filter == nullptr;
+      while (std::optional<WalkedDir> d = walked.Pop()) OnDir(root_index, d->path, d->files, queue, complete);
     }
     queue.Close();
   });
@@ -253,7 +257,7 @@ Status PlanRun::PlanRoot(std::size_t root_index) {
         again);
   }
   if (!walk_status.ok()) return walk_status;
-  if (failed_.load() || !options_.only.empty()) return writer_.Flush();
+  if (failed_.load() || !options_.only.empty() || options_.filter) return writer_.Flush();
   SHOTSYNC_RETURN_IF_ERROR(MarkVanishedDirs(root_id));
   return writer_.Flush();
 }

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "shotsync/fd.hpp"
+#include "shotsync/filter.hpp"
 
 namespace shotsync {
 namespace {
@@ -227,7 +228,7 @@ class Walker {
     if (IgnoredName(frame.rel, e.d_name, len, options_, scratch_)) return Status::Ok();
     const unsigned char type = e.d_type;
     if (type == DT_DIR) {
-      frame.subdirs.emplace_back(e.d_name, len);
+      if (DirAdmitted(frame, e.d_name, len)) frame.subdirs.emplace_back(e.d_name, len);
       return Status::Ok();
     }
     if (type != DT_REG && type != DT_LNK && type != DT_UNKNOWN) return Status::Ok();  // fifos, sockets...
@@ -252,12 +253,21 @@ class Walker {
     }
     if (S_ISREG(fst.st_mode)) {
       if (type != DT_REG && !IncludedName(e.d_name, options_)) return Status::Ok();
+      if (options_.filter &&
+          !options_.filter->Admits(JoinRel(frame.rel, std::string_view(e.d_name, len)), std::uint64_t(fst.st_size),
+                                   MtimeNs(fst))) {
+        return Status::Ok();
+      }
       files_.push_back({std::string(e.d_name, len), std::uint64_t(fst.st_size), MtimeNs(fst),
                         std::uint64_t(fst.st_ino)});
-    } else if (S_ISDIR(fst.st_mode)) {
+    } else if (S_ISDIR(fst.st_mode) && DirAdmitted(frame, e.d_name, len)) {
       frame.subdirs.emplace_back(e.d_name, len);
     }
     return Status::Ok();
+  }
+
+  bool DirAdmitted(const Frame& frame, const char* name, std::size_t len) const {
+    return !options_.filter || options_.filter->AdmitsDir(JoinRel(frame.rel, std::string_view(name, len)));
   }
 
   const std::string root_;

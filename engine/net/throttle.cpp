@@ -265,6 +265,7 @@ std::optional<double> ParseResetTime(std::string_view value, double now_s) {
 Throttle::Throttle(Options options) : options_(std::move(options)) {
   if (!(options_.rpm > 0) || !std::isfinite(options_.rpm)) options_.rpm = 60;
   if (!(options_.safety > 0 && options_.safety <= 1)) options_.safety = 0.985;
+  if (!(options_.burst >= 1) || !std::isfinite(options_.burst)) options_.burst = 1;
   if (!options_.clock) options_.clock = WallSeconds;
   if (options_.name.empty()) options_.name = options_.key.substr(0, options_.key.find(':'));
   if (!options_.notice) {
@@ -336,7 +337,7 @@ std::optional<std::chrono::milliseconds> Throttle::TryAcquireLocked(double now) 
   store_failed_ = false;
   if (refilled_at_ == 0) refilled_at_ = now;  // a fresh bucket holds its one token
   if (now > refilled_at_) {
-    tokens_ = std::min(1.0, tokens_ + (now - refilled_at_) * rate);
+    tokens_ = std::min(options_.burst, tokens_ + (now - refilled_at_) * rate);
     refilled_at_ = now;
   }
   if (tokens_ >= 1.0) {
@@ -404,14 +405,14 @@ void Throttle::ReserveFromStore(std::unique_lock<std::mutex>& lock) {
   Result<std::pair<int, double>> got = std::pair<int, double>{0, 0.0};
   if (cap == 1) {
     // One token at a time, taken only when it is due: nothing sits reserved.
-    Result<double> taken = options_.shared->Take(options_.key, rate, 1.0, now);
+    Result<double> taken = options_.shared->Take(options_.key, rate, options_.burst, now);
     if (!taken.ok()) {
       got = taken.status();
     } else {
       got = *taken > 0 ? std::pair<int, double>{0, *taken} : std::pair<int, double>{1, 0.0};
     }
   } else {
-    got = options_.shared->Reserve(options_.key, rate, 1.0, want, now);
+    got = options_.shared->Reserve(options_.key, rate, options_.burst, want, now);
   }
   lock.lock();
   reserving_ = false;
@@ -575,6 +576,14 @@ void Throttle::Acquire() {
 double Throttle::rpm() const {
   std::lock_guard lock(mu_);
   return rpm_;
+}
+
+void Throttle::SetRpm(double rpm) {
+  if (!(rpm > 0) || !std::isfinite(rpm)) return;
+  std::lock_guard lock(mu_);
+  options_.rpm = rpm;
+  rpm_ = rpm;
+  lease_ = 1;  // the lease grows again at the new pace
 }
 
 std::int64_t Throttle::granted() const {

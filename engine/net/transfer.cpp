@@ -27,10 +27,24 @@
 // side's need: the throttle holds it by shared_ptr, and the engine closes it
 // before the multi handle goes, so a late wake-up is a no-op.
 //
-// Bandwidth limit: each transfer gets bwlimit / (transfers running when it
-// starts, itself included) in each direction (CURLOPT_MAX_SEND/RECV_SPEED).
-// Not exact when transfers end at different times, but never above the limit
-// by more than the share of transfers started while others were running.
+// Bandwidth limit: one byte bucket per direction (net/bandwidth.hpp), drawn
+// on by curl's callbacks: an upload's file part reads only the bytes its
+// transfer holds, a download's write callback takes a body chunk only while
+// its transfer holds bytes; with none left the callback asks the bucket for a
+// chunk (kChunk bytes) and, when it has none, pauses the transfer (a
+// download returns CURL_WRITEFUNC_PAUSE; an upload calls curl_easy_pause and
+// reads one 16 KiB step on credit, as libcurl 7.88 never resumes a mime part
+// paused by its callback) and queues it as hungry. The
+// loop hands chunks to the hungry in the order they asked (each gets its
+// turn: no transfer starves into the stall timeout) and unpauses them
+// (curl_easy_pause), asking the bucket again when it said (a timer in the
+// poll wait) or when its keeper wakes the loop: nothing polls, and the loop
+// never waits for the store. Bytes a transfer held when it ended go to the
+// next one. The limits are re-read from the timetable when the one in force
+// ends (the loop wakes at least every second). Adaptive parallelism: a
+// direction's limited transfers hold one of `cap` slots (rate /
+// bw_min_share, at least 1) from the moment they pass the rate-limit queue;
+// the others wait, not started.
 #include "shotsync/transfer.hpp"
 
 #include <fcntl.h>
@@ -44,6 +58,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -51,6 +66,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "net/bandwidth.hpp"
 #include "net/curl_handles.hpp"
 #include "shotsync/fd.hpp"
 
@@ -63,6 +79,7 @@ using namespace net;
 constexpr int kMax429 = 10;            // consecutive 429s before the caller sees one
 constexpr long kLowSpeedBytes = 1024;  // "< 1 KB/s for low_speed_time" aborts
 constexpr auto kMaxPollWait = std::chrono::milliseconds(1000);
+constexpr std::size_t kCreditStep = 16 << 10;  // an upload read past its bandwidth bytes (see Allow)
 
 // scheme://host[:port]/path, without user info, query or fragment: signed
 // URLs carry credentials in the query, and messages must never show them.
@@ -115,11 +132,24 @@ std::string HttpResponse::Header(std::string_view lower_name) const {
 // case where the server may already have stored the photo, so the body
 // refuses to rewind once its first byte went out: libcurl then reports the
 // failure (CURLE_SEND_FAIL_REWIND) and the caller reconciles (docs/resume.md).
+// Paces a transfer's body under the bandwidth limit (the transfer's Job).
+class BodyPacer {
+ public:
+  // How many of `want` bytes to read now (never 0: out of bytes, a small
+  // step on credit, and the transfer is paused until the loop resumes it).
+  virtual std::size_t Allow(std::size_t want) = 0;
+  virtual void Spend(std::size_t n) = 0;
+
+ protected:
+  ~BodyPacer() = default;
+};
+
 struct FilePart {
   shotsync::UniqueFd fd;
   std::uint64_t size = 0;
   std::uint64_t pos = 0;
   std::string path;
+  BodyPacer* pacer = nullptr;
 
   static Result<std::unique_ptr<FilePart>> Open(const std::string& path) {
     auto fp = std::make_unique<FilePart>();
@@ -134,12 +164,14 @@ struct FilePart {
   }
   static size_t Read(char* buf, size_t size, size_t n, void* arg) {
     auto* fp = static_cast<FilePart*>(arg);
-    const std::size_t want = size * n;
+    std::size_t want = size * n;
+    if (fp->pacer) want = fp->pacer->Allow(want);
     for (;;) {
       const ssize_t got = ::pread(fp->fd.get(), buf, want, off_t(fp->pos));
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) return CURL_READFUNC_ABORT;
       fp->pos += std::uint64_t(got);
+      if (fp->pacer) fp->pacer->Spend(std::size_t(got));
       return std::size_t(got);
     }
   }
@@ -180,7 +212,8 @@ class Waker {
 }  // namespace
 
 struct TransferEngine::Impl {
-  struct Job {
+  enum { kUp = 0, kDown = 1 };
+  struct Job final : BodyPacer {
     HttpRequest req;
     Callback done;
     HttpResponse resp;
@@ -201,8 +234,19 @@ struct TransferEngine::Impl {
     curl_off_t ul_now = 0;  // upload progress (xferinfo), for counters
     int consecutive_429 = 0;
     char errbuf[CURL_ERROR_SIZE] = {};
+    // Bandwidth: the direction whose limit paces the body (-1 = none), the
+    // bytes it may still send / take, and whether it holds a slot of the
+    // direction's cap.
+    int dir = -1;
+    std::int64_t allowance = 0;
+    bool bw_slot = false;
+    bool hungry = false;  // paused, in its direction's queue
 
     ~Job() { CloseFile(); }
+    std::size_t Allow(std::size_t want) override { return impl->Allow(*this, want); }
+    void Spend(std::size_t n) override {
+      if (impl->Limited(*this)) allowance -= std::int64_t(n);
+    }
     void CloseFile() {
       if (fd >= 0) ::close(fd);
       fd = -1;
@@ -217,6 +261,7 @@ struct TransferEngine::Impl {
       file_pos = 0;
       local_error = Status::Ok();
       ul_now = 0;
+      allowance = 0;
       errbuf[0] = '\0';
       resp = HttpResponse();
     }
@@ -227,6 +272,13 @@ struct TransferEngine::Impl {
     opt.max_concurrent = std::max(1, opt.max_concurrent);
     opt.max_per_host = std::max(1, opt.max_per_host);
     opt.queue_capacity = std::max<std::size_t>(1, opt.queue_capacity);
+    if (!opt.clock) opt.clock = WallSeconds;
+    for (int i : {kUp, kDown}) {
+      bw[i] = std::make_unique<Direction>(opt.bw_key + (i == kUp ? ":up" : ":down"), opt.bw_store, opt.clock,
+                                          opt.max_concurrent);
+    }
+    // Without any limit the timetable is never read.
+    if (!opt.bwlimit.limited()) bw_until = std::numeric_limits<double>::infinity();
   }
   ~Impl() {
     if (waker) waker->Close();  // while the multi handle still exists
@@ -254,6 +306,20 @@ struct TransferEngine::Impl {
   std::unordered_map<Throttle*, Clock::time_point> blocked;
   std::unordered_set<Throttle*> registered;  // throttles that have our waker
   std::shared_ptr<Waker> waker;              // set before the loop starts
+
+  // Bandwidth, one per direction (loop thread; the buckets' keepers call the waker).
+  struct Direction {
+    Direction(std::string key, BucketStore* store, std::function<double()> clock, int max)
+        : bucket(std::move(key), store, std::move(clock)), cap(max) {}
+    net::ByteBucket bucket;
+    std::deque<Job*> hungry;     // paused for bytes, served in this order
+    std::deque<JobPtr> waiting;  // not started: `cap` transfers hold the slots
+    std::int64_t spare = 0;      // bytes held by transfers that ended
+    int slots = 0, cap;
+    Clock::time_point ask_at = Clock::time_point::max();  // ask the bucket again (for the hungry)
+  };
+  std::unique_ptr<Direction> bw[2];
+  double bw_until = 0;  // Unix seconds: the limits in force are re-read then
 
   // Counters (any thread).
   std::atomic<std::int64_t> n_started{0}, n_finished{0}, n_active{0}, n_queued{0};
@@ -314,6 +380,9 @@ struct TransferEngine::Impl {
   static size_t OnWrite(char* buf, size_t size, size_t n, void* ud) {
     auto* job = static_cast<Job*>(ud);
     const size_t len = size * n;
+    // curl keeps a paused chunk and hands it over again when resumed.
+    if (job->impl->Limited(*job) && !job->impl->Refill(*job)) return CURL_WRITEFUNC_PAUSE;
+    job->Spend(len);
     if (!job->in_body && !StartBody(job)) return 0;
     if (job->to_file) {
       size_t done = 0;
@@ -403,12 +472,6 @@ struct TransferEngine::Impl {
     set(CURLOPT_PRIVATE, static_cast<void*>(&job));
     set(CURLOPT_PIPEWAIT, 1L);  // prefer a stream on an HTTP/2 connection to a new connection
     set(CURLOPT_TCP_KEEPALIVE, 1L);
-    if (opt.bwlimit > 0) {
-      const curl_off_t share =
-          std::max<curl_off_t>(1024, curl_off_t(opt.bwlimit) / curl_off_t(active.size() + 1));
-      set(CURLOPT_MAX_SEND_SPEED_LARGE, share);
-      set(CURLOPT_MAX_RECV_SPEED_LARGE, share);
-    }
     if (rc != CURLE_OK) {
       return Status::Internal(job.what + ": setting up the transfer: " + curl_easy_strerror(rc));
     }
@@ -436,6 +499,7 @@ struct TransferEngine::Impl {
           auto fp = FilePart::Open(p.file_path);
           if (!fp.ok()) return fp.status();
           FilePart* raw = fp->get();
+          raw->pacer = &job;
           job.file_parts.push_back(std::move(*fp));
           // Streamed from disk, and never rewound once sent: see FilePart.
           if (mc == CURLE_OK) {
@@ -520,6 +584,7 @@ struct TransferEngine::Impl {
     active.erase(it);
     n_active.fetch_sub(1, std::memory_order_relaxed);
     curl_multi_remove_handle(multi.get(), e);
+    ReleaseBandwidth(*job);
     HttpResponse& resp = job->resp;
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
@@ -585,6 +650,7 @@ struct TransferEngine::Impl {
   }
 
   void Deliver(JobPtr job) {
+    ReleaseBandwidth(*job);
     n_finished.fetch_add(1, std::memory_order_relaxed);
     Callback done = std::move(job->done);
     HttpResponse resp = std::move(job->resp);
@@ -631,17 +697,113 @@ struct TransferEngine::Impl {
       parked.erase(parked.begin());
       CancelWaiting(std::move(j), "cancelled while waiting for the rate limit (shutting down)");
     }
+    for (auto& d : bw) {
+      while (!d->waiting.empty()) {
+        JobPtr j = std::move(d->waiting.front());
+        d->waiting.pop_front();
+        CancelWaiting(std::move(j), "cancelled while waiting for the bandwidth limit (shutting down)");
+      }
+    }
+  }
+
+  // --- Bandwidth (loop thread) -----------------------------------------------------
+
+  bool Limited(const Job& job) const { return job.dir >= 0 && bw[job.dir]->bucket.limited(); }
+
+  // A limited job's bytes: true when it holds some (now, or taken from the
+  // spare or the bucket); else it is queued as hungry and must pause.
+  bool Refill(Job& job) {
+    if (job.allowance > 0) return true;
+    if (job.hungry) return false;  // already queued
+    Direction& d = *bw[job.dir];
+    if (d.spare > 0) {
+      job.allowance += std::exchange(d.spare, 0);
+      return true;
+    }
+    if (d.hungry.empty()) {  // else its turn comes after theirs
+      auto wait = d.bucket.TakeChunk();
+      if (!wait) {
+        job.allowance += net::ByteBucket::kChunk;
+        return true;
+      }
+      d.ask_at = Clock::now() + *wait;
+    }
+    d.hungry.push_back(&job);
+    job.hungry = true;
+    return false;
+  }
+
+  std::size_t Allow(Job& job, std::size_t want) {
+    if (!Limited(job)) return want;
+    if (Refill(job)) return std::min(want, std::size_t(job.allowance));
+    // libcurl 7.88 never resumes a mime part whose read callback returned
+    // CURL_READFUNC_PAUSE: the callback pauses the transfer instead and
+    // hands over one small step on credit (spent from the next chunk).
+    curl_easy_pause(job.easy.get(), CURLPAUSE_SEND);
+    return std::min<std::size_t>(want, kCreditStep);
+  }
+
+  // The job ended (or is sent again): its slot, its place among the hungry
+  // and its unused bytes go to the others.
+  void ReleaseBandwidth(Job& job) {
+    if (job.dir < 0) return;
+    Direction& d = *bw[job.dir];
+    if (job.hungry) std::erase(d.hungry, &job);
+    job.hungry = false;
+    if (d.bucket.limited()) d.spare += std::max<std::int64_t>(0, job.allowance);
+    job.allowance = 0;
+    if (job.bw_slot) --d.slots;
+    job.bw_slot = false;
+  }
+
+  void ApplyRates(double now_s) {
+    const BwLimit::InForce in = opt.bwlimit.At(now_s);
+    bw_until = in.until;
+    auto on_create = [this](Throttle& t) { t.SetWakeup(waker.get(), [w = waker, p = &t] { w->Wake(p); }); };
+    for (int i : {kUp, kDown}) {
+      Direction& d = *bw[i];
+      const std::int64_t rate = i == kUp ? in.up : in.down;
+      d.bucket.SetRate(rate, on_create);
+      d.cap = rate > 0 ? int(std::clamp<std::int64_t>(rate / std::max<std::int64_t>(1, opt.bw_min_share), 1,
+                                                      opt.max_concurrent))
+                       : opt.max_concurrent;
+      if (rate == 0) d.spare = 0;
+      d.ask_at = Clock::time_point::min();  // the hungry: served at the new rate, or all resumed
+    }
+  }
+
+  // Re-reads the timetable when due; hands chunks to the hungry, in order.
+  void ServeBandwidth(Clock::time_point now) {
+    if (opt.clock() >= bw_until) ApplyRates(opt.clock());
+    for (auto& dp : bw) {
+      Direction& d = *dp;
+      while (!d.hungry.empty() && d.ask_at <= now) {
+        Job* job = d.hungry.front();
+        if (d.bucket.limited()) {
+          if (auto wait = d.bucket.TakeChunk()) {
+            d.ask_at = now + *wait;
+            break;
+          }
+          job->allowance += net::ByteBucket::kChunk;
+        }
+        d.hungry.pop_front();
+        job->hungry = false;
+        // A download's kept chunk may be handed over (and the job queued again) in here.
+        curl_easy_pause(job->easy.get(), CURLPAUSE_CONT);
+      }
+    }
   }
 
   // --- The loop ----------------------------------------------------------------
 
   void Pull() {
     const std::size_t held_max = std::size_t(opt.max_concurrent) + opt.queue_capacity;
+    const std::size_t waiting = bw[kUp]->waiting.size() + bw[kDown]->waiting.size();
     bool took = false;
     {
       std::lock_guard lock(mu);
       while (!intake.empty() && active.size() + ready.size() < std::size_t(opt.max_concurrent) &&
-             active.size() + ready.size() + parked.size() < held_max) {
+             active.size() + ready.size() + parked.size() + waiting < held_max) {
         ready.push_back(std::move(intake.front()));
         intake.pop_front();
         took = true;
@@ -662,6 +824,9 @@ struct TransferEngine::Impl {
   // Jobs parked on a throttle whose keeper has an answer: ask again now.
   void UnparkWoken() {
     for (const Throttle* t : waker->Take()) {
+      for (auto& d : bw) {
+        if (d->bucket.throttle() == t) d->ask_at = Clock::time_point::min();
+      }
       blocked.erase(const_cast<Throttle*>(t));
       std::vector<JobPtr> due;
       for (auto it = parked.begin(); it != parked.end();) {
@@ -677,9 +842,25 @@ struct TransferEngine::Impl {
   }
 
   void StartReady(Clock::time_point now) {
+    for (auto& d : bw) {
+      // A slot is free: those waiting for one queue again, in their order.
+      while (d->slots < d->cap && !d->waiting.empty()) {
+        ready.push_front(std::move(d->waiting.back()));
+        d->waiting.pop_back();
+      }
+    }
     while (!ready.empty() && active.size() < std::size_t(opt.max_concurrent)) {
       JobPtr job = std::move(ready.front());
       ready.pop_front();
+      if (job->dir >= 0 && !job->bw_slot) {
+        Direction& d = *bw[job->dir];
+        if (d.slots >= d.cap) {
+          d.waiting.push_back(std::move(job));
+          continue;
+        }
+        ++d.slots;
+        job->bw_slot = true;
+      }
       if (Throttle* t = job->req.throttle) {
         if (registered.insert(t).second) {
           t->SetWakeup(waker.get(), [w = waker, t] { w->Wake(t); });
@@ -723,6 +904,7 @@ struct TransferEngine::Impl {
         CancelAllWaiting();
         break;
       }
+      ServeBandwidth(Clock::now());
       const bool stop = stop_flag.load();
       if (stop) {
         CancelAllWaiting();
@@ -739,10 +921,14 @@ struct TransferEngine::Impl {
       if (ReadDone()) continue;  // slots freed: start the next ones before sleeping
 
       auto wait = kMaxPollWait;
-      if (!parked.empty()) {
-        const auto until =
-            std::chrono::ceil<std::chrono::milliseconds>(parked.begin()->first - Clock::now());
-        wait = std::clamp(until, std::chrono::milliseconds(0), kMaxPollWait);
+      auto due = parked.empty() ? Clock::time_point::max() : parked.begin()->first;
+      for (auto& d : bw) {
+        if (!d->hungry.empty()) due = std::min(due, d->ask_at);
+      }
+      if (due != Clock::time_point::max()) {
+        const auto now = Clock::now();
+        wait = due <= now ? std::chrono::milliseconds(0)
+                          : std::min(std::chrono::ceil<std::chrono::milliseconds>(due - now), kMaxPollWait);
       }
       curl_multi_poll(multi.get(), nullptr, 0, int(wait.count()), nullptr);
     }
@@ -777,6 +963,10 @@ void TransferEngine::Submit(HttpRequest request, Callback done) {
   job->impl = impl_.get();
   job->what = request.method + " " + RedactUrl(request.url);
   job->req = std::move(request);
+  for (const MimePart& p : job->req.mime) {
+    if (!p.file_path.empty()) job->dir = Impl::kUp;
+  }
+  if (!job->req.download_path.empty()) job->dir = Impl::kDown;
   job->done = std::move(done);
   const bool on_loop = std::this_thread::get_id() == impl_->loop_id;
   {

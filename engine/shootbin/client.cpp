@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <utility>
 #include "shotsync/retry.hpp"
 #include "util/json_util.hpp"
 
@@ -379,7 +380,11 @@ HttpResponse ShootbinClient::PerformRead(const HttpRequest& request) {
   // Reads are idempotent: what Classify calls transient (network errors,
   // 408, 5xx) is sent again (retry_policy::kShootbinRead). The body is
   // judged by the parsers afterwards: only HTML counts here.
-  return RetryLoop([&] { return engine_.Perform(request); },
+  bool first = true;
+  return RetryLoop([&] {
+                     if (!std::exchange(first, false)) read_retries_.fetch_add(1, std::memory_order_relaxed);
+                     return engine_.Perform(request);
+                   },
                    [](const HttpResponse& r) {
                      const bool html = AsciiLower(r.Header("content-type")).find("text/html") !=
                                        std::string::npos;

@@ -60,7 +60,7 @@ constexpr char kInsertJob[] =
 constexpr char kAdoptJob[] =
     "UPDATE jobs SET owner = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'in_flight'";
 constexpr char kFinishJob[] =
-    "UPDATE jobs SET state = 'done', remote_photo_id = ?2, finished_at = ?3, last_error = '' "
+    "UPDATE jobs SET state = 'done', remote_photo_id = ?2, finished_at = ?3, last_error = '', fit_quality = ?4 "
     "WHERE id = ?1 RETURNING file_id, hash";
 constexpr char kFileSynced[] =
     "UPDATE files SET remote_photo_id = ?2, remote_hash = ?3, state = 'synced', reason = '', "
@@ -212,22 +212,22 @@ Result<bool> Manifest::AdoptJob(std::int64_t job_id, std::string_view from_owner
   return adopted;
 }
 
-Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id) {
-  const std::pair<std::int64_t, std::int64_t> one{job_id, remote_photo_id};
+Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality) {
+  const FinishedJob one{job_id, remote_photo_id, fit_quality};
   return FinishJobs({&one, 1});
 }
 
-Status Manifest::FinishJobs(std::span<const std::pair<std::int64_t, std::int64_t>> done) {
+Status Manifest::FinishJobs(std::span<const FinishedJob> done) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->Write(
       [&]() -> Status {
         const std::int64_t now = NowUnix();
-        for (const auto& [job_id, remote_photo_id] : done) {
+        for (const auto& [job_id, remote_photo_id, fit_quality] : done) {
           std::int64_t file_id = 0;
           std::string hash;
           {
             SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFinishJob));
-            SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, remote_photo_id, now));
+            SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, remote_photo_id, now, fit_quality));
             SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
             if (!row) return Status::NotFound(impl_->path + ": no job " + std::to_string(job_id));
             file_id = st->Int64(0);

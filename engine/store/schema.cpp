@@ -148,6 +148,11 @@ CREATE TABLE acknowledged(
   PRIMARY KEY(root_id, rel_path)
 );
 )sql",
+    // v5: the JPEG quality of a fitted copy an upload or revision sent
+    // (docs/fit.md); 0 = the file itself.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN fit_quality INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 

@@ -8,7 +8,7 @@
 namespace shotsync::upload {
 
 Status SyncRun::Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
-  SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id));
+  SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id, j.fit_quality));
   const Job* jobs[] = {&j};
   FinishShared(jobs, std::span<const std::int64_t>(&photo_id, 1));
   Recorded(j, reconciled);
@@ -42,10 +42,10 @@ void SyncRun::Record(Recording r) {
 // answers taught the album index; then the failed jobs' rows (their errors
 // are not the run's: the job stays for a later run, as it was).
 Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
-  std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+  std::vector<FinishedJob> rows;
   rows.reserve(batch.size());
   for (const Recording& r : batch) {
-    if (const auto* a = std::get_if<Answered>(&r)) rows.emplace_back(a->job.job_id, a->photo.id);
+    if (const auto* a = std::get_if<Answered>(&r)) rows.push_back({a->job.job_id, a->photo.id, a->job.fit_quality});
   }
   Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
   if (st.ok() && shared_) {

@@ -3,10 +3,14 @@
 // reconciled later, or failed.
 #include "upload/sync_run.hpp"
 
+#include "shotsync/fit.hpp"
+
+#include "shotsync/live.hpp"
+
 namespace shotsync::upload {
 
 void SyncRun::Send(Job j) {
-  if (Stopping(false) || !LeaseHeld()) {
+  if (Stopping(false) || !LeaseHeld() || !WithinBudget(j)) {
     // Never sent this time: leave it to the next run, no reconciling needed.
     (void)CloseJob(j, "interrupted before sending", false);
     return Done();
@@ -62,15 +66,28 @@ void SyncRun::CheckApproval(Job j) {
 
 void SyncRun::Transmit(Job j) {
   const Target& t = targets_[j.root_index];
+  // An over-size JPEG of a root that fits it goes as a copy (docs/fit.md),
+  // written for this send and removed once it is answered.
+  auto body = SendBody(config_.roots[j.root_index], j.abs_path, j.rel_path, config_.state_dir, j.file_id);
+  if (!body.ok()) {
+    PassProbe(j);
+    const std::string why = body.status().message();
+    return Record(Failed{.job = j, .reason = why, .permanent = body.status().code() != Code::kIo, .report = why});
+  }
+  const bool fitted = body->quality != 0;
+  j.fit_quality = body->quality;  // recorded with the done row
   HttpRequest req = j.kind == JobKind::kUpload
-                        ? client_.UploadRequest(t.project, t.album, j.abs_path, j.rel_path)
-                        : client_.RevisionRequest(t.project, t.album, j.photo_id, j.abs_path, j.rel_path);
+                        ? client_.UploadRequest(t.project, t.album, body->path, j.rel_path)
+                        : client_.RevisionRequest(t.project, t.album, j.photo_id, body->path, j.rel_path);
   // Studio mode: it may wait for its token while the lease runs out; then it
   // is not sent (another host may have taken the claim over).
   if (shared_lease_) req.may_start = [this] { return LeaseHeld(); };
   Emit({SyncEvent::kStarted, nullptr, j.abs_path, j.size, ""});
   auto shared = std::make_shared<Job>(std::move(j));
-  engine_.Submit(std::move(req), [this, shared](HttpResponse&& r) { OnAnswer(*shared, r); });
+  engine_.Submit(std::move(req), [this, shared, fitted](HttpResponse&& r) {
+    if (fitted) RemoveFitCopy(config_.state_dir, shared->file_id);  // a resend fits it again
+    OnAnswer(*shared, r);
+  });
 }
 
 // Runs on the transfer loop: no blocking and no manifest write here. What
@@ -138,7 +155,8 @@ void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
     return Record(Failed{.job = j, .reason = st.message(),
                          .report = st.message() + " (gave up after " + std::to_string(j.attempts) + " attempts)"});
   }
-  Retry(j, (c == Code::kConflict ? conflict_backoff_ : upload_backoff_).Delay(j.attempts));
+  Retry(j, (c == Code::kConflict ? conflict_backoff_ : upload_backoff_).Delay(j.attempts),
+        r.status != 0 ? std::to_string(r.status) : "a network error");
 }
 
 // Reconciled in a batch at the end (FinishOutstanding enforces the attempt
@@ -149,6 +167,7 @@ void SyncRun::Ambiguous(Job& j, const HttpResponse& r, bool answered) {
   if (!answered || gateway_page || r.status == 502 || r.status == 504 || r.status >= 520) {
     j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);
   }
+  if (options_.live) options_.live->AddConfirming(1);
   std::lock_guard lock(mu_);
   ambiguous_.push_back(j);
   --outstanding_;
@@ -169,13 +188,40 @@ void SyncRun::Refused(Job& j, const Status& st) {
     g.open = false;  // one at a time again
     if (!g.probing) g.probing = j.probe = true;
   }
-  if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, forbidden_backoff_.Delay(j.attempts));
+  if (refusals < 2 && j.probe && j.attempts < options_.max_attempts) return Retry(j, forbidden_backoff_.Delay(j.attempts), "403");
   Block(album, j.root_index, st);
   Unsent(j, st);
 }
 
-void SyncRun::Retry(Job j, std::chrono::milliseconds delay) {
-  scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable { Send(std::move(j)); });
+void SyncRun::Retry(Job j, std::chrono::milliseconds delay, std::string cause) {
+  {
+    std::lock_guard lock(mu_);
+    ++report_.retries;
+  }
+  if (options_.live) options_.live->RetryScheduled(std::move(cause));
+  scheduler_.At(SteadyClock::now() + delay, [this, j = std::move(j)]() mutable {
+    if (options_.live) options_.live->RetryStarted();
+    Send(std::move(j));
+  });
+}
+
+// --max-transfer: an upload starts only while the bytes of those started
+// stay within the budget (rclone's "cautious" cutoff: a transfer is never
+// cut half way). The first that would not fit ends the plan; the uploads
+// already admitted (queued for the throttle, or retrying) still go.
+bool SyncRun::WithinBudget(Job& j) {
+  if (options_.max_transfer == 0 || j.budgeted) return true;
+  std::lock_guard lock(mu_);
+  if (!budget_reached_ && budget_used_ + j.size <= options_.max_transfer) {
+    budget_used_ += j.size;
+    j.budgeted = true;
+    return true;
+  }
+  if (!budget_reached_.exchange(true)) {
+    plan_stop_.request_stop();
+    cv_.notify_all();
+  }
+  return false;
 }
 
 }  // namespace shotsync::upload

@@ -24,6 +24,7 @@
 #include "upload/sync_run.hpp"
 
 #include "shotsync/exit_code.hpp"
+#include "shotsync/live.hpp"
 
 #include <unistd.h>
 
@@ -36,13 +37,31 @@ SyncRun::SyncRun(const Config& config, Manifest& manifest, std::unique_ptr<Manif
       db_(own_jobs_db_ ? own_jobs_db_.get() : &manifest), lease_(std::move(lease)),
       owner_(lease_.AsJobOwner()), options_(options), on_event_(on_event),
       session_(config, db_, SessionOptions{.jobs = options.jobs > 0 ? options.jobs : config.jobs,
-                                           .bwlimit = options.bwlimit > 0 ? options.bwlimit : config.bwlimit.up,
+                                           .bwlimit = options.bwlimit > 0 ? BwLimit{options.bwlimit, options.bwlimit, {}}
+                                                                          : config.bwlimit,
                                            .shared = options.shared}) {}
 
 SyncReport SyncRun::Run() {
   // Waits (FinishOutstanding, WaitUntil) wake on a stop request: nothing polls the tokens.
   std::stop_callback on_stop(options_.stop, [this] { WakeWaiters(); });
   std::stop_callback on_abort(options_.abort, [this] { WakeWaiters(); });
+  std::stop_callback stop_plan(options_.stop, [this] { plan_stop_.request_stop(); });
+  LiveStats* live = options_.live;
+  if (live) {
+    live->SetThrottleSource([this] {
+      return LiveStats::Throttle{throttle_.rpm(), throttle_.granted(), throttle_.throttled_429(),
+                                 throttle_.paused_until()};
+    });
+    live->SetBwLimit(options_.bwlimit > 0 ? options_.bwlimit : config_.bwlimit.At(WallSeconds()).up);
+    live->SetPhase("connecting");
+  }
+  // The source reads this run's throttle: gone before the run is.
+  struct Unregister {
+    LiveStats* live;
+    ~Unregister() {
+      if (live) live->SetThrottleSource({});
+    }
+  } unregister{live};
   const auto t0 = SteadyClock::now();
   auto run_id = db_->BeginRun(options_.command, int(::getpid()));
   if (!options_.dry_run) report_.status = StartShared();
@@ -70,17 +89,19 @@ SyncReport SyncRun::Run() {
   }
   const bool nothing_to_push = !options_.files.empty() && only_.empty();
   if (report_.status.ok() && !nothing_to_push) {
+    if (live) live->SetPhase("scanning");
     PlanOptions po{.hash_threads = 0, .dedupe = config_.dedupe,
-                   .flush_before_emit = !options_.dry_run, .cancel = options_.stop,
+                   .flush_before_emit = !options_.dry_run, .cancel = plan_stop_.get_token(),
                    .emit_unchanged = (options_.dry_run && options_.report_unchanged) || !options_.files.empty(),
                    .only = only_, .retry_rejected = options_.retry_rejected,
                    .resolve_upload = [this](PlanItem& item) { ResolveUpload(item); },
-                   .skip_roots = UnresolvedRoots()};
+                   .skip_roots = UnresolvedRoots(), .filter = options_.filter, .live = live};
     auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                           [&](const std::string& path, const Status& st) {
                             Emit({st.code() == Code::kSkipped ? SyncEvent::kWarning : SyncEvent::kFailed,
                                   nullptr, path, 0, st.message()});
                           });
+    if (live) live->SetPhase(options_.dry_run ? "planned" : "sending");
     if (plan.ok()) {
       report_.plan = *plan;
       SyncEvent done{SyncEvent::kPlanComplete};
@@ -96,12 +117,16 @@ SyncReport SyncRun::Run() {
   ReportBlocked();
   claimer_.Finish();   // claims queued by the last retries end here (stopping: unsent)
   recorder_.Finish();  // every answer recorded before the report is made
-  if (report_.status.ok() && Stopping(false)) {
+  if (report_.status.ok() && budget_reached_) {
+    report_.status = Status(Code::kCancelled, "--max-transfer reached (" + std::to_string(budget_used_) +
+                                                  " bytes started): run the same command to send the rest");
+  } else if (report_.status.ok() && Stopping(false)) {
     report_.status = Status(Code::kCancelled, "interrupted: run the same command to resume");
   }
   report_.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   report_.throttled_429 = throttle_.throttled_429();
   report_.requests = throttle_.granted();
+  report_.retries += client_.read_retries();
   report_.target_error = target_error_;
   report_.rejected_fails = config_.rejected_fails;
   if (run_id.ok()) {
@@ -200,8 +225,16 @@ void SyncRun::FinishOutstanding() {
     if (batch.empty()) return;
     if (Stopping(false)) return;  // left in_flight: the next run reconciles them
     std::vector<Job> resend;
-    if (Status st = Reconcile(batch, resend); !st.ok()) {
-      SetFatal(st);
+    LiveStats* live = options_.live;
+    const auto confirming = std::int64_t(batch.size());
+    if (live) live->SetPhase("confirming");
+    const Status reconciled = Reconcile(batch, resend);
+    if (live) {
+      live->AddConfirming(-confirming);
+      live->SetPhase("sending");
+    }
+    if (!reconciled.ok()) {
+      SetFatal(reconciled);
       return;
     }
     for (Job& j : resend) {
@@ -214,7 +247,7 @@ void SyncRun::FinishOutstanding() {
         std::lock_guard lock(mu_);
         ++outstanding_;
       }
-      Retry(std::move(j), upload_backoff_.Delay(j.attempts));
+      Retry(std::move(j), upload_backoff_.Delay(j.attempts), "an unconfirmed send");
     }
   }
 }

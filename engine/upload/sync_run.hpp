@@ -66,6 +66,8 @@ struct Job {
   double conflict_at = 0;      // wall seconds of the last 409 (revisions)
   bool probe = false;          // the one send that opens its album's gate
   bool approval_checked = false;  // revisions: the photo was read before sending
+  bool budgeted = false;       // counted against --max-transfer
+  int fit_quality = 0;         // the JPEG quality of the fitted copy sent (docs/fit.md)
 };
 
 // Per album, per run: the first send goes alone, and only once it succeeded
@@ -155,7 +157,9 @@ class SyncRun {
   void OnAnswer(Job& j, const HttpResponse& r);
   void Ambiguous(Job& j, const HttpResponse& r, bool answered);
   void Refused(Job& j, const Status& st);
-  void Retry(Job j, std::chrono::milliseconds delay);
+  // cause: what failed ("503", "a network error"), for the progress line.
+  void Retry(Job j, std::chrono::milliseconds delay, std::string cause);
+  bool WithinBudget(Job& j);
   // reconcile.cpp
   Status ReconcileUnfinished();
   Status Reconcile(std::vector<Job>& jobs, std::vector<Job>& resend);
@@ -216,6 +220,9 @@ class SyncRun {
   std::vector<Job> ambiguous_;
   std::map<std::int64_t, Gate> gates_;               // album -> its gate
   std::atomic<bool> fatal_{false};
+  std::uint64_t budget_used_ = 0;               // --max-transfer: bytes of uploads started
+  std::atomic<bool> budget_reached_{false};
+  std::stop_source plan_stop_;                  // the plan's cancel: a stop, or the budget reached
   std::mutex event_mu_;
   Batcher<Pending> claimer_{[this](std::vector<Pending>& b) { return CommitClaims(b); },
                             [this](Pending& p, const Status& st) { AfterClaim(p, st); }};

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "shotsync/fit.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/session.hpp"
 #include "shotsync/shared_store.hpp"
@@ -172,15 +173,18 @@ class VerifyRun {
       std::set<std::int64_t> known;
       std::vector<FileRecord> forget;
       for (std::int64_t root_id : root_ids) {
+        const std::size_t ri = roots_.at(root_id).first;
         SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(root_id, [&](const FileRecord& f) {
           if (!f.remote_photo_id) return;
           known.insert(*f.remote_photo_id);
+          // A fitted photo has the re-encoded copy's size on the server (docs/fit.md).
+          const bool fitted = ri != SIZE_MAX && FitApplies(config_.roots[ri], f.rel_path, f.size);
           auto it = by_id.find(*f.remote_photo_id);
           if (it == by_id.end()) {
             // Gone from disk too: nothing will be sent again, nothing to report.
             if (f.state == FileState::kMissing) return;
             forget.push_back(f);
-          } else if (it->second->file_size && f.hash == f.remote_hash && *it->second->file_size != f.size) {
+          } else if (!fitted && it->second->file_size && f.hash == f.remote_hash && *it->second->file_size != f.size) {
             Add(Difference::kSizeDiffers, PathOf(f),
                 "photo " + std::to_string(*f.remote_photo_id) + " has " + std::to_string(*it->second->file_size) +
                     " bytes on the server, " + std::to_string(f.size) + " here");
@@ -206,9 +210,17 @@ class VerifyRun {
       AlbumIndex index(m_, client);
       std::vector<std::pair<FileRecord, std::int64_t>> adopt;
       for (std::int64_t root_id : root_ids) {
+        const std::size_t ri = roots_.at(root_id).first;
         SHOTSYNC_RETURN_IF_ERROR(m_.ForEachFile(root_id, [&](const FileRecord& f) {
           if (f.remote_photo_id || f.state == FileState::kMissing) return;
-          auto match = index.Find(album, f.rel_path, f.size, f.id);
+          // A fitted photo is stored at its copy's size: fitting is deterministic.
+          std::uint64_t size = f.size;
+          if (ri != SIZE_MAX && FitApplies(config_.roots[ri], f.rel_path, f.size)) {
+            auto copy = FitJpegFile(PathOf(f));
+            if (!copy.ok()) return;
+            size = copy->bytes.size();
+          }
+          auto match = index.Find(album, f.rel_path, size, f.id);
           if (match.ok() && match->kind == AlbumMatch::kFound && !known.contains(match->photo_id)) {
             known.insert(match->photo_id);
             adopt.emplace_back(f, match->photo_id);

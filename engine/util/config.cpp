@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <ctime>
+#include <limits>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
@@ -252,18 +255,134 @@ std::optional<std::int64_t> ParseOneRate(std::string_view text) {
 
 }  // namespace
 
-std::optional<BwLimit> ParseBwLimit(std::string_view text) {
+namespace {
+
+// RATE or UP:DOWN.
+std::optional<BwLimit::Slot> ParseRatePair(std::string_view text) {
   const std::size_t colon = text.find(':');
-  if (colon == std::string_view::npos) {
-    auto both = ParseOneRate(text);
-    if (!both) return std::nullopt;
-    return BwLimit{*both, *both};
-  }
   auto up = ParseOneRate(text.substr(0, colon));
-  auto down = ParseOneRate(text.substr(colon + 1));
+  auto down = colon == std::string_view::npos ? up : ParseOneRate(text.substr(colon + 1));
   if (!up || !down) return std::nullopt;
-  return BwLimit{*up, *down};
+  return BwLimit::Slot{0, *up, *down};
 }
+
+constexpr int kWeekMinutes = 7 * 24 * 60;
+
+// rclone's weekday names (fs/bwtimetable.go): "mon" or "monday", any case; Sunday = 0.
+std::optional<int> ParseWeekday(std::string_view text) {
+  static const char* const kDays[] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
+  std::string lower(text);
+  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  for (int d = 0; d < 7; ++d) {
+    const std::string_view full = kDays[d];
+    if (lower == full || lower == full.substr(0, 3)) return d;
+  }
+  return std::nullopt;
+}
+
+// "HH:MM" exactly (rclone's validateHour); the error says what is wrong.
+Result<int> ParseHhMm(std::string_view text) {
+  auto digit = [&](std::size_t i) { return std::isdigit(static_cast<unsigned char>(text[i])) != 0; };
+  if (text.size() != 5 || text[2] != ':' || !digit(0) || !digit(1) || !digit(3) || !digit(4)) {
+    return Status::Invalid("the time must be HH:MM");
+  }
+  const int h = (text[0] - '0') * 10 + (text[1] - '0');
+  const int m = (text[3] - '0') * 10 + (text[4] - '0');
+  if (h > 23) return Status::Invalid("the hour must be 00 to 23");
+  if (m > 59) return Status::Invalid("the minute must be 00 to 59");
+  return h * 60 + m;
+}
+
+}  // namespace
+
+Result<BwLimit> ParseBwLimit(std::string_view text) {
+  // rclone: a single value without a space or comma is a constant limit.
+  if (text.find_first_of(" ,") == std::string_view::npos) {
+    auto pair = ParseRatePair(text);
+    if (!pair) {
+      std::string msg = "bwlimit: '";
+      msg.append(text);
+      msg += "' is not a rate like 512k, 4M, 4MB, off or UP:DOWN, nor a timetable like \"08:00,512k 23:00,off\"";
+      return Status::Invalid(msg);
+    }
+    return BwLimit{pair->up, pair->down, {}};
+  }
+  BwLimit out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    if (text[pos] == ' ') {
+      ++pos;
+      continue;
+    }
+    const std::size_t end = std::min(text.find(' ', pos), text.size());
+    const std::string_view entry = text.substr(pos, end - pos);
+    pos = end;
+    auto bad = [&](std::string_view why) {
+      std::string msg = "bwlimit timetable entry '";
+      msg.append(entry);
+      msg += "': ";
+      msg.append(why);
+      return Status::Invalid(msg);
+    };
+    const std::size_t comma = entry.find(',');
+    if (comma == std::string_view::npos || entry.find(',', comma + 1) != std::string_view::npos) {
+      return bad("must be [DAY-]HH:MM,RATE");
+    }
+    std::string_view when = entry.substr(0, comma);
+    auto rate = ParseRatePair(entry.substr(comma + 1));
+    if (!rate) return bad("the rate must be like 512k, 4M, 4MB, off or UP:DOWN");
+    std::optional<int> day;  // none: every day
+    if (const std::size_t dash = when.find('-'); dash != std::string_view::npos) {
+      day = ParseWeekday(when.substr(0, dash));
+      if (!day) return bad("the day must be Mon, Tue, Wed, Thu, Fri, Sat or Sun");
+      when.remove_prefix(dash + 1);
+    }
+    auto minute = ParseHhMm(when);
+    if (!minute.ok()) return bad(minute.status().message());
+    for (int d = day.value_or(0); d <= day.value_or(6); ++d) {
+      out.timetable.push_back(BwLimit::Slot{d * 24 * 60 + *minute, rate->up, rate->down});
+    }
+  }
+  if (out.timetable.empty()) return Status::Invalid("bwlimit: empty timetable");
+  return out;
+}
+
+const BwLimit::Slot& BwLimit::SlotAt(int week_minute) const {
+  const Slot* at_or_before = nullptr;
+  const Slot* last = &timetable.front();
+  for (const Slot& s : timetable) {
+    // ">=": of entries at one minute, the one written last wins (rclone).
+    if (s.week_minute <= week_minute && (!at_or_before || s.week_minute >= at_or_before->week_minute)) {
+      at_or_before = &s;
+    }
+    if (s.week_minute >= last->week_minute) last = &s;
+  }
+  return at_or_before ? *at_or_before : *last;  // before the week's first entry: the last one wraps
+}
+
+BwLimit::InForce BwLimit::At(double unix_s) const {
+  if (timetable.empty()) return {up, down, std::numeric_limits<double>::infinity()};
+  const std::time_t t = std::time_t(std::floor(unix_s));
+  std::tm local{};
+  ::localtime_r(&t, &local);
+  const int now = local.tm_wday * 24 * 60 + local.tm_hour * 60 + local.tm_min;
+  const Slot& s = SlotAt(now);
+  // The next entry's minute, wrapping around the week.
+  int next = kWeekMinutes;
+  for (const Slot& e : timetable) {
+    const int ahead = (e.week_minute - now + kWeekMinutes - 1) % kWeekMinutes + 1;  // 1..week
+    next = std::min(next, ahead);
+  }
+  const double minute_start = double(t) - local.tm_sec;
+  // At most an hour ahead: a daylight-saving change moves local minutes.
+  return {s.up, s.down, std::min(minute_start + next * 60.0, unix_s + 3600.0)};
+}
+
+bool BwLimit::limited() const {
+  return up > 0 || down > 0 ||
+         std::any_of(timetable.begin(), timetable.end(), [](const Slot& s) { return s.up > 0 || s.down > 0; });
+}
+
 
 std::vector<std::string> DefaultInclude() {
   return {"*.jpg", "*.jpeg", "*.jpe", "*.png", "*.gif", "*.webp", "*.tif", "*.tiff",
@@ -356,7 +475,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   if (!bwlimit.empty()) {
     auto limit = ParseBwLimit(bwlimit);
     if (!limit) {
-      return Bad(source, top.Where("bwlimit"), "'bwlimit' must be a rate like \"4M\", \"512k\", \"4MB\", \"off\" or \"UP:DOWN\"");
+      return Bad(source, top.Where("bwlimit"),
+                 "'bwlimit' must be a rate like \"4M\", \"512k\", \"4MB\", \"off\", \"UP:DOWN\" or a timetable (" +
+                     limit.status().message() + ")");
     }
     c.bwlimit = *limit;
   }
@@ -425,11 +546,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
       Reader r(source, *t, "roots");
       RootConfig rc;
       rc.where = (source.empty() ? std::string("config") : source) + ":" + std::to_string(t->source().begin.line);
-      SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore", "include"}));
+      SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"path", "project", "album", "create", "ignore", "include", "fit"}));
       SHOTSYNC_RETURN_IF_ERROR(r.String("path", rc.path));
       SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("project", rc.project));
       SHOTSYNC_RETURN_IF_ERROR(r.IdOrName("album", rc.album));
       SHOTSYNC_RETURN_IF_ERROR(r.Bool("create", rc.create));
+      SHOTSYNC_RETURN_IF_ERROR(r.Bool("fit", rc.fit));
       SHOTSYNC_RETURN_IF_ERROR(r.StringList("ignore", rc.ignore));
       if (t->get("include")) {
         rc.include.clear();

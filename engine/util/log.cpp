@@ -123,8 +123,8 @@ std::string Logger::Redact(std::string_view text) const {
   return out;
 }
 
-void Logger::Log(LogLevel level, std::string_view message) {
-  if (!Enabled(level)) return;
+void Logger::Log(LogLevel level, std::string_view message, bool stderr_anyway) {
+  if (!Enabled(level) && !stderr_anyway) return;
   std::string text = Redact(message);
   // One event, one line; control characters from server text could also
   // move the cursor or recolour the terminal.
@@ -132,7 +132,7 @@ void Logger::Log(LogLevel level, std::string_view message) {
     if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == '\x7f') c = ' ';
   }
   std::lock_guard lock(mu_);
-  if (level <= options_.stderr_level) {
+  if (level <= options_.stderr_level || stderr_anyway) {
     // A warning says so: it is not a failure (and comes with exit code 0).
     const char* prefix = level == LogLevel::kError ? "shotsync: " : level == LogLevel::kWarn ? "shotsync: warning: " : "";
     WriteAll(STDERR_FILENO, prefix + text + "\n");

@@ -7,10 +7,11 @@
 namespace shotsync {
 namespace {
 
-TransferOptions EngineOptions(const Config& config, const SessionOptions& options) {
+TransferOptions EngineOptions(const Config& config, const SessionOptions& options, BucketStore* bw_store) {
   TransferOptions t{.max_concurrent = options.jobs,
                     .max_per_host = options.jobs,
                     .bwlimit = options.bwlimit,
+                    .bw_store = bw_store,
                     .ca_file = config.ca_file,
                     .stall_timeout = std::chrono::seconds(config.stall_timeout)};
   if (options.queue_capacity > 0) t.queue_capacity = options.queue_capacity;
@@ -23,6 +24,11 @@ std::unique_ptr<BucketStore> Buckets(Manifest* bucket_db, const SessionOptions& 
   return nullptr;
 }
 
+std::unique_ptr<BucketStore> BandwidthBuckets(Manifest* bucket_db, const SessionOptions& options) {
+  if (!bucket_db || !options.bwlimit.limited()) return nullptr;
+  return std::make_unique<ManifestBuckets>(*bucket_db);
+}
+
 }  // namespace
 
 namespace detail {
@@ -30,7 +36,8 @@ namespace detail {
 SessionBase::SessionBase(const Config& config, Manifest* bucket_db, const SessionOptions& options,
                          std::string_view service, const std::string& token, int rpm)
     : buckets_(Buckets(bucket_db, options)),
-      engine_(EngineOptions(config, options)),
+      bw_buckets_(BandwidthBuckets(bucket_db, options)),
+      engine_(EngineOptions(config, options, bw_buckets_.get())),
       throttle_(Throttle::Options{
           .key = BucketKey(service, token), .rpm = double(rpm), .shared = buckets_.get()}) {}
 

@@ -37,6 +37,10 @@ struct RootConfig {
   // candidates at all. ["*"]: every file.
   std::vector<std::string> include = DefaultInclude();
   std::string where;    // "file:line" of its [[roots]] table, for messages
+  // JPEGs over the upload limit are sent as a re-encoded copy that fits
+  // (shotsync/fit.hpp, docs/fit.md) instead of being rejected. Last: the
+  // positional initialisers of the fields above stay valid.
+  bool fit = false;
 };
 
 // Studio mode (docs/studio.md): hosts that share one account coordinate
@@ -62,20 +66,43 @@ struct HeadshotProConfig {
   int rpm = 300;               // 1000 on Enterprise
   std::string dest;            // download folder (~ expanded)
   std::string include = "main";  // "main" or "all"
-  std::string layout = "{member}/{model}/{photo}.{ext}";
+  std::string layout = "{member}/{photo}.{ext}";
   std::string key;             // from the environment or key_file; never logged
   std::string key_source;
 };
 
-// A bandwidth limit in bytes/s per direction, 0 = none.
+// A bandwidth limit in bytes/s per direction, 0 = none: a constant one, or
+// rclone's timetable (docs/architecture.md, "Bandwidth").
 struct BwLimit {
-  std::int64_t up = 0;    // uploads (sync, push)
+  std::int64_t up = 0;    // uploads (sync, push); with a timetable: unused
   std::int64_t down = 0;  // downloads (pull)
+  // One timetable entry: from this minute of the week (0 = Sunday 00:00,
+  // rclone's numbering) on. An entry without a weekday is one per day.
+  struct Slot {
+    int week_minute = 0;
+    std::int64_t up = 0, down = 0;
+  };
+  std::vector<Slot> timetable;  // in the order written; empty = constant
+  // The limits in force at a Unix time (local time), and the Unix time
+  // until which they hold at least (+inf for a constant limit).
+  struct InForce {
+    std::int64_t up = 0, down = 0;
+    double until = 0;
+  };
+  InForce At(double unix_s) const;
+  // The entry in force at a minute of the week: the latest one at or before
+  // it, wrapping around to the week's last entry; of entries at the same
+  // minute the one written last. Needs a timetable.
+  const Slot& SlotAt(int week_minute) const;
+  bool limited() const;  // any limit, in any direction, at any time
 };
 // rclone's spellings: "off"; "512k", "4M", "1G" (binary: k/K/KiB = 1024,
 // M/MiB, G/GiB); "4MB", "500kB" (decimal: 10^3, 10^6, 10^9); plain bytes/s;
-// "UP:DOWN" for each direction ("4M:off"). nullopt for anything else.
-std::optional<BwLimit> ParseBwLimit(std::string_view text);
+// "UP:DOWN" for each direction ("4M:off"); a timetable of space-separated
+// "[DAY-]HH:MM,RATE" entries (DAY: Mon or Monday..., any case; RATE any of
+// the above), e.g. "Mon-08:00,512k Sat-10:00,off". The error is one line
+// naming the bad entry.
+Result<BwLimit> ParseBwLimit(std::string_view text);
 
 struct Config {
   std::string source;          // file the config came from ("" = built-in defaults)

@@ -42,7 +42,9 @@ class Logger {
 
   // stderr gets "shotsync: message" (errors and warnings) or "message";
   // the file gets "2026-11-28T18:22:32.123Z LEVEL message".
-  void Log(LogLevel level, std::string_view message);
+  // stderr_anyway: on stderr whatever its level (lines the user asked
+  // for, such as --stats); the file still goes by its own level.
+  void Log(LogLevel level, std::string_view message, bool stderr_anyway = false);
   void Error(std::string_view m) { Log(LogLevel::kError, m); }
   void Warn(std::string_view m) { Log(LogLevel::kWarn, m); }
   void Info(std::string_view m) { Log(LogLevel::kInfo, m); }

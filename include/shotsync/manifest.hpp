@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 4;
+inline constexpr int kManifestSchemaVersion = 5;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -60,6 +60,14 @@ struct FileRecord {
   FileState state = FileState::kNew;
   std::string reason;  // why rejected / last failure, one line
   std::string rejected_by;  // kRejected: the shotsync version that refused it ("" = the server)
+};
+
+// A job the server answered: its photo, and the JPEG quality of the copy
+// sent when the file was fitted (docs/fit.md; 0 = the file itself).
+struct FinishedJob {
+  std::int64_t job_id = 0;
+  std::int64_t remote_photo_id = 0;
+  int fit_quality = 0;
 };
 
 enum class JobKind { kUpload, kRevision };
@@ -242,9 +250,9 @@ class Manifest {
   Result<bool> AdoptJob(std::int64_t job_id, std::string_view from_owner, std::string_view to_owner);
   // The job is done: job row and file row (remote id, remote hash, state
   // synced) change in one transaction.
-  Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id);
-  // Many FinishJobs, {job_id, remote_photo_id} each, in one transaction.
-  Status FinishJobs(std::span<const std::pair<std::int64_t, std::int64_t>> done);
+  Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality = 0);
+  // Many FinishJobs in one transaction.
+  Status FinishJobs(std::span<const FinishedJob> done);
   // failed (retry on a later run) or rejected (permanent); reason is one line
   // (newlines become spaces). attempts + 1; the file row gets the reason and,
   // when permanent, state rejected. Same transaction, durable.

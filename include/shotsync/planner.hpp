@@ -8,7 +8,8 @@
 //   upload    not yet on Shootbin
 //   revision  on Shootbin, content changed since the last upload
 //   skip      on Shootbin with this content (or a duplicate, with dedupe)
-//   rejected  over 10 MB, empty, unreadable, or a path clash between two
+//   rejected  over 10 MiB (unless its root fits JPEGs: shotsync/fit.hpp),
+//             empty, unreadable, or a path clash between two
 //             roots feeding one album (whether the bytes are an image is the
 //             server's decision)
 //   adopt / move / conflict   see Action (decided by the caller's
@@ -34,6 +35,9 @@
 #include "shotsync/status.hpp"
 
 namespace shotsync {
+
+class FileFilter;
+class LiveStats;
 
 // kAdopt: the album already holds a photo of this name: recorded as synced
 // with that photo, not uploaded. kMove: the content of a synced file that
@@ -95,6 +99,11 @@ struct PlanOptions {
   // Indexes into Config::roots not to plan at all (their target did not
   // resolve): not walked, nothing marked missing.
   std::vector<std::size_t> skip_roots;
+  // The run's rclone-style filter: only the files it admits are planned,
+  // and nothing is marked missing (the run did not look at everything).
+  const FileFilter* filter = nullptr;
+  // Counts the files the walk finds, as it finds them (a progress line).
+  LiveStats* live = nullptr;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;
@@ -105,7 +114,8 @@ using PlanErrorFn = std::function<void(const std::string& path, const Status& st
 // differ found unchanged, and after hashing). `duplicate_of` is a synced file
 // with the same content when dedupe is on.
 // A rejected row stands only when this version refused it (rejected_by) and
-// retry_rejected is off; a file over the size limit is always rejected.
+// retry_rejected is off; a file over the size limit is always rejected,
+// unless its root fits it (a JPEG re-encoded to fit: shotsync/fit.hpp).
 Action Decide(const FileRecord& file, const FileRecord* duplicate_of, std::string& reason,
               bool retry_rejected = false);
 

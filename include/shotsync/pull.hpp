@@ -1,5 +1,5 @@
 // Pull: downloads the generated headshots of a HeadshotPro organization into
-// <dest>/<layout> (default "{member}/{model}/{photo}.{ext}"), incrementally.
+// <dest>/<layout> (default "{member}/{photo}.{ext}"), incrementally.
 //
 // - Listing (one lister thread): finished members -> their active models
 //   (matched by email, plus the member's modelId) -> photos (include main or
@@ -15,8 +15,11 @@
 //   right after the listing it caused is a real error, not a loop.
 // - Incremental: a photo is skipped ("already here") when its file is in
 //   THIS destination with the size the manifest recorded; a row written for
-//   another destination or layout proves nothing here. A done file deleted
-//   from the folder it was fetched to is fetched again only with `restore`.
+//   another destination proves nothing here. A photo downloaded into this
+//   destination keeps the path it was downloaded to, even when the layout
+//   (or a member's folder name) has changed since: only new photos use the
+//   current layout. A done file deleted from the folder it was fetched to is
+//   fetched again only with `restore`.
 // - Names from the server are sanitized (SanitizeComponent) and every
 //   directory is checked with realpath to lie inside dest.
 // - A local I/O error (disk full, unwritable dest) stops the run with one
@@ -121,9 +124,27 @@ struct LayoutSubject {
   std::string_view member_id, member_name, email, team, model_id, model_title, photo_id, variant, url;
 };
 // The layout's variables for that file, each made safe with SanitizeComponent
-// (with fallbacks: member name -> email -> id, team -> "no-team"). A variant
-// other than "main" is appended to {photo} when the layout has no {variant}.
+// (with fallbacks: member name -> email -> id, team -> "no-team"). {photo} is
+// the photo id, with "-<8 hex>" (a hash of the raw id) appended when the id
+// had to be sanitised or has upper case, so that two ids never share a name,
+// not even on a case-insensitive file system. A variant other than "main" is
+// appended to {photo} when the layout has no {variant}.
 std::map<std::string, std::string> LayoutValues(const LayoutSubject& s, bool variant_in_layout);
+
+// A team member as {member} names them (raw values from the server).
+struct LayoutMember {
+  std::string id, name, email;
+};
+// The {member} value of every member, by id: the name (-> email -> id, as in
+// LayoutValues), made unique ignoring case (macOS, Windows and NAS shares
+// ignore it; SimpleCaseFold): members whose names are equal after sanitising
+// or folding each get " (<email>)", or " (<id>)" when the email does not tell
+// them apart. It depends only on the set of members, never on their order.
+std::map<std::string, std::string> MemberFolders(const std::vector<LayoutMember>& members);
+// True when {member} must come from MemberFolders: the layout has {member}
+// and nothing else that gives each member its own path ({member_id},
+// {email}, {model}: such layouts, e.g. the old default, are left as they were).
+bool LayoutNeedsMemberFolders(std::string_view layout);
 
 // Fills in the layout; every value is sanitized with SanitizeComponent
 // first. Returns a relative '/'-separated path whose segments are all

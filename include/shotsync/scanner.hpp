@@ -24,6 +24,8 @@
 
 namespace shotsync {
 
+class FileFilter;
+
 struct ScanEntry {
   std::string name;  // file name inside its directory (raw bytes)
   std::uint64_t size = 0;
@@ -44,6 +46,9 @@ struct ScanOptions {
   // fnmatch(3) globs for file names, case-insensitive: only files that match
   // one are candidates (folders are always entered). Empty: every file.
   std::vector<std::string> include;
+  // The run's rclone-style filter (--include, --max-age, ...), applied on
+  // top of the two lists above; nullptr = none.
+  const FileFilter* filter = nullptr;
 };
 
 // True when a file named `name` is a candidate under options.include.

@@ -20,7 +20,9 @@ namespace shotsync {
 
 struct SessionOptions {
   int jobs = 2;                    // transfers at once, and connections per host
-  std::int64_t bwlimit = 0;        // bytes/s, 0 = none
+  // Bandwidth limit (uploads: up, downloads: down), shared through the
+  // manifest's bucket table with the profile's other processes.
+  BwLimit bwlimit;
   std::size_t queue_capacity = 0;  // 0 = the engine's default
   // Studio mode: the buckets are the shared store's (every host's), not the
   // manifest's (this host's). Must outlive the session.
@@ -36,6 +38,9 @@ class SessionBase {
               std::string_view service, const std::string& token, int rpm);
 
   std::unique_ptr<BucketStore> buckets_;  // null: this process's bucket only
+  // The bandwidth buckets': always this host's manifest (a studio's hosts
+  // each have their own uplink); null without a limit or a manifest.
+  std::unique_ptr<BucketStore> bw_buckets_;
   TransferEngine engine_;
   Throttle throttle_;
 

@@ -54,6 +54,8 @@
 // Thread-safe (stateless apart from the engine and throttle it uses).
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -217,6 +219,8 @@ class ShootbinClient {
   const ShootbinAnswerContext& context() const { return context_; }
 
   Throttle& throttle() { return throttle_; }
+  // Reads sent again after a transient failure, so far (a run's summary).
+  std::int64_t read_retries() const { return read_retries_.load(std::memory_order_relaxed); }
 
  private:
   HttpRequest Base(std::string method, std::string path) const;
@@ -230,6 +234,7 @@ class ShootbinClient {
   ShootbinAnswerContext context_;
   Backoff read_backoff_{retry_policy::kShootbinRead};
   RetrySleep retry_sleep_ = SleepUnlessStopped();
+  std::atomic<std::int64_t> read_retries_{0};
 };
 
 }  // namespace shotsync

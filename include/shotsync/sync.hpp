@@ -44,6 +44,8 @@
 namespace shotsync {
 
 class SharedStore;
+class FileFilter;
+class LiveStats;
 
 struct SyncOptions {
   bool dry_run = false;
@@ -64,6 +66,14 @@ struct SyncOptions {
   // Studio mode (docs/studio.md): claims, the registry, the buckets and the
   // run record are shared with the other hosts through this store.
   SharedStore* shared = nullptr;
+  // sync --include/--exclude/--max-age...: only the files it admits.
+  const FileFilter* filter = nullptr;
+  // sync --max-transfer: no upload starts that would take the bytes sent
+  // past this (0 = no limit); the run then stops as a stop request does
+  // (kCancelled, exit 5) and the next run sends the rest.
+  std::uint64_t max_transfer = 0;
+  // What the run is doing and waiting for, for a progress or stats line.
+  LiveStats* live = nullptr;
 };
 
 struct SyncFailure {
@@ -97,6 +107,7 @@ struct SyncReport {
   std::uint64_t bytes_sent = 0;
   double seconds = 0;
   std::int64_t requests = 0, throttled_429 = 0;
+  std::int64_t retries = 0;  // resends after a transient failure (429s are counted apart)
   std::vector<SyncFailure> failures;  // every failed or rejected file, with its reason
   Status status;  // ok; kCancelled when stopped; kUnauthenticated/kForbidden when the token failed
   // The first root whose project or album did not resolve ("file:line:

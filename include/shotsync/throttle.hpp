@@ -134,6 +134,9 @@ class Throttle {
     std::function<void(const std::string& line)> notice;
     // Names the service in notices; "" = the key up to its ':' ("shootbin").
     std::string name;
+    // Tokens the bucket may hold (>= 1). A byte bucket (engine/net/bandwidth)
+    // holds two, so that a token asked for a little late is not lost.
+    double burst = 1;
   };
   explicit Throttle(Options options);
   ~Throttle();  // stops the keeper after it has stored a pending pause
@@ -176,6 +179,9 @@ class Throttle {
   // The pace in requests per minute: the configured rpm, or the server's
   // X-RateLimit-Limit when that is lower.
   double rpm() const;
+  // Changes the configured rpm (a bandwidth timetable's boundary); tokens
+  // already reserved keep their slots, the next ones follow the new pace.
+  void SetRpm(double rpm);
   std::int64_t granted() const;
   std::int64_t throttled_429() const;
   // Unix seconds until which the bucket is paused (0 = not paused).

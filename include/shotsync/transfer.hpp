@@ -9,6 +9,9 @@
 // on. Upload bodies are streamed from disk with the mime API and download
 // bodies are written straight to a file: no file is ever held in memory.
 //
+// A bandwidth limit (TransferOptions::bwlimit) paces upload and download
+// bodies; a paused transfer is still making progress, never cut for it.
+//
 // Each request names a Throttle; the engine starts a request only when its
 // throttle grants a token, and feeds every response back to it. A 429 is
 // retried transparently after the pause (it never reaches the callback).
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "shotsync/config.hpp"
 #include "shotsync/status.hpp"
 #include "shotsync/throttle.hpp"
 #include "shotsync/version.hpp"
@@ -88,10 +92,22 @@ struct HttpResponse {
 struct TransferOptions {
   int max_concurrent = 8;      // transfers at once
   int max_per_host = 8;        // connections per host
-  // bytes/s over all transfers, 0 = none. Approximate: each transfer gets
-  // bwlimit / (transfers running when it starts) per direction, enforced by
-  // curl (CURLOPT_MAX_SEND/RECV_SPEED_LARGE), which averages over seconds.
-  std::int64_t bwlimit = 0;
+  // Bandwidth limit per direction, constant or a timetable (re-read at its
+  // boundaries); none by default. Uploads count the file parts of request
+  // bodies, downloads the bodies written to download_path; API calls are not
+  // limited. Exact over the run: a byte token bucket (net/bandwidth.hpp)
+  // that curl's read / write callbacks draw on, pausing the transfer when it
+  // is empty. Limited transfers of one direction run at most
+  // rate / bw_min_share at once (at least one), so each gets a useful share.
+  BwLimit bwlimit;
+  // Shares the byte buckets (keys bw_key + ":up" / ":down") with the other
+  // processes of the profile; nullptr = this engine's own. Must outlive it.
+  BucketStore* bw_store = nullptr;
+  std::string bw_key = "bwlimit";
+  std::int64_t bw_min_share = 256 << 10;
+  // Unix seconds for the bandwidth buckets and timetable; empty =
+  // WallSeconds. Tests pass a fake one.
+  std::function<double()> clock;
   std::string ca_file;         // extra CA bundle; verification stays on
   std::string user_agent = std::string("shotsync/").append(kVersion);
   std::chrono::seconds connect_timeout{15};

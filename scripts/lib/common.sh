@@ -8,13 +8,13 @@ SHOTSYNC_BUILD_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libcurl4-openssl-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
-  catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libutf8proc-dev libicu-dev
+  catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libturbojpeg0-dev libutf8proc-dev libicu-dev
   libpq-dev curl openssl xxhash
 )
 # What the tests start or check with: the PostgreSQL server of studio mode
 # (initdb, pg_ctl); man, systemd-analyze and dpkg-shlibdeps for the install
 # tests; Lua for the darktable hook.
-SHOTSYNC_TEST_PACKAGES=(postgresql man-db systemd dpkg-dev lua5.4)
+SHOTSYNC_TEST_PACKAGES=(postgresql man-db systemd dpkg-dev lua5.4 python3-jsonschema)
 # clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
 SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

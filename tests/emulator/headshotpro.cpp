@@ -16,6 +16,9 @@
 //   POST /_emulator/headshotpro/models/<id>
 //                                      {"status","add_photos","delete_photos","favorite"}
 //                                      mutate a model (tests: new/deleted photos)
+//   POST /_emulator/headshotpro/members/<id>
+//                                      {"name","list_first"} rename a member (null: no
+//                                      name) / list it first (tests: equal names, order)
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -1271,6 +1274,37 @@ void AdminModel(Emulator& emu, State& st, const Request& req, Response& res) {
   AdminJson(emu, res, kRoute, status, out);
 }
 
+// POST /_emulator/headshotpro/members/<id> {"name": string|null, "list_first": true}
+void AdminMember(Emulator& emu, State& st, const Request& req, Response& res) {
+  static const std::string kRoute = "POST /_emulator/headshotpro/members/{id}";
+  const Json body = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return AdminJson(emu, res, kRoute, 400, {{"error", "body must be a JSON object"}});
+  }
+  const auto nv = body.find("name");
+  if (nv != body.end() && !nv->is_string() && !nv->is_null()) {
+    return AdminJson(emu, res, kRoute, 400, {{"error", "name must be a string or null"}});
+  }
+  Json out;
+  {
+    std::lock_guard lk(st.mu);
+    Data& d = st.d;
+    const auto it = d.members.find(req.matches[1]);
+    if (it == d.members.end()) {
+      out = {{"error", "unknown member"}};
+    } else {
+      Member& m = it->second;
+      if (nv != body.end()) m.name = nv->is_null() ? std::nullopt : std::optional<std::string>(nv->get<std::string>());
+      if (body.value("list_first", false)) {
+        // Lists are newest first: joined after everyone else.
+        for (const auto& [_, other] : d.members) m.joined_ms = std::max(m.joined_ms, other.joined_ms + 1);
+      }
+      out = MemberJson(d, m, true);
+    }
+  }
+  AdminJson(emu, res, kRoute, out.contains("error") ? 404 : 200, out);
+}
+
 }  // namespace
 
 void RegisterHeadshotPro(Emulator& emu) {
@@ -1324,6 +1358,8 @@ void RegisterHeadshotPro(Emulator& emu) {
           [st, e](const Request& req, Response& res) { AdminPhoto(*e, *st, req, res); });
   svr.Post(R"(/_emulator/headshotpro/models/([^/]+))",
            [st, e](const Request& req, Response& res) { AdminModel(*e, *st, req, res); });
+  svr.Post(R"(/_emulator/headshotpro/members/([^/]+))",
+           [st, e](const Request& req, Response& res) { AdminMember(*e, *st, req, res); });
 
   Emulator::ServiceHooks hooks;
   hooks.reset = [st] {

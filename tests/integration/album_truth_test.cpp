@@ -123,8 +123,8 @@ TEST_CASE("an album that already holds some of the photos gets only the missing 
   auto plan = f.Cli({"plan", "--json"});
   INFO(plan.out << plan.err);
   REQUIRE(plan.code == 0);
-  CHECK(Json(plan).at("adopt") == 4);
-  CHECK(Json(plan).at("upload") == 6);
+  CHECK(Json(plan).at("adopted") == 4);
+  CHECK(Json(plan).at("uploaded") == 6);
   CHECK(StatU(f.emu->Stats(), "uploads") == 0);
 
   auto r = f.Cli({"sync", "--json"});

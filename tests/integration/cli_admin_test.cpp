@@ -67,15 +67,15 @@ TEST_CASE("status lists the last runs with their exit codes, and rejected files 
   CHECK(j.at("runs")[0].at("command") == "sync");
   CHECK(j.at("runs")[0].at("exit_code") == 1);
   CHECK(j.at("runs")[1].at("uploaded") == 3);
-  REQUIRE(j.at("rejected").size() == 1);
-  CHECK(j.at("rejected")[0].at("path").get<std::string>().find("notes.jpg") != std::string::npos);
-  CHECK(j.at("rejected")[0].at("reason").get<std::string>().find("must be an image") != std::string::npos);  // the server's words
+  REQUIRE(j.at("rejected_files").size() == 1);
+  CHECK(j.at("rejected_files")[0].at("path").get<std::string>().find("notes.jpg") != std::string::npos);
+  CHECK(j.at("rejected_files")[0].at("reason").get<std::string>().find("must be an image") != std::string::npos);  // the server's words
   CHECK(j.at("roots")[0].at("synced") == 3);
   CHECK(j.at("in_flight").empty());
   REQUIRE(j.at("throttle").size() == 1);
   CHECK(j.at("throttle")[0].at("bucket").get<std::string>().rfind("shootbin:", 0) == 0);
   CHECK(j.at("throttle")[0].at("label") == "Shootbin (token from SHOOTBIN_API_TOKEN, 1000000 requests/min)");
-  CHECK(j.at("failed").empty());  // the refusal is the file's rejection, listed once
+  CHECK(j.at("failed_files").empty());  // the refusal is the file's rejection, listed once
   // The text form says the same for a person.
   auto text = f.Cli({"status"});
   CHECK(text.code == 0);
@@ -274,7 +274,7 @@ TEST_CASE("status and verify show a killed sync's run and its job left in flight
   CHECK(v.code == 1);
   auto inflight = OfKind(Json(v), "in-flight");
   REQUIRE_FALSE(inflight.empty());
-  CHECK(inflight[0].at("detail").get<std::string>().find("interrupted") != std::string::npos);
+  CHECK(inflight[0].at("reason").get<std::string>().find("interrupted") != std::string::npos);
 
   REQUIRE(f.Cli({"sync", "--quiet"}).code == 0);
   CHECK(f.CompareWithServer() == "");
@@ -301,7 +301,7 @@ TEST_CASE("verify reports the rows of a root that left the config and keeps them
     REQUIRE(j.at("differences").size() == 1);
     CHECK(j.at("differences")[0].at("kind") == "unknown-root");
     CHECK(j.at("differences")[0].at("path") == f.photos.string());
-    CHECK(j.at("differences")[0].at("detail").get<std::string>().find("3 files") != std::string::npos);
+    CHECK(j.at("differences")[0].at("reason").get<std::string>().find("3 files") != std::string::npos);
   }
 }
 

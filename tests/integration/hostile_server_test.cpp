@@ -165,12 +165,13 @@ TEST_CASE("hostile server: an upload answer without a usable id is never recorde
   auto j = nlohmann::json::parse(r.out);
   CHECK(j.at("uploaded") == 0);
   CHECK(j.at("failed") == 2);
-  for (const auto& failure : j.at("failures")) CHECK(failure.at("file").get<std::string>().find("IMG_") != std::string::npos);
+  CHECK(j.at("errors").size() == 2);
+  for (const auto& failure : j.at("errors")) CHECK(failure.at("path").get<std::string>().find("IMG_") != std::string::npos);
   // Retries are bounded: at most 5 attempts per file in a run.
   CHECK(uploads <= 10);
   // The next run still sees them as not uploaded.
   auto plan = f.Cli({"plan", "--json"});
-  CHECK(nlohmann::json::parse(plan.out).at("upload") == 2);
+  CHECK(nlohmann::json::parse(plan.out).at("uploaded") == 2);
 }
 
 TEST_CASE("hostile server: absurd sizes and names in a listing do not confuse reconciliation", "[hostile]") {

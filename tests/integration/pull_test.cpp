@@ -14,10 +14,12 @@
 #include <thread>
 
 #include "shotsync/pull.hpp"
+#include "shotsync/shootbin.hpp"
 #include "sync_fixture.hpp"
 #include "wait.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::ReadFileText;
 using shotsync::testing::Sha256File;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
@@ -98,10 +100,12 @@ TEST_CASE("pull: 3 members x 2 models x 170 photos are all fetched once, byte-ex
   CHECK(StatU(stats, "downloads") == 1020);  // each photo fetched once
   CHECK(Route(stats, kPhotosRoute) == 6);    // one page (limit 200) per model
   CHECK(CompareBytes(f, files) == "");
-  // Layout: <dest>/<member>/<model>/<photo>.jpg
+  // Default layout: <dest>/<member name>/<photo>.jpg
   const auto& any = files.begin()->second;
   CHECK(any.extension() == ".jpg");
-  CHECK(fs::relative(any, dest).begin()->string().rfind("Member ", 0) == 0);
+  const fs::path any_rel = fs::relative(any, dest);
+  CHECK(any_rel.begin()->string().rfind("Member ", 0) == 0);
+  CHECK(std::distance(any_rel.begin(), any_rel.end()) == 2);
 
   auto again = PullJson(f, {}, &code, &log);
   CHECK(code == 0);
@@ -409,6 +413,175 @@ TEST_CASE("pull: --favorites (org-wide and per member) and --member", "[pull]") 
   CHECK(j.at("skipped") == 1);
   j = PullJson(f, {"--member", "nobody@nowhere.test"}, &code, &log);
   CHECK(code == 2);
+}
+
+namespace {
+
+void SetMember(SyncFixture& f, const std::string& id, const nlohmann::json& body) {
+  const auto r = f.emu->Admin("POST", "headshotpro/members/" + id, &body);
+  REQUIRE(r.at("id") == id);
+}
+
+// Every finished file under dest as "<folder>/<file>" relative to dest, by photo id.
+std::map<std::string, std::string> RelFiles(const fs::path& dest) {
+  std::map<std::string, std::string> out;
+  for (const auto& [id, path] : Files(dest)) out[id] = fs::relative(path, dest).string();
+  return out;
+}
+
+// The config with `layout = ...` in its [headshotpro] table.
+void SetLayout(SyncFixture& f, const std::string& layout) {
+  f.WriteConfig();
+  std::string text = ReadFileText(f.config);
+  const std::string table = "[headshotpro]\n";
+  text.insert(text.find(table) + table.size(), "layout = \"" + layout + "\"\n");
+  std::ofstream(f.config, std::ios::trunc) << text;
+}
+
+}  // namespace
+
+TEST_CASE("pull: the default layout is <member name>/<photo>.<ext>, equal names get a folder each, in any order",
+          "[pull]") {
+  SyncFixture f;
+  auto seeded = f.emu->Seed({{"members", 4}, {"photos_per_model", 3}});
+  const auto& members = seeded.at("headshotpro").at("members");
+  std::map<std::string, std::string> email_of_model;  // model id -> member email
+  for (const auto& m : members) {
+    email_of_model[m.at("models").at(0).get<std::string>()] = m.at("email").get<std::string>();
+  }
+  const auto id = [&](int i) { return members.at(i).at("id").get<std::string>(); };
+  const auto email = [&](int i) { return members.at(i).at("email").get<std::string>(); };
+  // Equal as given, equal ignoring case, equal after sanitising (the trailing dot goes).
+  SetMember(f, id(0), {{"name", "Jane Doe"}});
+  SetMember(f, id(1), {{"name", "jane doe"}});
+  SetMember(f, id(2), {{"name", "Jane Doe."}});
+  const fs::path dest = f.tmp.path() / "headshots";
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  REQUIRE(j.at("downloaded") == 12);
+  const std::map<std::string, std::string> want = {{email(0), "Jane Doe (" + email(0) + ")"},
+                                                   {email(1), "jane doe (" + email(1) + ")"},
+                                                   {email(2), "Jane Doe (" + email(2) + ")"},
+                                                   {email(3), "Member 4"}};
+  const auto first = RelFiles(dest);
+  REQUIRE(first.size() == 12);
+  for (const auto& [photo, rel] : first) {
+    INFO(rel);
+    const std::string model = PhotoInfo(f, photo).at("modelId");
+    CHECK(rel == (fs::path(want.at(email_of_model.at(model))) / (photo + ".jpg")).string());
+  }
+
+  // A second run fetches nothing. A member renamed to an existing name later:
+  // the files already here stay where they are.
+  j = PullJson(f, {}, &code, &log);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 12);
+  SetMember(f, id(3), {{"name", "JANE DOE"}});
+  j = PullJson(f, {}, &code, &log);
+  CHECK(code == 0);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 12);
+  CHECK(RelFiles(dest) == first);
+  SetMember(f, id(3), {{"name", "Member 4"}});
+
+  // Listed in another order, a new folder gets the same names.
+  SetMember(f, id(0), {{"list_first", true}});
+  SetMember(f, id(3), {{"list_first", true}});
+  const fs::path other = f.tmp.path() / "other";
+  j = PullJson(f, {"--dest", other.string()}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 12);
+  CHECK(RelFiles(other) == first);
+  // One member alone (--member) is named as in a whole run.
+  const fs::path one = f.tmp.path() / "one";
+  j = PullJson(f, {"--member", email(1), "--dest", one.string()}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 3);
+  for (const auto& [photo, rel] : RelFiles(one)) CHECK(rel == first.at(photo));
+
+  // The naming rules themselves: order-free, unique ignoring case, a clash with a tagged name.
+  using shotsync::LayoutMember;
+  const std::vector<LayoutMember> a = {{"id1", "Ann", "ann@x.test"},
+                                       {"id2", "ANN", "ann2@x.test"},
+                                       {"id3", "Ann (ann@x.test)", "third@x.test"},
+                                       {"id4", "", "ann@x.test"},
+                                       {"id5", "Bo", "same@x.test"},
+                                       {"id6", "bo", "SAME@x.test"}};
+  const auto names = shotsync::MemberFolders(a);
+  CHECK(shotsync::MemberFolders(std::vector<LayoutMember>(a.rbegin(), a.rend())) == names);
+  CHECK(names.at("id2") == "ANN (ann2@x.test)");
+  CHECK(names.at("id1") == "Ann (id1)");  // its email-tagged name is id3's own name
+  CHECK(names.at("id3") == "Ann (ann@x.test)");
+  CHECK(names.at("id4") == "ann@x.test");
+  CHECK(names.at("id5") == "Bo (id5)");  // the same email (ignoring case) tells nothing
+  CHECK(names.at("id6") == "bo (id6)");
+  const auto photo = [](std::string_view photo_id) {
+    return shotsync::LayoutValues({"m", "n", "e", "t", "md", "mt", photo_id, "main", "u.jpg"}, false).at("photo");
+  };
+  CHECK(photo("507f1f77bcf86cd799439022") == "507f1f77bcf86cd799439022");
+  CHECK(shotsync::SimpleCaseFold(photo("AbC")) != shotsync::SimpleCaseFold(photo("abc")));
+  CHECK(photo("a/b") != photo("a_b"));
+}
+
+TEST_CASE("pull: a folder filled under the old default layout is not fetched again, an explicit layout is kept",
+          "[pull]") {
+  SyncFixture f;
+  auto seeded = f.emu->Seed({{"members", 1}, {"photos_per_model", 3}});
+  const std::string model = seeded.at("headshotpro").at("models").at(0).at("id");
+  const fs::path dest = f.tmp.path() / "headshots";
+  const std::string old_default = "{member}/{model}/{photo}.{ext}";
+  // A config that names the layout keeps it (the old default written out).
+  SetLayout(f, old_default);
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  REQUIRE(j.at("downloaded") == 3);
+  const auto old_files = RelFiles(dest);
+  for (const auto& [photo, rel] : old_files) CHECK(rel == (fs::path("Member 1") / model / (photo + ".jpg")).string());
+
+  // The default layout now: nothing fetched again, nothing moved; new photos use it.
+  f.WriteConfig();
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 3);
+  CHECK(RelFiles(dest) == old_files);
+  const nlohmann::json add = {{"add_photos", 2}};
+  const auto added = f.emu->Admin("POST", "headshotpro/models/" + model, &add).at("added");
+  REQUIRE(added.size() == 2);
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 2);
+  CHECK(j.at("skipped") == 3);
+  auto now = RelFiles(dest);
+  for (const auto& p : added) {
+    const std::string photo = p.get<std::string>();
+    CHECK(now.at(photo) == (fs::path("Member 1") / (photo + ".jpg")).string());
+  }
+  for (const auto& [photo, rel] : old_files) CHECK(now.at(photo) == rel);
+  CHECK(CompareBytes(f, Files(dest)) == "");
+  // An old file deleted is "deleted locally", as at its layout path.
+  fs::remove(dest / old_files.begin()->second);
+  j = PullJson(f, {}, &code, &log);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("not_restored") == 1);
+
+  // Back to the explicit old layout: a new photo goes there.
+  SetLayout(f, old_default);
+  const auto more = f.emu->Admin("POST", "headshotpro/models/" + model, &add).at("added");
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 2);
+  now = RelFiles(dest);
+  for (const auto& p : more) {
+    const std::string photo = p.get<std::string>();
+    CHECK(now.at(photo) == (fs::path("Member 1") / model / (photo + ".jpg")).string());
+  }
 }
 
 TEST_CASE("pull: bad key and unusable destination give one clear line", "[pull]") {

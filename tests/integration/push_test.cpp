@@ -69,7 +69,7 @@ TEST_CASE("push of an unchanged file sends nothing, and of an edited one sends a
   auto same = f.Cli({"push", "--json", Photo(f, 2)});
   REQUIRE(same.code == 0);
   auto j = nlohmann::json::parse(same.out);
-  CHECK(j.at("unchanged") == 1);
+  CHECK(j.at("skipped") == 1);
   CHECK(j.at("files").at(0).at("outcome") == "unchanged");
 
   Edit(Photo(f, 2), 4242);

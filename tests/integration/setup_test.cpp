@@ -68,7 +68,7 @@ TEST_CASE("a project that does not exist is one line naming the config's file:li
   CHECK(plan.code == 2);
   CHECK(Occurrences(plan.err, where) == 1);
   CHECK(plan.err.find("its projects: 1 (\"Demo\")") != std::string::npos);
-  CHECK(SetupJson(plan).at("upload") == 3);  // the other root's files are not counted as uploads
+  CHECK(SetupJson(plan).at("uploaded") == 3);  // the other root's files are not counted as uploads
 
   auto sync = f.Cli({"sync", "--json"});
   INFO(sync.out << sync.err);
@@ -77,7 +77,9 @@ TEST_CASE("a project that does not exist is one line naming the config's file:li
   auto j = SetupJson(sync);
   CHECK(j.at("uploaded") == 3);
   CHECK(j.at("failed") == 0);
-  CHECK(j.at("target_error").get<std::string>().find(where) == 0);
+  REQUIRE_FALSE(j.at("errors").empty());
+  CHECK(j.at("errors").back().at("target") == "root");
+  CHECK(j.at("errors").back().at("reason").get<std::string>().find(where) == 0);
   CHECK(StatU(f.emu->Stats(), "uploads") == 3);
 }
 

@@ -893,7 +893,7 @@ TEST_CASE("a schema 1 manifest is migrated in place, keeping its rows", "[manife
   }
   // Back to what schema 1 looked like.
   RawExec(path,
-          "DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
+          "ALTER TABLE jobs DROP COLUMN fit_quality; DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
           "ALTER TABLE jobs DROP COLUMN watermark; ALTER TABLE files DROP COLUMN rejected_by; "
           "ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE roots DROP COLUMN remote_project_id; "
           "ALTER TABLE roots DROP COLUMN remote_album_id; PRAGMA user_version = 1;");
@@ -962,7 +962,7 @@ TEST_CASE("FinishJobs records many answers in one transaction, or none of them",
   const std::string path = DbPath(dir);
   auto m = MustOpen(path);
   std::int64_t root = AddRoot(*m);
-  std::vector<std::pair<std::int64_t, std::int64_t>> done;
+  std::vector<FinishedJob> done;
   std::vector<std::int64_t> files;
   for (int i = 0; i < 5; ++i) {
     FileRecord f = MakeFile(root, "day1/" + std::to_string(i) + ".jpg", 5000);
@@ -970,7 +970,7 @@ TEST_CASE("FinishJobs records many answers in one transaction, or none of them",
     REQUIRE(m->PutFile(f).ok());
     auto job = m->BeginJob(f.id, f.hash, f.size, TestOwner());
     REQUIRE(job.ok());
-    done.emplace_back(job->job_id, 100 + i);
+    done.push_back({job->job_id, 100 + i});
     files.push_back(f.id);
   }
   SECTION("all recorded") {
@@ -984,7 +984,7 @@ TEST_CASE("FinishJobs records many answers in one transaction, or none of them",
     CHECK(m->UnfinishedJobs()->empty());
   }
   SECTION("one unknown job: nothing recorded, every job still in flight") {
-    done.emplace_back(987654, 1);
+    done.push_back({987654, 1});
     CHECK(m->FinishJobs(done).code() == Code::kNotFound);
     CHECK(m->UnfinishedJobs()->size() == 5);
     CHECK_FALSE((*m->GetFileById(files[0]))->remote_photo_id.has_value());
