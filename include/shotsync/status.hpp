@@ -60,7 +60,12 @@ class [[nodiscard]] Status {
   // Prefixes context ("manifest.db: " + message) keeping the code.
   Status WithContext(std::string_view context) const {
     if (ok()) return *this;
-    return {code_, std::string(context) + ": " + message_};
+    // Built piecewise: GCC 12 warns falsely (-Warray-bounds) on an operator+
+    // chain once this is inlined into a larger unit.
+    std::string text;
+    text.reserve(context.size() + 2 + message_.size());
+    text.append(context).append(": ").append(message_);
+    return {code_, std::move(text)};
   }
 
  private:
