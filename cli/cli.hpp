@@ -136,6 +136,7 @@ Command AddSharedCommand(CLI::App& app);  // shared_cmd.cpp
 Command AddCheckCommand(CLI::App& app);   // check_cmd.cpp
 Command AddLsCommand(CLI::App& app);      // check_cmd.cpp
 Command AddIgnoreCommand(CLI::App& app);  // ignore_cmd.cpp
+Command AddWatchCommand(CLI::App& app);   // watch_cmd.cpp
 
 // check's lines for `config` (stdout, or one JSON object), ending with the
 // next command to run; returns the exit code (check_cmd.cpp; init uses it).

@@ -168,6 +168,7 @@ Result<Config> LoadConfigFor(const GlobalOptions& options) {
   if (config.ok()) {
     options.log->AddSecret(config->shootbin.token);
     options.log->AddSecret(config->headshotpro.key);
+    options.log->AddSecret(config->headshotpro.webhook_secret);
   }
   return config;
 }

@@ -100,6 +100,7 @@ const std::map<std::string, std::string>& Examples() {
       {"check", "  shotsync check\n  shotsync --config ~/.config/shotsync/weddings.toml check"},
       {"ls", "  shotsync ls\n  shotsync --json ls \"Client Smith\""},
       {"ignore", "  shotsync ignore ~/Photos/Exports/notes.jpg\n  shotsync ignore --list"},
+      {"watch", "  shotsync watch\n  systemctl --user enable --now shotsync-watch@weddings   # docs/watch.md"},
   };
   return kExamples;
 }
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {
       AddPlanCommand(app),  AddSyncCommand(app),   AddPushCommand(app),  AddPullCommand(app),
       AddTeamCommand(app),  AddStatusCommand(app), AddVerifyCommand(app), AddInitCommand(app),
-      AddSharedCommand(app), AddCheckCommand(app), AddLsCommand(app),     AddIgnoreCommand(app),
+      AddSharedCommand(app), AddCheckCommand(app), AddLsCommand(app),     AddIgnoreCommand(app), AddWatchCommand(app),
   };
   for (const Command& c : commands) {
     auto it = Examples().find(c.app->get_name());
@@ -179,7 +180,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   // Tokens from the environment are redacted even before a config is read.
-  for (const char* var : {"SHOOTBIN_API_TOKEN", "HEADSHOTPRO_API_KEY"}) {
+  for (const char* var : {"SHOOTBIN_API_TOKEN", "HEADSHOTPRO_API_KEY", "HEADSHOTPRO_WEBHOOK_SECRET"}) {
     if (const char* v = std::getenv(var)) log->AddSecret(v);
   }
   g.log = &*log;

@@ -20,6 +20,7 @@ namespace {
 
 struct PullCommandOptions {
   std::string member;
+  std::string model;
   bool favorites = false;
   bool restore = false;
   bool dry_run = false;
@@ -40,6 +41,7 @@ Command AddPullCommand(CLI::App& app) {
   PullCommandOptions& o = *opts;
   auto* pull = app.add_subcommand("pull", "download the team's HeadshotPro headshots into headshotpro.dest");
   pull->add_option("--member", o.member, "only this member (id or email)");
+  pull->add_option("--model", o.model, "only this model's photos (a model id, as a webhook names it)");
   pull->add_flag("--favorites", o.favorites, "only favorites (the member's, or the organization's)");
   pull->add_flag("--restore", o.restore, "fetch again files that were deleted locally");
   pull->add_flag("-n,--dry-run", o.dry_run, "list what would be downloaded, download nothing");
@@ -77,6 +79,7 @@ int RunPull(const GlobalOptions& options, const PullCommandOptions& pull) {
   if (!lock.ok()) return FailWith(options, "pull", lock.status(), ExitCodeFor(lock.status()));
   PullOptions po;
   po.member = pull.member;
+  po.model = pull.model;
   po.favorites = pull.favorites;
   po.restore = pull.restore;
   po.dry_run = pull.dry_run;

@@ -7,10 +7,11 @@
 
 namespace shotsync::cli {
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals(bool hangup) {
   sigemptyset(&set_);
   sigaddset(&set_, SIGINT);
   sigaddset(&set_, SIGTERM);
+  if (hangup) sigaddset(&set_, SIGHUP);
   sigaddset(&set_, SIGUSR1);  // our own wake-up at shutdown
   // Must run before any other thread starts so they all inherit the mask.
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
@@ -19,6 +20,11 @@ StopSignals::StopSignals() {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;
       if (sig == SIGUSR1) return;
+      if (sig == SIGHUP) {
+        std::lock_guard lock(report_mu_);
+        if (hangup_) hangup_();
+        continue;
+      }
       if (stop_.request_stop()) {
         Report("stopping after the running transfers (again to abort)");
       } else {
@@ -39,6 +45,11 @@ void StopSignals::StopAfter(std::chrono::milliseconds after) {
     if (done.stop_requested()) return;
     if (stop_.request_stop()) Report("--max-duration reached: stopping after the running transfers");
   });
+}
+
+void StopSignals::OnHangup(std::function<void()> fn) {
+  std::lock_guard lock(report_mu_);
+  hangup_ = std::move(fn);
 }
 
 void StopSignals::SetReporter(std::function<void(const char*)> report) {

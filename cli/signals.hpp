@@ -18,7 +18,9 @@ namespace shotsync::cli {
 
 class StopSignals {
  public:
-  StopSignals();
+  // hangup: SIGHUP is taken too and calls the OnHangup function (watch's
+  // reload); otherwise SIGHUP keeps its default.
+  explicit StopSignals(bool hangup = false);
   ~StopSignals();
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
@@ -35,11 +37,15 @@ class StopSignals {
   // (the running transfers finish, the next run resumes).
   void StopAfter(std::chrono::milliseconds after);
 
+  // What SIGHUP does (needs hangup = true); runs on the signal thread.
+  void OnHangup(std::function<void()> fn);
+
  private:
   void Report(const char* message);
   std::stop_source stop_, abort_;
   std::mutex report_mu_;
   std::function<void(const char*)> report_;
+  std::function<void()> hangup_;  // report_mu_
   sigset_t set_{};
   std::jthread timer_;   // StopAfter's; its destructor wakes and joins it
   std::jthread thread_;  // last: started once the members it uses exist

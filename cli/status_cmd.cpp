@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "shotsync/watch.hpp"
 #include "json_out.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/throttle.hpp"
@@ -169,12 +170,20 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
     auto st = StudioStatus(*profile->shared, so.runs, studio);
     if (!st.ok()) return FailWith(options, "status", st, kExitUsage);
   }
+  auto watcher = ReadWatcherInfo(config.state_dir);
+  nlohmann::json j_watcher;
+  if (watcher.ok() && watcher->pid > 0) {
+    j_watcher = {{"running", watcher->running}, {"pid", watcher->pid}, {"since", watcher->since},
+                 {"last_event", watcher->last_event}, {"last_event_at", watcher->last_event_at},
+                 {"listen", watcher->listen}};
+  }
   if (options.json) {
     // "failed" and "rejected" are counters everywhere else: the lists are *_files.
     JsonReport json("status");
     json.Set({{"runs", j_runs}, {"in_flight", j_jobs}, {"failed_files", j_failures},
               {"rejected_files", j_rejected}, {"roots", j_roots}, {"throttle", j_buckets}});
     if (!studio.is_null()) json["studio"] = studio;
+    if (!j_watcher.is_null()) json["watcher"] = j_watcher;
     json.Print(kExitOk);
     return kExitOk;
   }
@@ -192,6 +201,19 @@ int RunStatus(const GlobalOptions& options, const StatusOptions& so) {
                 open ? "" : (std::to_string(r.finished_at - r.started_at) + "s").c_str(),
                 (long long)r.counts.uploaded, (long long)r.counts.revised, (long long)r.counts.skipped,
                 (long long)r.counts.rejected, (long long)r.counts.failed, (long long)r.counts.downloaded, r.pid);
+  }
+  if (watcher.ok() && watcher->pid > 0) {
+    if (watcher->running) {
+      std::printf("\nWatcher: running, pid %d, since %s%s%s\n", watcher->pid, LocalTime(std::int64_t(watcher->since)).c_str(),
+                  watcher->listen.empty() ? "" : ", listening on ", watcher->listen.c_str());
+    } else {
+      std::printf("\nWatcher: not running (pid %d started %s)\n", watcher->pid,
+                  LocalTime(std::int64_t(watcher->since)).c_str());
+    }
+    if (!watcher->last_event.empty()) {
+      std::printf("  last event %s: %s\n", LocalTime(std::int64_t(watcher->last_event_at)).c_str(),
+                  watcher->last_event.c_str());
+    }
   }
   std::printf("\nFiles by root:\n");
   for (const auto& r : *roots) {

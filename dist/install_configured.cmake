@@ -19,11 +19,11 @@ configure_file("${SHOTSYNC_DIST_SRC}/man/shotsync.1" "${SHOTSYNC_DIST_OUT}/shots
 file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_MANDIR}/man1" TYPE FILE
      FILES "${SHOTSYNC_DIST_OUT}/shotsync.1")
 
-foreach(unit shotsync.service shotsync.timer shotsync@.service shotsync@.timer)
+foreach(unit shotsync.service shotsync.timer shotsync@.service shotsync@.timer shotsync-watch@.service)
   configure_file("${SHOTSYNC_DIST_SRC}/systemd/${unit}.in" "${SHOTSYNC_DIST_OUT}/user/${unit}" @ONLY)
   file(INSTALL DESTINATION "${SHOTSYNC_SYSTEMD_USER_DIR}" TYPE FILE FILES "${SHOTSYNC_DIST_OUT}/user/${unit}")
 endforeach()
-foreach(unit shotsync@.service shotsync@.timer)
+foreach(unit shotsync@.service shotsync@.timer shotsync-watch@.service)
   configure_file("${SHOTSYNC_DIST_SRC}/systemd/system/${unit}.in" "${SHOTSYNC_DIST_OUT}/system/${unit}" @ONLY)
   file(INSTALL DESTINATION "${SHOTSYNC_SYSTEMD_SYSTEM_DIR}" TYPE FILE FILES "${SHOTSYNC_DIST_OUT}/system/${unit}")
 endforeach()

@@ -14,7 +14,7 @@ _shotsync() {
   fi
 
   local global="--config -q --quiet -v --verbose --json -P --progress --no-progress --version --log-file --ca-file -h --help"
-  local commands="plan sync push status verify init check doctor ls ignore pull team shared version"
+  local commands="plan sync push status verify init check doctor ls ignore pull watch team shared version"
 
   case $prev in
     --config|--log-file|--ca-file|--csv)
@@ -33,7 +33,7 @@ _shotsync() {
       COMPREPLY=($(compgen -f -- "$cur"))
       compopt -o filenames 2>/dev/null
       return ;;
-    --exclude|--filter|--max-age|--min-age|--max-size|--min-size|--max-transfer|--stats|-j|--jobs|--transfers|--max-duration|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--team)
+    --exclude|--filter|--max-age|--min-age|--max-size|--min-size|--max-transfer|--stats|-j|--jobs|--transfers|--max-duration|--rpm|--bwlimit|--wait|--runs|--files|--project|--album|--base-url|--member|--model|--team|--settle|--rescan-interval|--poll-interval|--webhook-listen|--metrics-listen)
       return ;;  # a value of the user's
   esac
 
@@ -60,7 +60,8 @@ _shotsync() {
     verify) opts="--repair --remote" ;;
     init) opts="--root --project --album --base-url --force" ;;
     ignore) opts="--list --remove" ;;
-    pull) opts="--member --favorites --restore -n --dry-run -j --jobs --rpm --include --dest --bwlimit --stats" ;;
+    watch) opts="--settle --rescan-interval --poll-interval --webhook-listen --metrics-listen --fit" ;;
+    pull) opts="--member --model --favorites --restore -n --dry-run -j --jobs --rpm --include --dest --bwlimit --stats" ;;
     team)
       case $sub in
         "") COMPREPLY=($(compgen -W "status invite revoke" -- "$cur")); return ;;

@@ -1,7 +1,7 @@
 # fish completion for shotsync (installed as share/fish/vendor_completions.d/shotsync.fish).
 # Keep the lists in step with cli/*_cmd.cpp and dist/man/shotsync.1.
 
-set -l commands plan sync push status verify init check doctor ls ignore pull team shared version
+set -l commands plan sync push status verify init check doctor ls ignore pull watch team shared version
 complete -c shotsync -f
 
 # Global options (accepted before or after the command).
@@ -28,6 +28,7 @@ complete -c shotsync -n $top -a doctor -d 'test the whole set-up once (same as c
 complete -c shotsync -n $top -a ls -d 'list Shootbin projects and albums'
 complete -c shotsync -n $top -a ignore -d 'acknowledge rejected files'
 complete -c shotsync -n $top -a pull -d 'download the team headshots'
+complete -c shotsync -n $top -a watch -d 'stay running: upload what lands in the roots, receive webhooks'
 complete -c shotsync -n $top -a team -d 'HeadshotPro team administration'
 complete -c shotsync -n $top -a shared -d 'studio mode: the shared store'
 complete -c shotsync -n $top -a version -d 'print the version'
@@ -38,7 +39,7 @@ complete -c shotsync -n '__fish_seen_subcommand_from sync push' -l transfers -x 
 complete -c shotsync -n '__fish_seen_subcommand_from sync' -l max-duration -x -d 'stop cleanly after this long (1h30m)'
 complete -c shotsync -n '__fish_seen_subcommand_from sync pull' -l rpm -x -d 'requests per minute'
 complete -c shotsync -n '__fish_seen_subcommand_from sync' -l bwlimit -x -d 'bandwidth limit (K, M, G)'
-complete -c shotsync -n '__fish_seen_subcommand_from sync push' -l fit -d 'send over-size JPEGs as a re-encoded copy that fits'
+complete -c shotsync -n '__fish_seen_subcommand_from sync push watch' -l fit -d 'send over-size JPEGs as a re-encoded copy that fits'
 complete -c shotsync -n '__fish_seen_subcommand_from sync' -l max-transfer -x -d 'start no upload past this many bytes (10G)'
 complete -c shotsync -n '__fish_seen_subcommand_from sync pull' -l stats -x -d 'a stats line every interval (30s) when not on a terminal'
 complete -c shotsync -n '__fish_seen_subcommand_from sync plan' -l include -x -d 'only files matching the glob'
@@ -67,6 +68,7 @@ complete -c shotsync -n '__fish_seen_subcommand_from init' -l force -d 'replace 
 complete -c shotsync -n '__fish_seen_subcommand_from ignore' -l list -d 'show the acknowledged files'
 complete -c shotsync -n '__fish_seen_subcommand_from ignore' -l remove -d 'forget these acknowledgements'
 complete -c shotsync -n '__fish_seen_subcommand_from pull' -l member -x -d 'only this member'
+complete -c shotsync -n '__fish_seen_subcommand_from pull' -l model -x -d 'only this model'
 complete -c shotsync -n '__fish_seen_subcommand_from pull' -l favorites -d 'only favorites'
 complete -c shotsync -n '__fish_seen_subcommand_from pull' -l restore -d 'fetch again files deleted locally'
 complete -c shotsync -n '__fish_seen_subcommand_from pull' -l include -x -a 'main all' -d 'photo variants'
@@ -76,3 +78,8 @@ complete -c shotsync -n '__fish_seen_subcommand_from invite' -l csv -r -F -d 'CS
 complete -c shotsync -n '__fish_seen_subcommand_from invite' -l team -x -d 'team id for lines without one'
 complete -c shotsync -n '__fish_seen_subcommand_from invite revoke' -l dry-run -d 'send nothing'
 complete -c shotsync -n '__fish_seen_subcommand_from shared; and not __fish_seen_subcommand_from init import' -a 'init import'
+complete -c shotsync -n '__fish_seen_subcommand_from watch' -l settle -x -d 'quiet time before a file is sent'
+complete -c shotsync -n '__fish_seen_subcommand_from watch' -l rescan-interval -x -d 'full rescan period, or off'
+complete -c shotsync -n '__fish_seen_subcommand_from watch' -l poll-interval -x -d 'incremental pull period, or off'
+complete -c shotsync -n '__fish_seen_subcommand_from watch' -l webhook-listen -x -d 'receive HeadshotPro webhooks on HOST:PORT'
+complete -c shotsync -n '__fish_seen_subcommand_from watch' -l metrics-listen -x -d 'serve /metrics and /healthz on HOST:PORT'

@@ -1,7 +1,8 @@
-// The lister thread: finished members -> their active models -> photos (or
-// favorites), each model sent to the main thread as one kModel event. It
-// touches no task, no report and no manifest: it only calls the HeadshotPro
+// The lister thread: finished members -> their active models (or only the
+// one of --model) -> photos (or favorites), each model sent to the main
+// thread as one kModel event. It touches no task, no report and no manifest: it only calls the HeadshotPro
 // client and pushes events (kModel, kListError, then kListDone).
+#include <algorithm>
 #include <future>
 #include <set>
 #include <unordered_map>
@@ -49,8 +50,10 @@ void PullRun::ListAll() {
 }
 
 void PullRun::ListModels() {
+  // Org-wide favorites serve a whole run; one model asks for its own favorite.
+  const bool org_favorites = options_.favorites && options_.member.empty() && options_.model.empty();
   // Members and models are independent listings: ask for both at once (one round trip saved).
-  const bool need_models = !(options_.favorites && options_.member.empty());
+  const bool need_models = !org_favorites;
   auto models_future = std::async(std::launch::async, [this, need_models]() -> Result<std::vector<HpModel>> {
     if (!need_models) return std::vector<HpModel>();
     return client_.ListModels("active");
@@ -80,7 +83,7 @@ void PullRun::ListModels() {
   }
   std::unordered_map<std::string, const HpMember*> by_email;
   for (const HpMember& m : chosen) by_email[Lower(m.email)] = &m;
-  if (options_.favorites && options_.member.empty()) return ListFavoritesOrgWide(by_email, folders);
+  if (org_favorites) return ListFavoritesOrgWide(by_email, folders);
 
   // Members -> models: the active models with the member's email, plus the member's modelId.
   if (!models.ok()) return PushError(models.status());
@@ -96,6 +99,19 @@ void PullRun::ListModels() {
   }
   for (const HpMember& m : chosen) {
     if (!m.model_id.empty() && have.insert(m.model_id).second) todo.push_back(MemberState(m, m.model_id, folders));
+  }
+  if (!options_.model.empty()) {
+    // One model (`watch` after a webhook): resolved exactly as a whole run
+    // resolves it, so it lands at the same path, and only its photos are
+    // listed. A model that is not an active model of a finished member (of
+    // --member) is left alone, as a whole run leaves it: the layout needs
+    // its member, and the team listing can lag the webhook (a later run or
+    // poll fetches it). Reported as not found: a failure, not a fatal error.
+    std::erase_if(todo, [&](const ModelState& s) { return s.id != options_.model; });
+    if (todo.empty()) {
+      return PushError(Status::NotFound("model " + json::Printable(options_.model, 80) +
+                                        " is not an active model of a team member with finished headshots"));
+    }
   }
   for (ModelState& s : todo) {
     if (ListerStopping()) return;

@@ -78,6 +78,7 @@ PullReport PullRun::Run() {
   }
   report_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   report_.requests = throttle_.granted();
+  report_.throttle_wait_s = throttle_.waited_s();
   report_.throttled_429 = throttle_.throttled_429();
   if (run_id.ok()) {
     RunCounts counts;

@@ -302,7 +302,19 @@ int LeaseCap(double rate) {
 std::optional<std::chrono::milliseconds> Throttle::TryAcquire() {
   const double now = options_.clock();
   std::lock_guard lock(mu_);
-  return TryAcquireLocked(now);
+  const auto wait = TryAcquireLocked(now);
+  if (wait) {
+    if (wait_began_ < 0) wait_began_ = now;
+  } else if (wait_began_ >= 0) {
+    waited_s_ += std::max(0.0, now - wait_began_);
+    wait_began_ = -1;
+  }
+  return wait;
+}
+
+double Throttle::waited_s() const {
+  std::lock_guard lock(mu_);
+  return waited_s_;
 }
 
 std::optional<std::chrono::milliseconds> Throttle::TryAcquireLocked(double now) {

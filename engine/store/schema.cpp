@@ -153,12 +153,23 @@ CREATE TABLE acknowledged(
     R"sql(
 ALTER TABLE jobs ADD COLUMN fit_quality INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // v6: the HeadshotPro webhook events `watch` has seen (their id, or
+    // event|model|status), so that a redelivery is answered without a second
+    // pull; received_at (Unix seconds) lets old keys be pruned.
+    R"sql(
+CREATE TABLE webhook_events(
+  key         TEXT PRIMARY KEY,
+  received_at REAL NOT NULL
+);
+CREATE INDEX webhook_events_by_age ON webhook_events(received_at);
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 
 // Tables every manifest of the current version must have.
-constexpr const char* kTables[] = {"roots",    "files", "jobs",        "downloads",
-                                   "throttle", "runs",  "album_index", "album_photos", "acknowledged"};
+constexpr const char* kTables[] = {"roots",       "files",        "jobs",         "downloads",
+                                   "throttle",    "runs",         "album_index",  "album_photos",
+                                   "acknowledged", "webhook_events"};
 
 }  // namespace
 

@@ -126,6 +126,7 @@ SyncReport SyncRun::Run() {
   report_.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   report_.throttled_429 = throttle_.throttled_429();
   report_.requests = throttle_.granted();
+  report_.throttle_wait_s = throttle_.waited_s();
   report_.retries += client_.read_retries();
   report_.target_error = target_error_;
   report_.rejected_fails = config_.rejected_fails;

@@ -18,6 +18,8 @@
 #include <libpq-fe.h>
 #include <toml++/toml.h>
 
+#include "shotsync/filter.hpp"
+
 namespace shotsync {
 namespace {
 
@@ -97,6 +99,30 @@ class Reader {
                                            std::to_string(lo) + " and " + std::to_string(hi));
     }
     out = static_cast<int>(v);
+    return Status::Ok();
+  }
+  // A duration in seconds: a number, or rclone's spelling ("90s", "15m",
+  // "1h30m"); "off" and 0 are 0 where zero is allowed.
+  Status Duration(std::string_view key, double& out, double lo, double hi) const {
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::Ok();
+    std::optional<double> v;
+    if (n->is_integer()) v = double(*n->value<std::int64_t>());
+    else if (n->is_floating_point()) v = *n->value<double>();
+    else if (n->is_string()) v = *n->value<std::string>() == "off" ? std::optional<double>(0.0)
+                                                                  : ParseAgeSeconds(*n->value<std::string>());
+    if (!v || !std::isfinite(*v)) {
+      return Bad(source_, n->source(), "'" + Qualified(key) + "' must be a duration (\"30s\", \"15m\", \"1h\") or seconds");
+    }
+    if (*v < lo || *v > hi) {
+      std::string range = "'" + Qualified(key) + "' must be between ";
+      range += std::to_string(std::int64_t(lo));
+      range += " and ";
+      range += std::to_string(std::int64_t(hi));
+      range += " seconds";
+      return Bad(source_, n->source(), range);
+    }
+    out = *v;
     return Status::Ok();
   }
   Status StringList(std::string_view key, std::vector<std::string>& out) const {
@@ -216,7 +242,37 @@ Status LoadSecret(const std::string& source, const toml::source_region& where, c
   return Status::Ok();
 }
 
+// A listen address: "HOST:PORT" ("127.0.0.1:8787", "[::1]:8787",
+// "0.0.0.0:8787"), port 1-65535.
+Status CheckListen(const std::string& source, const toml::source_region& where, std::string_view key,
+                   const std::string& value) {
+  if (!ParseListenAddress(value)) {
+    return Bad(source, where, "'" + std::string(key) + "' must be HOST:PORT, like \"127.0.0.1:8787\": " + value);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::optional<ListenAddress> ParseListenAddress(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.starts_with('[')) {
+    if (!host.ends_with(']') || host.size() < 3) return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // an IPv6 address needs its brackets
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  int p = 0;
+  for (char ch : port) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    p = p * 10 + (ch - '0');
+  }
+  if (p > 65535) return std::nullopt;  // 0: any free port (tests; watch logs the one it got)
+  return ListenAddress{std::string(host), p};
+}
 
 std::string ConfigFolder(const EnvFn& env) {
   if (auto x = env("XDG_CONFIG_HOME"); x && !x->empty()) return *x + "/shotsync";
@@ -455,7 +511,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   SHOTSYNC_RETURN_IF_ERROR(
       top.CheckKeys({"state_dir", "jobs", "dedupe", "ca_file", "stall_timeout", "reconcile_delay",
                      "allow_unapprove", "allow_insecure_http", "on_rejected", "bwlimit", "shootbin", "headshotpro", "shared",
-                     "roots"}));
+                     "watch", "roots"}));
   SHOTSYNC_RETURN_IF_ERROR(top.String("state_dir", c.state_dir));
   SHOTSYNC_RETURN_IF_ERROR(top.Int("jobs", c.jobs, 1, 64));
   SHOTSYNC_RETURN_IF_ERROR(top.Bool("dedupe", c.dedupe));
@@ -481,11 +537,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
     }
     c.bwlimit = *limit;
   }
-  for (std::string_view s : {"shootbin", "headshotpro", "shared"}) {
+  for (std::string_view s : {"shootbin", "headshotpro", "shared", "watch"}) {
     if (root.get(s) && !Section(root, s)) return Bad(source, top.Where(s), "'" + std::string(s) + "' must be a table");
   }
 
-  std::string token_file, key_file;
+  std::string token_file, key_file, webhook_secret_file;
   if (const toml::table* sb = Section(root, "shootbin")) {
     Reader r(source, *sb, "shootbin");
     SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "token_file"}));
@@ -502,7 +558,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
   }
   if (const toml::table* hp = Section(root, "headshotpro")) {
     Reader r(source, *hp, "headshotpro");
-    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "dest", "include", "layout", "key_file"}));
+    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"base_url", "rpm", "dest", "include", "layout", "key_file",
+                                          "webhook_listen", "webhook_secret_file"}));
     SHOTSYNC_RETURN_IF_ERROR(r.String("base_url", c.headshotpro.base_url));
     SHOTSYNC_RETURN_IF_ERROR(CheckUrl(source, r.Where("base_url"), "headshotpro.base_url",
                                                   c.headshotpro.base_url, c.allow_insecure_http));
@@ -519,9 +576,38 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source, con
     SHOTSYNC_RETURN_IF_ERROR(r.String("key_file", key_file));
     SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, r.Where("key_file"), env, "HEADSHOTPRO_API_KEY",
                                         key_file, c.headshotpro.key, c.headshotpro.key_source));
+    SHOTSYNC_RETURN_IF_ERROR(r.String("webhook_listen", c.headshotpro.webhook_listen));
+    if (!c.headshotpro.webhook_listen.empty()) {
+      SHOTSYNC_RETURN_IF_ERROR(CheckListen(source, r.Where("webhook_listen"), "headshotpro.webhook_listen",
+                                           c.headshotpro.webhook_listen));
+    }
+    SHOTSYNC_RETURN_IF_ERROR(r.String("webhook_secret_file", webhook_secret_file));
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, r.Where("webhook_secret_file"), env, "HEADSHOTPRO_WEBHOOK_SECRET",
+                                        webhook_secret_file, c.headshotpro.webhook_secret,
+                                        c.headshotpro.webhook_secret_source));
   } else {
     SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, root.source(), env, "HEADSHOTPRO_API_KEY", "",
                                         c.headshotpro.key, c.headshotpro.key_source));
+    SHOTSYNC_RETURN_IF_ERROR(LoadSecret(source, root.source(), env, "HEADSHOTPRO_WEBHOOK_SECRET", "",
+                                        c.headshotpro.webhook_secret, c.headshotpro.webhook_secret_source));
+  }
+  if (const toml::table* w = Section(root, "watch")) {
+    Reader r(source, *w, "watch");
+    SHOTSYNC_RETURN_IF_ERROR(r.CheckKeys({"settle", "rescan_interval", "poll_interval", "metrics_listen"}));
+    SHOTSYNC_RETURN_IF_ERROR(r.Duration("settle", c.watch.settle_s, 0.05, 3600));
+    SHOTSYNC_RETURN_IF_ERROR(r.Duration("rescan_interval", c.watch.rescan_interval_s, 0, 30 * 86400.0));
+    if (c.watch.rescan_interval_s > 0 && c.watch.rescan_interval_s < 10) {
+      return Bad(source, r.Where("rescan_interval"), "'watch.rescan_interval' must be 0 (off) or at least 10 seconds");
+    }
+    SHOTSYNC_RETURN_IF_ERROR(r.Duration("poll_interval", c.watch.poll_interval_s, 0, 30 * 86400.0));
+    if (c.watch.poll_interval_s > 0 && c.watch.poll_interval_s < 60) {
+      return Bad(source, r.Where("poll_interval"), "'watch.poll_interval' must be 0 (off) or at least 60 seconds");
+    }
+    SHOTSYNC_RETURN_IF_ERROR(r.String("metrics_listen", c.watch.metrics_listen));
+    if (!c.watch.metrics_listen.empty()) {
+      SHOTSYNC_RETURN_IF_ERROR(CheckListen(source, r.Where("metrics_listen"), "watch.metrics_listen",
+                                           c.watch.metrics_listen));
+    }
   }
 
   if (const toml::table* sh = Section(root, "shared")) {

@@ -69,6 +69,20 @@ struct HeadshotProConfig {
   std::string layout = "{member}/{photo}.{ext}";
   std::string key;             // from the environment or key_file; never logged
   std::string key_source;
+  // `watch` receives HeadshotPro's webhooks here ("127.0.0.1:8787"; "" =
+  // none). The secret comes from $HEADSHOTPRO_WEBHOOK_SECRET or
+  // webhook_secret_file (mode 600); never logged.
+  std::string webhook_listen;
+  std::string webhook_secret;
+  std::string webhook_secret_source;
+};
+
+// `shotsync watch` (docs/watch.md).
+struct WatchConfig {
+  double settle_s = 1.0;            // quiet time after the last write before a file is sent
+  double rescan_interval_s = 3600;  // full rescan (inotify can miss events); 0 = only at start
+  double poll_interval_s = 3600;    // incremental pull without a webhook; 0 = never
+  std::string metrics_listen;       // "" = /metrics on webhook_listen (or nowhere)
 };
 
 // A bandwidth limit in bytes/s per direction, 0 = none: a constant one, or
@@ -137,6 +151,7 @@ struct Config {
   ShootbinConfig shootbin;
   HeadshotProConfig headshotpro;
   SharedConfig shared;
+  WatchConfig watch;
   std::vector<RootConfig> roots;
 
   std::string ManifestPath() const { return state_dir + "/manifest.db"; }
@@ -169,6 +184,14 @@ std::string DefaultStateDir(const std::string& source, const EnvFn& env);
 // it is this machine (localhost, 127.0.0.0/8, ::1).
 std::string UrlHost(std::string_view url);
 bool IsLoopbackUrl(std::string_view url);
+
+// A listen address from the config: "127.0.0.1:8787", "[::1]:8787"; port 0
+// means any free port.
+struct ListenAddress {
+  std::string host;  // without brackets
+  int port = 0;
+};
+std::optional<ListenAddress> ParseListenAddress(std::string_view text);
 
 // Replaces a leading "~/" with $HOME.
 std::string ExpandHome(std::string_view path, const EnvFn& env);

@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 5;
+inline constexpr int kManifestSchemaVersion = 6;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -328,6 +328,13 @@ class Manifest {
   Status Acknowledge(std::int64_t root_id, std::string_view rel_path);
   Result<bool> Unacknowledge(std::int64_t root_id, std::string_view rel_path);  // false: was not
   Result<std::vector<Acknowledged>> AcknowledgedFiles();
+
+  // --- Webhook events (`shotsync watch`) ----------------------------------
+  // Records a HeadshotPro event's de-duplication key (webhook.hpp); true
+  // when it was new, false for a redelivery. Keys older than 7 days are
+  // dropped in the same transaction (HeadshotPro retries for about an hour).
+  // Committed before it returns (a batch open on this Manifest included).
+  Result<bool> RememberWebhookEvent(std::string_view key, double now_s);
 
   // --- Runs --------------------------------------------------------------
   Result<std::int64_t> BeginRun(std::string_view command, int pid);

@@ -48,6 +48,7 @@ struct HttpResponse;
 
 struct PullOptions {
   std::string member;       // member id or email; "" = every finished member
+  std::string model;        // model id; "" = every model of those members (else only its photos)
   bool favorites = false;   // favorites only
   bool restore = false;     // fetch again files deleted locally
   bool dry_run = false;     // list and report, download nothing
@@ -92,6 +93,7 @@ struct PullReport {
   std::uint64_t bytes = 0;        // body bytes received
   double seconds = 0;
   std::int64_t requests = 0, throttled_429 = 0;
+  double throttle_wait_s = 0;  // time the request throttle held requests back
   std::vector<PullFailure> failures;
   Status status;  // ok; kCancelled when stopped; the fatal error otherwise
 };

@@ -108,6 +108,7 @@ struct SyncReport {
   double seconds = 0;
   std::int64_t requests = 0, throttled_429 = 0;
   std::int64_t retries = 0;  // resends after a transient failure (429s are counted apart)
+  double throttle_wait_s = 0;  // time the request throttle held requests back
   std::vector<SyncFailure> failures;  // every failed or rejected file, with its reason
   Status status;  // ok; kCancelled when stopped; kUnauthenticated/kForbidden when the token failed
   // The first root whose project or album did not resolve ("file:line:

@@ -184,6 +184,9 @@ class Throttle {
   void SetRpm(double rpm);
   std::int64_t granted() const;
   std::int64_t throttled_429() const;
+  // Seconds during which some request waited for a token (the time the
+  // throttle held the pipeline back, not the sum over waiting requests).
+  double waited_s() const;
   // Unix seconds until which the bucket is paused (0 = not paused).
   double paused_until() const;
 
@@ -208,6 +211,8 @@ class Throttle {
   double next_slot_ = 0;
   int lease_ = 1;  // how many to reserve next time
   std::int64_t granted_ = 0;
+  double wait_began_ = -1;  // when a request was first told to wait (-1: none waiting)
+  double waited_s_ = 0;
   std::int64_t got_429_ = 0;
   double rpm_ = 60;           // in use: min(options_.rpm, the server's limit)
   double announced_rpm_ = 0;  // the last lowered pace said in a notice

@@ -61,6 +61,10 @@ std::vector<ConfigKey> ConfigKeys(emu::Options& o) {
       {{"seed"}, "--seed", [&](const emu::Json& v) { o.seed = v.get<std::uint64_t>(); }},
       {{"store", "store_dir"}, "--store", [&](const emu::Json& v) { o.store_dir = v.get<std::string>(); }},
       {{"threads"}, "--threads", [&](const emu::Json& v) { o.threads = v.get<int>(); }},
+      {{"webhook_url"}, "--webhook-url", [&](const emu::Json& v) { o.webhook_url = v.get<std::string>(); }},
+      {{"webhook_secret"}, "--webhook-secret", [&](const emu::Json& v) { o.webhook_secret = v.get<std::string>(); }},
+      {{"webhook_retry_scale"}, "--webhook-retry-scale",
+       [&](const emu::Json& v) { o.webhook_retry_scale = v.get<double>(); }},
   };
 }
 
@@ -166,6 +170,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", o.tls_cert, "serve HTTPS with this PEM certificate")->check(CLI::ExistingFile);
   app.add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   app.add_option("--threads", o.threads, "server threads (one per keep-alive connection)");
+  app.add_option("--webhook-url", o.webhook_url, "deliver HeadshotPro webhooks to this http://127.0.0.1 URL");
+  app.add_option("--webhook-secret", o.webhook_secret, "their 64-hex secret (default: generated, printed on stderr)");
+  app.add_option("--webhook-retry-scale", o.webhook_retry_scale, "factor on the 5 min/15 min/1 h retry delays");
   app.add_option("--config", config_file, "JSON file with any of the above (snake_case) and tokens");
   CLI11_PARSE(app, argc, argv);
 
@@ -190,6 +197,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     o.faults.filename_mode = *mode;
+  }
+  if (const std::string why = emu::WebhookOptionsError(o); !why.empty()) {
+    std::fprintf(stderr, "shotsync-emulator: %s\n", why.c_str());
+    return 2;
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     std::fprintf(stderr, "shotsync-emulator: --tls-cert and --tls-key go together\n");

@@ -74,6 +74,11 @@ struct Options {
   std::string store_dir;       // when set, uploaded bytes are kept here; else only hashed
   int threads = 64;            // server worker threads (one per keep-alive connection)
   std::string tls_cert, tls_key;  // PEM files: serve HTTPS (tests of certificate checks)
+  // HeadshotPro webhooks (headshotpro.md §3): a loopback URL to deliver to,
+  // its 64-hex secret ("" = generated), and a factor on the documented retry
+  // delays (5 min, 15 min, 1 h) so that a test can see retries in seconds.
+  std::string webhook_url, webhook_secret;
+  double webhook_retry_scale = 1.0;
   Faults faults;
 };
 
@@ -221,5 +226,8 @@ class Emulator {
 // Route registration for each service (defined in shootbin.cpp / headshotpro.cpp).
 void RegisterShootbin(Emulator& emu);
 void RegisterHeadshotPro(Emulator& emu);
+// "" when the webhook options can be used, else why not (a URL that is not
+// http:// on loopback, a secret that is not 64 hex digits, a scale <= 0).
+std::string WebhookOptionsError(const Options& options);
 
 }  // namespace emu

@@ -19,16 +19,26 @@
 //   POST /_emulator/headshotpro/members/<id>
 //                                      {"name","list_first"} rename a member (null: no
 //                                      name) / list it first (tests: equal names, order)
+//   POST /_emulator/headshotpro/webhook {"url","secret","retry_scale"}
+//   POST /_emulator/headshotpro/webhook/send {"event","model","id",...}
+//   GET  /_emulator/headshotpro/webhook/deliveries
+//                                      signed webhooks (§3), delivered by the Webhooks
+//                                      class's own thread; see docs/emulator.md
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <stop_token>
 #include <thread>
 #include <utility>
 
@@ -112,6 +122,9 @@ struct Data {
   std::uint64_t counter = 0;        // id counter
   std::uint64_t seeded_members = 0; // seeded timestamps advance with this
   std::uint64_t fault_rr = 0;       // CDN 5xx status rotation
+  // Webhook events raised under the lock, handed to the delivery queue by
+  // the caller once the lock is released (the queue has its own).
+  std::vector<std::pair<std::string, Json>> outbox;  // {event, object}
 };
 
 struct State {
@@ -325,6 +338,22 @@ Json ModelJson(const Data& d, const Model& m) {
           {"isDevelopment", m.is_development},
           {"createdAt", Iso(m.created_ms)},
           {"finishedAt", m.finished_ms ? Json(Iso(*m.finished_ms)) : Json(nullptr)}};
+}
+
+// The "object" of a webhook payload (headshotpro.md §3) for a model.
+Json WebhookObject(const Model& m, std::int64_t now) {
+  constexpr std::int64_t kInviteLifetimeMs = 30LL * 24 * 3600 * 1000;
+  return {{"_id", m.id},
+          {"uid", m.uid},
+          {"title", OptStr(m.title)},
+          {"trigger", (m.id.back() & 1) ? "female" : "male"},
+          {"status", m.status},
+          {"isDevelopment", m.is_development},
+          {"finishedAt", m.finished_ms ? Json(Iso(*m.finished_ms)) : Json(nullptr)},
+          {"deletedAt", m.status == "deleted" ? Json(Iso(now)) : Json(nullptr)},
+          {"inviteExpiresAt", Iso(m.created_ms + kInviteLifetimeMs)},
+          {"createdAt", Iso(m.created_ms)},
+          {"organization", kOrgUid}};
 }
 
 Json InviteJson(const Data& d, const Invite& i) {
@@ -1077,6 +1106,7 @@ Reply CreateModel(Ctx& c) {
   Reply r = Ok({{"modelId", m.id},
                 {"status", m.status},
                 {"signedUrl", "https://yourproheadshots.com/auth/social?token=" + token + "&anonymous=1"}});
+  c.d.outbox.emplace_back("model.created", WebhookObject(m, m.created_ms));
   c.d.models.emplace(m.id, std::move(m));
   return r;
 }
@@ -1164,6 +1194,324 @@ Reply ListFavorites(Ctx& c) {
   return Ok({{"favorites", std::move(a)}, {"pagination", PageJson(v.size(), *page, end)}});
 }
 
+// ---- webhooks (headshotpro.md §3)
+
+// After a failed attempt: retried immediately, then 5 min, 15 min and 1 h
+// after the attempt before (about 80 min in all), then given up.
+constexpr std::array<double, 4> kRetryDelaysS = {0, 300, 900, 3600};
+constexpr int kMaxRepeat = 1000;
+
+struct WebhookTarget {
+  std::string origin;  // "http://127.0.0.1:8787", what httplib::Client takes
+  std::string path;    // "/webhooks/headshotpro"
+};
+
+// Only http:// to a loopback address: the emulator must never reach beyond
+// the machine (and TLS is the reverse proxy's business, not the receiver's).
+std::optional<WebhookTarget> ParseLoopbackUrl(const std::string& url, std::string& why) {
+  const std::string scheme = "http://";
+  why = "webhook url must be http://127.0.0.1, [::1] or localhost: ";
+  why += url;
+  if (url.rfind(scheme, 0) != 0) return std::nullopt;
+  const size_t slash = url.find('/', scheme.size());
+  const std::string authority = url.substr(scheme.size(), slash == std::string::npos ? std::string::npos
+                                                                                     : slash - scheme.size());
+  std::string host = authority;
+  std::string port;
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return std::nullopt;
+      port = authority.substr(close + 2);
+    }
+  } else if (const size_t colon = authority.find(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  in_addr v4{};
+  const bool loopback = host == "localhost" || host == "::1" ||
+                        (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+  if (!loopback || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  why.clear();
+  WebhookTarget t;
+  t.origin = scheme;
+  t.origin += authority;
+  t.path = slash == std::string::npos ? "/" : url.substr(slash);
+  return t;
+}
+
+bool ValidSecret(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c); });
+}
+
+// hex HMAC-SHA256 of "{timestamp}.{body}": the emulator's own, written from
+// the contract (never the client's webhook.hpp, which is what is tested).
+std::string WebhookSignature(const std::string& secret, std::uint64_t timestamp, const std::string& body) {
+  std::string msg = std::to_string(timestamp);
+  msg += '.';
+  msg += body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
+  return HexBytes(mac, len);
+}
+
+// Webhook configuration, the delivery queue and its log; deliveries run on
+// one thread of their own so that the request that raised an event is never
+// held up by the receiver. Never takes State::mu (events arrive built).
+class Webhooks {
+ public:
+  Webhooks(Emulator& emu, const Options& o) : emu_(emu), seed_(o.seed) {
+    initial_.url = o.webhook_url;
+    initial_.secret = o.webhook_secret;
+    initial_.retry_scale = o.webhook_retry_scale;
+    if (!initial_.url.empty()) {
+      std::string why;
+      initial_.target = ParseLoopbackUrl(initial_.url, why);  // checked by main
+      if (initial_.secret.empty()) {
+        initial_.secret = NewSecret();
+        std::fprintf(stderr, "shotsync-emulator: webhook secret %s\n", initial_.secret.c_str());
+      }
+    }
+    config_ = initial_;
+    thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
+  }
+  ~Webhooks() { Shutdown(); }
+  Webhooks(const Webhooks&) = delete;
+  Webhooks& operator=(const Webhooks&) = delete;
+
+  void Shutdown() {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // POST /_emulator/headshotpro/webhook {"url", "secret", "retry_scale"}.
+  // Returns {status, answer}.
+  std::pair<int, Json> Configure(const Json& body) {
+    const auto uv = body.find("url");
+    if (uv == body.end() || !(uv->is_string() || uv->is_null())) return {400, {{"error", "url must be a string or null"}}};
+    const std::string url = uv->is_string() ? uv->get<std::string>() : std::string();
+    std::optional<WebhookTarget> target;
+    if (!url.empty()) {
+      std::string why;
+      target = ParseLoopbackUrl(url, why);
+      if (!target) return {400, {{"error", why}}};
+    }
+    const auto sv = body.find("secret");
+    if (sv != body.end() && !(sv->is_string() && ValidSecret(sv->get<std::string>()))) {
+      return {400, {{"error", "secret must be 64 hex digits"}}};
+    }
+    const auto rv = body.find("retry_scale");
+    if (rv != body.end() && !(rv->is_number() && rv->get<double>() > 0)) {
+      return {400, {{"error", "retry_scale must be a number > 0"}}};
+    }
+    std::lock_guard lk(mu_);
+    config_.url = url;
+    config_.target = target;
+    // Like the real settings page: a new secret on every save that brings
+    // none, shown in this answer only.
+    config_.secret = sv != body.end() ? sv->get<std::string>() : NewSecret();
+    if (rv != body.end()) config_.retry_scale = rv->get<double>();
+    if (!target) queue_.clear();  // no URL: nothing left to deliver to
+    return {200, {{"url", url.empty() ? Json(nullptr) : Json(url)},
+                  {"secret", config_.secret},
+                  {"retry_scale", config_.retry_scale}}};
+  }
+
+  // Events raised by a change: queued for delivery now, if a URL is set.
+  void Raise(std::vector<std::pair<std::string, Json>> events) {
+    if (events.empty()) return;
+    std::lock_guard lk(mu_);
+    if (!config_.target) return;
+    for (auto& [event, object] : events) {
+      Delivery d;
+      d.id = NewEventId();
+      d.event = event;
+      d.model = object.value("_id", std::string());
+      d.body = Dump(Payload(d.id, event, std::move(object)));
+      d.generation = generation_;
+      queue_.emplace(Clock::now(), std::move(d));
+    }
+    cv_.notify_all();
+  }
+
+  // POST /_emulator/headshotpro/webhook/send: crafted deliveries, sent now
+  // from the caller's thread, one attempt each, never retried.
+  std::pair<int, Json> Send(const Json& body, const Json& object) {
+    const std::string event = body.value("event", std::string("model.photos_ready"));
+    const auto iv = body.find("id");
+    const bool replay = iv != body.end() && iv->is_string();
+    const long long repeat = body.value("repeat", 1LL);
+    if (repeat < 1 || repeat > kMaxRepeat) return {400, {{"error", "repeat must be 1..1000"}}};
+    const std::int64_t offset = body.value("timestamp_offset", std::int64_t{0});
+    const bool bad = body.value("bad_signature", false);
+    Config cfg;
+    std::vector<Delivery> sends;
+    {
+      std::lock_guard lk(mu_);
+      cfg = config_;
+      if (!cfg.target) return {409, {{"error", "no webhook url configured"}}};
+      for (long long i = 0; i < repeat; ++i) {
+        Delivery d;
+        d.id = replay ? iv->get<std::string>() : NewEventId();
+        d.event = event;
+        d.model = object.value("_id", std::string());
+        d.body = Dump(Payload(d.id, event, object));
+        sends.push_back(std::move(d));
+      }
+    }
+    // A well-formed signature made with another key.
+    const std::string key = bad ? "not-" + cfg.secret : cfg.secret;
+    Json results = Json::array();
+    for (Delivery& d : sends) {
+      const std::uint64_t ts = static_cast<std::uint64_t>(static_cast<std::int64_t>(emu_.NowUnix()) + offset);
+      const int status = Post(*cfg.target, key, ts, d.body);
+      d.attempt = 1;
+      std::lock_guard lk(mu_);
+      Log(d, status);
+      results.push_back({{"id", d.id}, {"status", status}, {"timestamp", ts}});
+    }
+    return {200, {{"deliveries", std::move(results)}}};
+  }
+
+  Json Deliveries() {
+    std::lock_guard lk(mu_);
+    return log_;
+  }
+
+  size_t Pending() {
+    std::lock_guard lk(mu_);
+    return queue_.size() + (busy_ ? 1 : 0);
+  }
+
+  void Reset() {
+    std::lock_guard lk(mu_);
+    config_ = initial_;
+    queue_.clear();
+    log_ = Json::array();
+    ++generation_;  // an attempt under way is neither logged nor retried
+    cv_.notify_all();
+  }
+
+ private:
+  struct Config {
+    std::string url, secret;
+    std::optional<WebhookTarget> target;
+    double retry_scale = 1.0;
+  };
+  struct Delivery {
+    std::string id, event, model;
+    std::string body;  // the same bytes on every attempt; only the timestamp changes
+    int attempt = 0;   // attempts made
+    std::uint64_t generation = 0;
+  };
+
+  static Json Payload(const std::string& id, const std::string& event, Json object) {
+    return {{"id", id},
+            {"event", event},
+            {"createdAt", Iso(NowMs())},
+            {"objectType", "model"},
+            {"object", std::move(object)}};
+  }
+
+  // Call with mu_ held.
+  std::string NewEventId() {
+    const std::uint64_t a = SplitMix(seed_ * 0x2545f4914f6cdd1dULL + ++counter_);
+    const std::uint64_t b = SplitMix(a ^ counter_);
+    std::string id = "evt_";
+    id += Hex(a >> 32, 8);
+    id += '-';
+    id += Hex((a >> 16) & 0xffff, 4);
+    id += '-';
+    id += Hex(0x4000 | (a & 0x0fff), 4);
+    id += '-';
+    id += Hex(0x8000 | ((b >> 48) & 0x3fff), 4);
+    id += '-';
+    id += Hex(b & 0xffffffffffffULL, 12);
+    return id;
+  }
+  std::string NewSecret() {
+    std::string s;
+    for (int i = 0; i < 4; ++i) s += Hex(SplitMix(seed_ ^ (0x5ec7e7ULL << 8) ^ (++counter_ * 0x9e37ULL)), 16);
+    return s;
+  }
+
+  // One attempt: the HTTP status, or 0 when no answer came.
+  static int Post(const WebhookTarget& t, const std::string& key, std::uint64_t ts, const std::string& body) {
+    httplib::Client cli(t.origin);
+    cli.set_connection_timeout(5);
+    cli.set_read_timeout(10);
+    std::string sig = "sha256=";
+    sig += WebhookSignature(key, ts, body);
+    const httplib::Headers headers = {{"X-HeadshotPro-Signature", sig},
+                                      {"X-HeadshotPro-Timestamp", std::to_string(ts)},
+                                      {"User-Agent", "HeadshotPro-Webhooks (shotsync-emulator)"}};
+    const auto res = cli.Post(t.path, headers, body, kJson);
+    return res ? res->status : 0;
+  }
+
+  // Call with mu_ held.
+  void Log(const Delivery& d, int status) {
+    log_.push_back({{"id", d.id},
+                    {"event", d.event},
+                    {"model", d.model},
+                    {"status", status},
+                    {"attempt", d.attempt},
+                    {"at", Iso(NowMs())}});
+  }
+
+  void Run(std::stop_token stop) {
+    std::unique_lock lk(mu_);
+    while (!stop.stop_requested()) {
+      if (queue_.empty()) {
+        cv_.wait(lk, stop, [&] { return !queue_.empty(); });
+        continue;
+      }
+      const auto due = queue_.begin()->first;
+      if (due > Clock::now()) {
+        cv_.wait_until(lk, stop, due, [&] { return queue_.empty() || queue_.begin()->first < due; });
+        continue;
+      }
+      Delivery d = std::move(queue_.begin()->second);
+      queue_.erase(queue_.begin());
+      if (d.generation != generation_ || !config_.target) continue;
+      const Config cfg = config_;
+      busy_ = true;
+      lk.unlock();
+      const int status = Post(*cfg.target, cfg.secret, emu_.NowUnix(), d.body);
+      lk.lock();
+      busy_ = false;
+      if (d.generation != generation_) continue;
+      ++d.attempt;
+      Log(d, status);
+      const bool acknowledged = status >= 200 && status < 300;
+      const size_t retries_made = static_cast<size_t>(d.attempt - 1);
+      if (!acknowledged && retries_made < kRetryDelaysS.size()) {
+        const auto delay = std::chrono::duration<double>(kRetryDelaysS[retries_made] * config_.retry_scale);
+        queue_.emplace(Clock::now() + std::chrono::duration_cast<Clock::duration>(delay), std::move(d));
+      }
+    }
+  }
+
+  Emulator& emu_;
+  const std::uint64_t seed_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  Config initial_;                                // guarded by mu_ (after construction)
+  Config config_;                                 // guarded by mu_
+  std::multimap<Clock::time_point, Delivery> queue_;  // by due time; guarded by mu_
+  Json log_ = Json::array();                      // guarded by mu_
+  std::uint64_t counter_ = 0;                     // ids and secrets; guarded by mu_
+  std::uint64_t generation_ = 0;                  // bumped by Reset; guarded by mu_
+  bool busy_ = false;                             // an attempt is under way; guarded by mu_
+  std::jthread thread_;                           // last: started once the rest exists
+};
+
 // ---- admin additions (no auth; counted by route)
 
 void AdminJson(Emulator& emu, Response& res, const std::string& route, int status, const Json& body) {
@@ -1203,7 +1551,7 @@ void AdminPhoto(Emulator& emu, State& st, const Request& req, Response& res) {
 }
 
 // POST /_emulator/headshotpro/models/<id> {"status", "add_photos", "delete_photos", "favorite"}
-void AdminModel(Emulator& emu, State& st, const Request& req, Response& res) {
+void AdminModel(Emulator& emu, State& st, Webhooks& hooks, const Request& req, Response& res) {
   static const std::string kRoute = "POST /_emulator/headshotpro/models/{id}";
   const Json body = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
@@ -1211,6 +1559,7 @@ void AdminModel(Emulator& emu, State& st, const Request& req, Response& res) {
   }
   int status = 200;
   Json out;
+  std::vector<std::pair<std::string, Json>> events;
   {
     std::lock_guard lk(st.mu);
     Data& d = st.d;
@@ -1221,6 +1570,7 @@ void AdminModel(Emulator& emu, State& st, const Request& req, Response& res) {
     } else {
       Model& m = it->second;
       const std::int64_t now = NowMs();
+      const std::string status_before = m.status;
       const auto sv = body.find("status");
       if (sv != body.end() && sv->is_string()) {
         m.status = sv->get<std::string>();
@@ -1254,24 +1604,73 @@ void AdminModel(Emulator& emu, State& st, const Request& req, Response& res) {
         }
       }
       const auto fv = body.find("favorite");
+      bool favorite_selected = false;
       if (fv != body.end()) {
         if (fv->is_string() && d.photos.count(fv->get<std::string>())) {
           m.favorite = fv->get<std::string>();
           d.photos[*m.favorite].liked = "loved";
+          favorite_selected = true;
         } else if (fv->is_null()) {
           m.favorite.reset();
         }
       }
       size_t active = 0;
       for (const auto& pid : m.photo_ids) active += d.photos[pid].status == "active" ? 1 : 0;
+      // The events this change raises, in this order; each carries the
+      // model as it is after the whole change.
+      if (m.status != status_before) {
+        d.outbox.emplace_back(m.status == "deleted" ? "model.deleted" : "model.status.updated", WebhookObject(m, now));
+      }
+      const bool became_ready = m.status == "active" && status_before != "active";
+      if (m.status == "active" && active > 0 && (became_ready || !added.empty())) {
+        d.outbox.emplace_back("model.photos_ready", WebhookObject(m, now));
+      }
+      if (favorite_selected) d.outbox.emplace_back("model.favorite_selected", WebhookObject(m, now));
       out = {{"model", ModelJson(d, m)},
              {"added", std::move(added)},
              {"deleted", std::move(deleted)},
              {"activePhotos", active},
              {"favorite", OptStr(m.favorite)}};
     }
+    events = std::move(d.outbox);
+    d.outbox.clear();
   }
+  hooks.Raise(std::move(events));
   AdminJson(emu, res, kRoute, status, out);
+}
+
+// POST /_emulator/headshotpro/webhook {"url": "http://127.0.0.1:…" | null, "secret", "retry_scale"}
+void AdminWebhook(Emulator& emu, Webhooks& hooks, const Request& req, Response& res) {
+  static const std::string kRoute = "POST /_emulator/headshotpro/webhook";
+  const Json body = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return AdminJson(emu, res, kRoute, 400, {{"error", "body must be a JSON object"}});
+  }
+  const auto [status, out] = hooks.Configure(body);
+  AdminJson(emu, res, kRoute, status, out);
+}
+
+// POST /_emulator/headshotpro/webhook/send {"event", "model", "id", "timestamp_offset",
+// "bad_signature", "repeat"}: crafted deliveries for a receiver's negative tests.
+void AdminWebhookSend(Emulator& emu, State& st, Webhooks& hooks, const Request& req, Response& res) {
+  static const std::string kRoute = "POST /_emulator/headshotpro/webhook/send";
+  const Json body = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+    return AdminJson(emu, res, kRoute, 400, {{"error", "body must be a JSON object with \"model\""}});
+  }
+  Json object;
+  {
+    std::lock_guard lk(st.mu);
+    const auto it = st.d.models.find(body["model"].get<std::string>());
+    if (it != st.d.models.end()) object = WebhookObject(it->second, NowMs());
+  }
+  if (object.is_null()) return AdminJson(emu, res, kRoute, 404, {{"error", "unknown model"}});
+  try {
+    const auto [status, out] = hooks.Send(body, object);
+    AdminJson(emu, res, kRoute, status, out);
+  } catch (const Json::exception& ex) {  // a field of the wrong type
+    AdminJson(emu, res, kRoute, 400, {{"error", ex.what()}});
+  }
 }
 
 // POST /_emulator/headshotpro/members/<id> {"name": string|null, "list_first": true}
@@ -1309,23 +1708,29 @@ void AdminMember(Emulator& emu, State& st, const Request& req, Response& res) {
 
 void RegisterHeadshotPro(Emulator& emu) {
   auto st = std::make_shared<State>(emu.options().seed);
+  auto wh = std::make_shared<Webhooks>(emu, emu.options());
   auto& svr = emu.server();
   Emulator* e = &emu;
   const std::string api = "/api/v2/organization";
 
   // Admission (auth, rate limit, faults), then the handler under the state
-  // lock; the answer is sent after the lock is released.
-  auto route = [st, e](Reply (*fn)(Ctx&)) {
-    return [st, e, fn](const Request& req, Response& res) {
+  // lock; the answer is sent after the lock is released, and so are the
+  // webhook events the handler raised.
+  auto route = [st, wh, e](Reply (*fn)(Ctx&)) {
+    return [st, wh, e, fn](const Request& req, Response& res) {
       auto gate = e->Admit(Service::kHeadshotPro, req, res);
       if (!gate) return;
       const UrlSigner signer = MakeSigner(*e, *st, req);
       Reply r;
+      std::vector<std::pair<std::string, Json>> events;
       {
         std::lock_guard lk(st->mu);
         Ctx c{req, *st, st->d, signer};
         r = fn(c);
+        events = std::move(st->d.outbox);
+        st->d.outbox.clear();
       }
+      wh->Raise(std::move(events));
       Send(*e, res, r);
     };
   };
@@ -1357,18 +1762,29 @@ void RegisterHeadshotPro(Emulator& emu) {
   svr.Get(R"(/_emulator/headshotpro/photos/([^/]+))",
           [st, e](const Request& req, Response& res) { AdminPhoto(*e, *st, req, res); });
   svr.Post(R"(/_emulator/headshotpro/models/([^/]+))",
-           [st, e](const Request& req, Response& res) { AdminModel(*e, *st, req, res); });
+           [st, wh, e](const Request& req, Response& res) { AdminModel(*e, *st, *wh, req, res); });
+  svr.Post("/_emulator/headshotpro/webhook",
+           [wh, e](const Request& req, Response& res) { AdminWebhook(*e, *wh, req, res); });
+  svr.Post("/_emulator/headshotpro/webhook/send",
+           [st, wh, e](const Request& req, Response& res) { AdminWebhookSend(*e, *st, *wh, req, res); });
+  svr.Get("/_emulator/headshotpro/webhook/deliveries", [wh, e](const Request&, Response& res) {
+    AdminJson(*e, res, "GET /_emulator/headshotpro/webhook/deliveries", 200, wh->Deliveries());
+  });
   svr.Post(R"(/_emulator/headshotpro/members/([^/]+))",
            [st, e](const Request& req, Response& res) { AdminMember(*e, *st, req, res); });
 
   Emulator::ServiceHooks hooks;
-  hooks.reset = [st] {
-    std::lock_guard lk(st->mu);
-    st->d = Data{};
-    st->images.clear();
+  hooks.reset = [st, wh] {
+    {
+      std::lock_guard lk(st->mu);
+      st->d = Data{};
+      st->images.clear();
+    }
+    wh->Reset();
   };
+  hooks.shutdown = [wh] { wh->Shutdown(); };
   hooks.seed = [st](const Json& body) { return Seed(*st, body); };
-  hooks.stats = [st](Json& stats) {
+  hooks.stats = [st, wh](Json& stats) {
     std::lock_guard lk(st->mu);
     size_t photos = 0;
     for (const auto& [_, p] : st->d.photos) photos += p.status == "active" ? 1 : 0;
@@ -1378,8 +1794,17 @@ void RegisterHeadshotPro(Emulator& emu) {
                             {"pending_invites", PendingInvites(st->d)},
                             {"credits", st->d.credits},
                             {"images_cached", st->images.size()}};
+    stats["headshotpro"]["webhooks_pending"] = wh->Pending();  // never takes st->mu
   };
   emu.AddServiceHooks(std::move(hooks));
+}
+
+std::string WebhookOptionsError(const Options& o) {
+  std::string why;
+  if (!o.webhook_url.empty() && !ParseLoopbackUrl(o.webhook_url, why)) return why;
+  if (!o.webhook_secret.empty() && !ValidSecret(o.webhook_secret)) return "webhook secret must be 64 hex digits";
+  if (!(o.webhook_retry_scale > 0)) return "webhook retry scale must be > 0";
+  return {};
 }
 
 }  // namespace emu

@@ -14,8 +14,8 @@ for f in usr/bin/shotsync usr/share/man/man1/shotsync.1 \
          usr/share/bash-completion/completions/shotsync usr/share/zsh/site-functions/_shotsync \
          usr/share/fish/vendor_completions.d/shotsync.fish usr/share/doc/shotsync/examples/config.toml \
          usr/lib/systemd/user/shotsync.service usr/lib/systemd/user/shotsync.timer \
-         usr/lib/systemd/user/shotsync@.service usr/lib/systemd/user/shotsync@.timer \
-         usr/lib/systemd/system/shotsync@.service usr/lib/systemd/system/shotsync@.timer; do
+         usr/lib/systemd/user/shotsync@.service usr/lib/systemd/user/shotsync@.timer usr/lib/systemd/user/shotsync-watch@.service \
+         usr/lib/systemd/system/shotsync@.service usr/lib/systemd/system/shotsync@.timer usr/lib/systemd/system/shotsync-watch@.service; do
   grep -qx "\./$f" <<<"$files" || fail "$DEB lacks /$f"
 done
 unit=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - ./usr/lib/systemd/user/shotsync.service)

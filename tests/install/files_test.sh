@@ -15,8 +15,8 @@ for f in share/man/man1/shotsync.1 \
          share/doc/shotsync/examples/config.toml \
          share/doc/shotsync/README.md share/doc/shotsync/cron.md \
          lib/systemd/user/shotsync.service lib/systemd/user/shotsync.timer \
-         lib/systemd/user/shotsync@.service lib/systemd/user/shotsync@.timer \
-         lib/systemd/system/shotsync@.service lib/systemd/system/shotsync@.timer; do
+         lib/systemd/user/shotsync@.service lib/systemd/user/shotsync@.timer lib/systemd/user/shotsync-watch@.service \
+         lib/systemd/system/shotsync@.service lib/systemd/system/shotsync@.timer lib/systemd/system/shotsync-watch@.service; do
   [ -s "$P/$f" ] || fail "$f missing or empty"
 done
 # Configured at install time: the units name this prefix's binary.

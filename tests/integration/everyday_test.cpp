@@ -3,6 +3,7 @@
 // log's end line, and a progress line that names what limits the run.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <filesystem>

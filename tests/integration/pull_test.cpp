@@ -440,6 +440,62 @@ void SetLayout(SyncFixture& f, const std::string& layout) {
 
 }  // namespace
 
+TEST_CASE("pull: --model fetches only that model's photos at a whole run's paths, a later pull the rest, "
+          "nothing twice",
+          "[pull]") {
+  SyncFixture f;
+  auto seeded = f.emu->Seed({{"members", 2}, {"photos_per_model", 4}});
+  const auto& models = seeded.at("headshotpro").at("models");
+  const std::string first = models.at(0).at("id"), second = models.at(1).at("id");
+  const fs::path dest = f.tmp.path() / "headshots";
+  int code = -1;
+  std::string log;
+  auto j = PullJson(f, {"--model", first}, &code, &log);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 4);
+  CHECK(j.at("models") == 1);
+  auto files = Files(dest);
+  REQUIRE(files.size() == 4);
+  for (const auto& [id, path] : files) CHECK(PhotoInfo(f, id).at("modelId") == first);
+  CHECK(CompareBytes(f, files) == "");
+  auto stats = f.emu->Stats();
+  CHECK(Route(stats, kPhotosRoute) == 1);  // only that model's photos were listed
+  CHECK(StatU(stats, "downloads") == 4);
+  const auto by_model = RelFiles(dest);
+
+  j = PullJson(f, {}, &code, &log);
+  REQUIRE(code == 0);
+  CHECK(j.at("downloaded") == 4);
+  CHECK(j.at("skipped") == 4);
+  files = Files(dest);
+  CHECK(files.size() == 8);
+  std::size_t of_second = 0;
+  for (const auto& [id, path] : files) of_second += PhotoInfo(f, id).at("modelId") == second ? 1 : 0;
+  CHECK(of_second == 4);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 8);  // nothing fetched twice
+  // The model pulled alone sits where the whole run puts it (same member folder).
+  for (const auto& [id, rel] : by_model) CHECK(RelFiles(dest).at(id) == rel);
+
+  j = PullJson(f, {"--model", second}, &code, &log);
+  CHECK(code == 0);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(j.at("skipped") == 4);
+
+  // A model of no finished member: reported, nothing fetched, the run goes on.
+  j = PullJson(f, {"--model", "000000000000000000000000"}, &code, &log);
+  CHECK(code != 0);
+  CHECK(j.at("failed") == 1);
+  CHECK(j.at("downloaded") == 0);
+  CHECK(log.find("000000000000000000000000") != std::string::npos);
+  // --member and --model of another member: the same.
+  const std::string member0 = seeded.at("headshotpro").at("members").at(0).at("id");
+  j = PullJson(f, {"--member", member0, "--model", second}, &code, &log);
+  CHECK(code != 0);
+  CHECK(j.at("failed") == 1);
+  CHECK(StatU(f.emu->Stats(), "downloads") == 8);
+}
+
 TEST_CASE("pull: the default layout is <member name>/<photo>.<ext>, equal names get a folder each, in any order",
           "[pull]") {
   SyncFixture f;

@@ -82,6 +82,42 @@ TEST_CASE("unknown keys, wrong types and bad values name the file and line", "[c
   check("[headshotpro]\ninclude = \"some\"\n", "my.toml:2: 'headshotpro.include'");
   check("jobs = [\n", "my.toml:");
   check("stall_timeout = 0\n", "my.toml:1: 'stall_timeout' must be between 1 and 3600");
+  check("[watch]\nsettle = \"soon\"\n", "my.toml:2: 'watch.settle' must be a duration");
+  check("[watch]\nrescan_interval = \"5s\"\n", "my.toml:2: 'watch.rescan_interval' must be 0 (off) or at least 10 seconds");
+  check("[watch]\npoll_interval = 30\n", "my.toml:2: 'watch.poll_interval' must be 0 (off) or at least 60 seconds");
+  check("[watch]\nmetrics_listen = \"8787\"\n", "my.toml:2: 'watch.metrics_listen' must be HOST:PORT");
+  check("[watch]\ncolour = 1\n", "my.toml:2: unknown key 'watch.colour'");
+  check("[headshotpro]\nwebhook_listen = \"::1:8787\"\n", "'headshotpro.webhook_listen' must be HOST:PORT");
+}
+
+TEST_CASE("[watch] durations take rclone's spellings, off or seconds, and the webhook secret comes from the environment",
+          "[config]") {
+  auto env = FakeEnv({{"HOME", "/h"}, {"HEADSHOTPRO_WEBHOOK_SECRET", "whsec-0123"}});
+  auto c = shotsync::ParseConfig(
+      "[headshotpro]\nwebhook_listen = \"[::1]:8787\"\n[watch]\nsettle = \"250ms\"\nrescan_interval = \"off\"\n"
+      "poll_interval = \"1h30m\"\nmetrics_listen = \"127.0.0.1:9100\"\n",
+      "my.toml", env);
+  REQUIRE(c.ok());
+  CHECK(c->watch.settle_s == Approx(0.25));
+  CHECK(c->watch.rescan_interval_s == 0);
+  CHECK(c->watch.poll_interval_s == 5400);
+  CHECK(c->watch.metrics_listen == "127.0.0.1:9100");
+  CHECK(c->headshotpro.webhook_listen == "[::1]:8787");
+  CHECK(c->headshotpro.webhook_secret == "whsec-0123");
+  CHECK(c->headshotpro.webhook_secret_source == "HEADSHOTPRO_WEBHOOK_SECRET");
+  auto defaults = shotsync::ParseConfig("", "my.toml", env);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->watch.settle_s == 1);
+  CHECK(defaults->watch.rescan_interval_s == 3600);
+  CHECK(defaults->watch.poll_interval_s == 3600);
+  CHECK(defaults->headshotpro.webhook_secret == "whsec-0123");  // no [headshotpro] table: the environment still counts
+  const auto at = shotsync::ParseListenAddress("[::1]:8787");
+  REQUIRE(at);
+  CHECK(at->host == "::1");
+  CHECK(at->port == 8787);
+  CHECK(!shotsync::ParseListenAddress("127.0.0.1:65536"));
+  CHECK(!shotsync::ParseListenAddress("127.0.0.1:"));
+  CHECK(!shotsync::ParseListenAddress(":8787"));
 }
 
 TEST_CASE("a token written into the config is refused without echoing it", "[config]") {

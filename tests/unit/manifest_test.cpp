@@ -893,7 +893,7 @@ TEST_CASE("a schema 1 manifest is migrated in place, keeping its rows", "[manife
   }
   // Back to what schema 1 looked like.
   RawExec(path,
-          "ALTER TABLE jobs DROP COLUMN fit_quality; DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
+          "DROP TABLE webhook_events; ALTER TABLE jobs DROP COLUMN fit_quality; DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
           "ALTER TABLE jobs DROP COLUMN watermark; ALTER TABLE files DROP COLUMN rejected_by; "
           "ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE roots DROP COLUMN remote_project_id; "
           "ALTER TABLE roots DROP COLUMN remote_album_id; PRAGMA user_version = 1;");
