@@ -21,8 +21,8 @@ constexpr std::uint32_t kDirMask = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLO
 Status WatchError(const std::string& dir, int err) {
   if (err == ENOSPC) {
     return Status(Code::kIo,
-                  dir + ": the inotify watch limit is reached (raise fs.inotify.max_user_watches, e.g. "
-                        "sysctl fs.inotify.max_user_watches=524288); this folder is covered by the periodic rescan");
+                  dir + ": the inotify watch limit is reached (raise it: sysctl fs.inotify.max_user_watches=524288); "
+                        "folders without a watch are covered by a rescan every minute");
   }
   return Status::Io(dir, err);
 }

@@ -215,11 +215,12 @@ Result<std::unique_ptr<WatchListener>> WatchListener::Start(const ListenAddress&
     raw->served.store(true);
   });
   // stop() is a no-op until the server runs: wait for it, so that a
-  // listener destroyed at once still ends.
+  // listener destroyed at once still ends. httplib 0.11 has no ready
+  // signal to wait on; this wait lasts until the thread enters its accept
+  // loop (microseconds), once per listener.
   while (!raw->server.is_running() && !raw->served.load())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  // The constructor is private, out of std::make_unique's reach.
-  return std::unique_ptr<WatchListener>(new WatchListener(std::move(impl)));
+  return std::make_unique<WatchListener>(std::move(impl));
 }
 
 WatchListener::~WatchListener() {

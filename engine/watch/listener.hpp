@@ -44,6 +44,8 @@ class WatchListener {
   // Binds (kIo naming the address and the reason when it cannot)
   // and serves on its own thread until destroyed.
   static Result<std::unique_ptr<WatchListener>> Start(const ListenAddress& at, Routes routes, Hooks hooks);
+  struct Impl;
+  explicit WatchListener(std::unique_ptr<Impl> impl);  // use Start
   ~WatchListener();  // stops accepting, finishes the requests in hand, joins
   WatchListener(const WatchListener&) = delete;
   WatchListener& operator=(const WatchListener&) = delete;
@@ -51,8 +53,6 @@ class WatchListener {
   int port() const;  // the bound port (at.port 0: the one the system chose)
 
  private:
-  struct Impl;
-  explicit WatchListener(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

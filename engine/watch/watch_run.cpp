@@ -62,6 +62,8 @@ constexpr double kBusyWait = 30;
 // With the inotify watch limit reached, folders without a watch are
 // rescanned this often.
 constexpr auto kLimitRescan = std::chrono::minutes(1);
+// Webhook events for one model within this window make one pull.
+constexpr auto kPullCoalesce = std::chrono::seconds(2);
 // A lost root is looked for again this often.
 constexpr auto kRootRetry = std::chrono::seconds(5);
 // Rescans, pulls and files that could not reach the service back off up to this.
@@ -274,6 +276,11 @@ void Watcher::Impl::WatchRoots() {
     if (tree->Watching(i)) continue;
     const std::string source = "root " + config.roots[i].path;
     if (Status s = tree->AddRoot(i, config.roots[i].path); !s.ok()) {
+      if (s.message().find("max_user_watches") != std::string::npos) {
+        // Not lost: there, but past the limit; the rescans cover it.
+        if (!limit_reached.exchange(true)) once.Problem("inotify limit", "watch: " + s.message());
+        continue;
+      }
       once.Problem(source, config.roots[i].where + ": " + s.message() + " (watched again when it is back)");
       root_lost[i] = true;
       continue;
@@ -456,14 +463,15 @@ void Watcher::Impl::Reload() {
 void Watcher::Impl::AskPull(const std::string& model) {
   std::lock_guard lock(pull_mu);
   if (!pulls_enabled) return;
-  // Events for one model arriving together (a flood, HeadshotPro's retries)
-  // make one pull: the first sets the time, the rest find it set.
+  // Events for one model arriving together (a flood, a status change and
+  // photos_ready in a row) make one pull: the first sets its time, the
+  // rest find it set. Headshots a few seconds later cost nobody anything.
   double settle = 1;
   {
     std::lock_guard l(mu);
     settle = config.watch.settle_s;
   }
-  pull_models.try_emplace(model, Clock::now() + Seconds(settle));
+  pull_models.try_emplace(model, Clock::now() + std::max<Clock::duration>(Seconds(settle), kPullCoalesce));
   ++pull_generation;
   pull_cv.notify_all();
 }
@@ -657,10 +665,14 @@ Status Watcher::Impl::Run() {
       // May run while mu is held (a root being added): touches no state under mu.
       .on_watch_error =
           [this](std::size_t, const Status& why) {
-            const bool limit = why.message().find("max_user_watches") != std::string::npos;
-            once.Problem(limit ? "inotify limit" : "watch " + why.message(), "watch: " + why.message());
-            // Folders without a watch are covered by rescans, every minute from now on.
-            if (limit) limit_reached.store(true);
+            if (why.message().find("max_user_watches") == std::string::npos) {
+              once.Problem("watch " + why.message(), "watch: " + why.message());
+              return;
+            }
+            // The first folder past the limit is named, the rest are not:
+            // one line, and the fix is the same. Folders without a watch
+            // are covered by rescans, every minute from now on.
+            if (!limit_reached.exchange(true)) once.Problem("inotify limit", "watch: " + why.message());
           },
   });
   if (!tree_or.ok()) return tree_or.status();

@@ -1,8 +1,9 @@
 // Fuzzes ParseConfig (include/shotsync/config.hpp): any text must give a
 // Config or an error value, never a crash or an exception.
 //
-// The environment is fixed and has both secrets set, so a token_file /
-// key_file in the input is never read (the target stays hermetic).
+// The environment is fixed and has every secret set, so a token_file /
+// key_file / webhook_secret_file in the input is never read (the target
+// stays hermetic).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +19,7 @@ std::optional<std::string> FakeEnv(std::string_view name) {
   if (name == "HOME") return std::string("/home/fuzz");
   if (name == "SHOOTBIN_API_TOKEN") return std::string("x");
   if (name == "HEADSHOTPRO_API_KEY") return std::string("y");
+  if (name == "HEADSHOTPRO_WEBHOOK_SECRET") return std::string("z");
   return std::nullopt;
 }
 

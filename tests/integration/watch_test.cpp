@@ -1,8 +1,13 @@
 // shotsync watch, end to end: the CLI as a subprocess against the emulator.
 // Every wait is on a condition (a photo stored, a file downloaded, a line
 // logged); nothing asserts how fast it happened (benchmarks/watch.sh does).
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jpeg_synth.hpp"
+#include "shotsync/fd.hpp"
 #include "sync_fixture.hpp"
 #include "wait.hpp"
 
@@ -26,10 +32,13 @@ namespace {
 // 64 hex characters, like the secret HeadshotPro shows once.
 const std::string kWebhookSecret = "3f9a1c5e7b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a";
 
-std::string WatchConfig(const std::string& extra = "") {
+std::string WatchConfig(const std::string& rescan = "off") {
   // reconcile_delay first: the fixture adds its default only when absent,
   // and everything after [watch] belongs to that table.
-  return "reconcile_delay = 2\n[watch]\nsettle = \"0.2s\"\nrescan_interval = \"off\"\npoll_interval = \"off\"\n" + extra;
+  std::string text = "reconcile_delay = 2\n[watch]\nsettle = \"0.2s\"\npoll_interval = \"off\"\nrescan_interval = \"";
+  text += rescan;
+  text += "\"\n";
+  return text;
 }
 
 std::vector<std::uint8_t> Jpeg(int seed, int width = 64) {
@@ -290,8 +299,18 @@ TEST_CASE("watch: a signed model.photos_ready webhook downloads that model's pho
   f.emu->Admin("POST", "headshotpro/webhook/send", &flood);
   REQUIRE(WaitFor([&] { return w.CountLogged("watch: pull for model " + model) == 2; }));
   CHECK(headshots() == 3);  // the other member's model was never pulled
+  // The emulator's own delivery when the other model gets new photos.
+  const std::string other = models.at(1).at("id");
+  nlohmann::json more = {{"add_photos", 2}};
+  f.emu->Admin("POST", "headshotpro/models/" + other, &more);
+  REQUIRE(WaitFor([&] { return headshots() == 3 + 5; }));  // its 3 seeded photos and the 2 new ones
   CHECK(w.Stop() == 0);
   CHECK(w.CountLogged("watch: pull for model " + model) == 2);
+  CHECK(w.CountLogged("watch: pull for model " + other) == 1);
+  // Nothing of the secret or a signature reached the log.
+  const std::string log = ReadText(f.tmp.path() / "watch.log");
+  CHECK(log.find(kWebhookSecret) == std::string::npos);
+  CHECK(log.find("sha256=") == std::string::npos);
 }
 
 TEST_CASE("watch: /metrics and /healthz describe the running watcher", "[watch]") {
@@ -311,4 +330,65 @@ TEST_CASE("watch: /metrics and /healthz describe the running watcher", "[watch]"
   auto health = shotsync::testing::RunProgram({"/usr/bin/curl", "-fsS", base + "/healthz"}, {}, (f.tmp.path() / "curl2").string());
   CHECK(health.code == 0);
   CHECK(w.Stop() == 0);
+}
+
+TEST_CASE("watch: under systemd it says READY=1 once watching and STOPPING=1 on SIGTERM", "[watch]") {
+  SyncFixture f;
+  f.WriteConfig(WatchConfig());
+  const std::string sock_path = (f.tmp.path() / "notify.sock").string();
+  shotsync::UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  REQUIRE(sock);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  REQUIRE(sock_path.size() < sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  REQUIRE(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  // The datagrams systemd would get, until one holds `what`.
+  std::string seen;
+  auto wait_for = [&](const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (seen.find(what) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{sock.get(), POLLIN, 0};
+      if (::poll(&p, 1, 1000) == 1) {
+        char buf[4096];
+        const ssize_t n = ::recv(sock.get(), buf, sizeof buf, 0);
+        if (n > 0) seen.append(buf, std::size_t(n)).append("\n");
+      }
+    }
+    return seen.find(what) != std::string::npos;
+  };
+  RunningWatch w(f, {}, {{"NOTIFY_SOCKET", sock_path}});
+  REQUIRE(wait_for("READY=1"));
+  CHECK(seen.find("STATUS=watching 1 root(s)") != std::string::npos);
+  w.proc->Kill(SIGHUP);
+  REQUIRE(wait_for("RELOADING=1"));
+  CHECK(w.Stop() == 0);
+  REQUIRE(wait_for("STOPPING=1"));
+}
+
+TEST_CASE("watch: past the inotify watch limit it names fs.inotify.max_user_watches and rescans instead", "[watch]") {
+  // A user namespace of its own has its own limit (/proc/sys/user/max_inotify_watches): 3 watches
+  // for a root of 6 folders, without touching the machine's.
+  SyncFixture f;
+  f.WriteConfig(WatchConfig("10s"));
+  for (int i = 0; i < 5; ++i) fs::create_directories(f.photos / ("folder" + std::to_string(i)));
+  std::string cmd = "echo 3 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"";
+  std::vector<std::string> argv = {"/usr/bin/unshare", "-Ur", "/bin/sh", "-c", cmd, SHOTSYNC_CLI_PATH, "--config",
+                                   f.config.string(), "--log-file", (f.tmp.path() / "watch.log").string(), "watch"};
+  shotsync::testing::ChildProcess proc(argv, f.Env(), (f.tmp.path() / "limited").string());
+  auto log = [&] { return ReadText(f.tmp.path() / "watch.log"); };
+  REQUIRE(WaitFor([&] { return log().find("watch: watching") != std::string::npos; }));
+  CHECK(log().find("fs.inotify.max_user_watches") != std::string::npos);
+  // A file in a folder without a watch still goes up, with the next rescan.
+  WritePhoto(f.photos / "folder4" / "unwatched.jpg", Jpeg(81));
+  WritePhoto(f.photos / "watched.jpg", Jpeg(82));
+  REQUIRE(WaitFor([&] { return StoredOnce(f, 2); }, std::chrono::seconds(120)));
+  proc.Kill(SIGTERM);
+  CHECK(proc.Wait() == 0);
+  // Said once, not once per folder or per rescan.
+  const std::string text = log();
+  std::size_t n = 0;
+  for (auto at = text.find("watch limit is reached"); at != std::string::npos; at = text.find("watch limit is reached", at + 1)) ++n;
+  INFO(text);
+  CHECK(n == 1);
 }
