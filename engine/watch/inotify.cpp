@@ -18,16 +18,22 @@ constexpr std::uint32_t kDirMask = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLO
                                    IN_MOVED_FROM | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |
                                    IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
+constexpr std::string_view kLimitReached = ": the inotify watch limit is reached";
+
 Status WatchError(const std::string& dir, int err) {
   if (err == ENOSPC) {
-    return Status(Code::kIo,
-                  dir + ": the inotify watch limit is reached (raise it: sysctl fs.inotify.max_user_watches=524288); "
-                        "folders without a watch are covered by a rescan every minute");
+    std::string m = dir;
+    m += kLimitReached;
+    m += " (raise it: sysctl fs.inotify.max_user_watches=524288); folders without a watch are covered by a "
+         "rescan every minute";
+    return Status(Code::kIo, std::move(m));
   }
   return Status::Io(dir, err);
 }
 
 }  // namespace
+
+bool IsWatchLimit(const Status& s) { return s.message().find(kLimitReached) != std::string::npos; }
 
 Result<std::unique_ptr<InotifyTree>> InotifyTree::Start(Callbacks callbacks) {
   UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));

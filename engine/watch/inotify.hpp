@@ -28,6 +28,10 @@ enum class Activity {
   kArrived,      // IN_MOVED_TO, or found in a folder that appeared
 };
 
+// The error of a folder that could not be watched because the per-user
+// inotify watch limit is reached (the message names the sysctl).
+bool IsWatchLimit(const Status& s);
+
 class InotifyTree {
  public:
   struct Callbacks {

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "shotsync/metrics.hpp"
+#include "shotsync/throttle.hpp"
 
 namespace shotsync {
 
@@ -25,10 +26,6 @@ constexpr char kWebhookPath[] = "/webhooks/headshotpro";
 constexpr std::size_t kListenerThreads = 3;
 constexpr time_t kKeepAliveSeconds = 2;
 constexpr time_t kIoTimeoutSeconds = 10;
-
-double SystemNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // "host:port", IPv6 hosts in brackets.
 std::string HostPort(const std::string& host, int port) {
@@ -58,7 +55,7 @@ struct WatchListener::Impl {
   std::atomic<bool> served{false};  // listen_after_bind returned
   std::jthread thread;
 
-  double Now() const { return hooks.now ? hooks.now() : SystemNow(); }
+  double Now() const { return hooks.now ? hooks.now() : WallSeconds(); }
 
   void Count(WebhookVerdict v) {
     if (hooks.metrics)

@@ -34,6 +34,7 @@
 #include "shotsync/scanner.hpp"
 #include "shotsync/shared_store.hpp"
 #include "shotsync/sync.hpp"
+#include "shotsync/throttle.hpp"
 #include "watch/inotify.hpp"
 #include "watch/listener.hpp"
 #include "watch/notify.hpp"
@@ -47,9 +48,7 @@ using std::chrono::duration_cast;
 
 Clock::duration Seconds(double s) { return duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double Now() { return WallSeconds(); }
 
 // A file held open this long without a write is sent anyway.
 constexpr auto kMaxHold = std::chrono::minutes(10);
@@ -62,6 +61,9 @@ constexpr double kBusyWait = 30;
 // With the inotify watch limit reached, folders without a watch are
 // rescanned this often.
 constexpr auto kLimitRescan = std::chrono::minutes(1);
+// A model's pull (after a webhook) is tried this often before it is left
+// to the poll: the team listing may not show the model yet.
+constexpr int kModelPullAttempts = 5;
 // Webhook events for one model within this window make one pull.
 constexpr auto kPullCoalesce = std::chrono::seconds(2);
 // A lost root is looked for again this often.
@@ -276,7 +278,7 @@ void Watcher::Impl::WatchRoots() {
     if (tree->Watching(i)) continue;
     const std::string source = "root " + config.roots[i].path;
     if (Status s = tree->AddRoot(i, config.roots[i].path); !s.ok()) {
-      if (s.message().find("max_user_watches") != std::string::npos) {
+      if (watch::IsWatchLimit(s)) {
         // Not lost: there, but past the limit; the rescans cover it.
         if (!limit_reached.exchange(true)) once.Problem("inotify limit", "watch: " + s.message());
         continue;
@@ -497,7 +499,8 @@ void Watcher::Impl::PullLoop(std::stop_token stop) {
     }
     shared = std::move(*s);
   }
-  int failures = 0;
+  int failures = 0;                           // the poll's, in a row
+  std::map<std::string, int> model_failures;  // each model's pull's, in a row
   for (;;) {
     std::string model;  // "" = all
     {
@@ -552,15 +555,28 @@ void Watcher::Impl::PullLoop(std::stop_token stop) {
     if (r.status.code() == Code::kCancelled) return;
     std::lock_guard lock(pull_mu);
     if (Failed(r.status) || r.failed > 0) {
-      const auto wait = backoff.Delay(++failures);
-      once.Problem("pull", "watch: pull: " + (r.status.ok() ? std::to_string(r.failed) + " downloads failed"
-                                                            : r.status.message()) +
-                               " (trying again in " + Secs(wait) + ")");
+      std::string why = r.status.message();
+      if (r.status.ok()) {
+        why = r.failures.empty() ? std::to_string(r.failed) + " downloads failed"
+                                 : r.failures.front().what + ": " + r.failures.front().reason;
+      }
+      int& tries = model.empty() ? failures : model_failures[model];
+      ++tries;
+      if (!model.empty() && tries >= kModelPullAttempts) {
+        // A model the team listing does not show (yet): not for ever.
+        once.Problem("pull " + model, "watch: pull for model " + model + ": " + why +
+                                          " (given up; the next poll or pull fetches what it has)");
+        model_failures.erase(model);
+        continue;
+      }
+      const auto wait = backoff.Delay(tries);
+      once.Problem("pull", "watch: pull: " + why + " (trying again in " + Secs(wait) + ")");
       if (model.empty()) next_poll = Clock::now() + wait;
       else pull_models.try_emplace(model, Clock::now() + wait);
       continue;
     }
-    failures = 0;
+    if (model.empty()) failures = 0;
+    else model_failures.erase(model);
     once.Fine("pull", "watch: pulls work again");
     metrics.last_pull_success_s.store(std::int64_t(Now()), std::memory_order_relaxed);
     if (model.empty() && snapshot.watch.poll_interval_s > 0) {
@@ -665,7 +681,7 @@ Status Watcher::Impl::Run() {
       // May run while mu is held (a root being added): touches no state under mu.
       .on_watch_error =
           [this](std::size_t, const Status& why) {
-            if (why.message().find("max_user_watches") == std::string::npos) {
+            if (!watch::IsWatchLimit(why)) {
               once.Problem("watch " + why.message(), "watch: " + why.message());
               return;
             }

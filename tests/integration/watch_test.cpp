@@ -32,10 +32,12 @@ namespace {
 // 64 hex characters, like the secret HeadshotPro shows once.
 const std::string kWebhookSecret = "3f9a1c5e7b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a";
 
-std::string WatchConfig(const std::string& rescan = "off") {
+std::string WatchConfig(const std::string& rescan = "off", const std::string& poll = "off") {
   // reconcile_delay first: the fixture adds its default only when absent,
   // and everything after [watch] belongs to that table.
-  std::string text = "reconcile_delay = 2\n[watch]\nsettle = \"0.2s\"\npoll_interval = \"off\"\nrescan_interval = \"";
+  std::string text = "reconcile_delay = 2\n[watch]\nsettle = \"0.2s\"\npoll_interval = \"";
+  text += poll;
+  text += "\"\nrescan_interval = \"";
   text += rescan;
   text += "\"\n";
   return text;
@@ -116,6 +118,20 @@ TEST_CASE("watch: a copied file and a tmp-then-rename export are each uploaded o
   CHECK(r.code == 0);
   CHECK(nlohmann::json::parse(r.out).at("uploaded") == 0);
   CHECK(StoredOnce(f, 2));
+}
+
+TEST_CASE("watch: a photo edited in place after its upload is sent once more, as a revision", "[watch]") {
+  SyncFixture f;
+  f.WriteConfig(WatchConfig());
+  RunningWatch w(f);
+  WritePhoto(f.photos / "edited.jpg", Jpeg(11));
+  REQUIRE(WaitFor([&] { return w.CountLogged("watch: uploaded") == 1; }));
+  WritePhoto(f.photos / "edited.jpg", Jpeg(12, 128));  // the editor saves over it
+  REQUIRE(WaitFor([&] { return w.CountLogged("watch: revised") == 1; }));
+  CHECK(StoredOnce(f, 1));  // one photo, holding the new bytes
+  CHECK(shotsync::testing::StatU(f.emu->Stats(), "revisions") == 1);
+  CHECK(shotsync::testing::StatU(f.emu->Stats(), "uploads") == 1);
+  CHECK(w.Stop() == 0);
 }
 
 TEST_CASE("watch: 50 files dropped at once are each uploaded once, within the throttle", "[watch]") {
@@ -313,9 +329,10 @@ TEST_CASE("watch: a signed model.photos_ready webhook downloads that model's pho
   CHECK(log.find("sha256=") == std::string::npos);
 }
 
-TEST_CASE("watch: /metrics and /healthz describe the running watcher", "[watch]") {
+TEST_CASE("watch: /metrics and /healthz describe the running watcher, which polls HeadshotPro at start", "[watch]") {
   SyncFixture f;
-  f.WriteConfig(WatchConfig());
+  f.emu->Seed({{"members", 1}, {"photos_per_model", 4}});
+  f.WriteConfig(WatchConfig("off", "1h"));
   RunningWatch w(f, {"--metrics-listen", "127.0.0.1:0"});
   WritePhoto(f.photos / "counted.jpg", Jpeg(71));
   REQUIRE(WaitFor([&] { return StoredOnce(f, 1); }));
@@ -327,6 +344,14 @@ TEST_CASE("watch: /metrics and /healthz describe the running watcher", "[watch]"
     return metrics.code == 0 && metrics.out.find("shotsync_uploads_total 1") != std::string::npos;
   }));
   CHECK(metrics.out.find("# TYPE shotsync_queue_depth gauge") != std::string::npos);
+  // No webhook: the poll at start fetched the member's headshots.
+  REQUIRE(WaitFor([&] {
+    metrics = shotsync::testing::RunProgram({"/usr/bin/curl", "-fsS", base + "/metrics"}, {}, (f.tmp.path() / "curl3").string());
+    // The timestamp is set last, once the pull is done.
+    return metrics.out.find("shotsync_downloads_total 4") != std::string::npos &&
+           metrics.out.find("shotsync_last_pull_success_timestamp_seconds 0") == std::string::npos;
+  }));
+  CHECK(metrics.out.find("shotsync_pulls_total 1") != std::string::npos);
   auto health = shotsync::testing::RunProgram({"/usr/bin/curl", "-fsS", base + "/healthz"}, {}, (f.tmp.path() / "curl2").string());
   CHECK(health.code == 0);
   CHECK(w.Stop() == 0);

@@ -1,8 +1,6 @@
 // WatchListener over loopback: the webhook's answers, /metrics, /healthz.
 #include "watch/listener.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -16,6 +14,7 @@
 #include "http.hpp"
 #include "shotsync/log.hpp"
 #include "temp_dir.hpp"
+#include "webhook_sign.hpp"
 
 namespace http = shotsync::testing::http;
 using shotsync::WatchListener;
@@ -26,19 +25,7 @@ const std::string kLsSecret = "0b1d3f5a7c9e2b4d6f8a1c3e5b7d9f0a2c4e6b8d1f3a5c7e9
 constexpr double kLsNow = 1'705'320'000;
 
 std::string LsSign(const std::string& timestamp, const std::string& body) {
-  const std::string text = timestamp + "." + body;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  REQUIRE(HMAC(EVP_sha256(), kLsSecret.data(), static_cast<int>(kLsSecret.size()),
-               reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac,
-               &len) != nullptr);
-  std::string out = "sha256=";
-  char hex[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
-    out += hex;
-  }
-  return out;
+  return shotsync::testing::SignWebhook(kLsSecret, timestamp, body);
 }
 
 std::string LsEvent(const std::string& id) {

@@ -2,8 +2,6 @@
 // Prometheus text, and the manifest's memory of events seen.
 #include "shotsync/webhook.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <catch2/catch.hpp>
 #include <cctype>
@@ -17,6 +15,7 @@
 #include "shotsync/manifest.hpp"
 #include "shotsync/metrics.hpp"
 #include "temp_dir.hpp"
+#include "webhook_sign.hpp"
 
 using shotsync::WebhookVerdict;
 
@@ -39,23 +38,9 @@ const std::string kWhBody = R"({
 })";
 constexpr double kWhNow = 1'705'320'000;
 
-// "sha256=<hex>" of "{timestamp}.{body}", by OpenSSL's one-shot HMAC (not
-// the code under test).
 std::string WhSign(const std::string& secret, const std::string& timestamp,
                    const std::string& body) {
-  const std::string text = timestamp + "." + body;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  REQUIRE(HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-               reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac,
-               &len) != nullptr);
-  std::string out = "sha256=";
-  char hex[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
-    out += hex;
-  }
-  return out;
+  return shotsync::testing::SignWebhook(secret, timestamp, body);
 }
 
 std::string WhTs(double t) {
