@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace shotsync::watch {
@@ -100,12 +101,14 @@ Status InotifyTree::AddTree(std::size_t root, const std::string& dir, bool is_ro
   dirs_[wd].is_root = dirs_[wd].is_root || is_root;
   // Listed after the watch exists: a file created in between is seen twice
   // at worst (settling makes that one send), never missed.
-  DIR* d = ::opendir(dir.c_str());
+  const std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
   if (!d) return is_root ? Status::Io(dir, errno) : Status::Ok();
   std::vector<std::string> subdirs;
-  while (const dirent* e = ::readdir(d)) {
+  while (const dirent* e = ::readdir(d.get())) {
     const std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
+    // Hidden names (".", "..", .git, .thumbnails) are never candidates:
+    // their folders cost no watch.
+    if (name.front() == '.') continue;
     unsigned char type = e->d_type;
     const std::string full = dir + "/" + std::string(name);
     if (type == DT_UNKNOWN) {
@@ -116,7 +119,6 @@ Status InotifyTree::AddTree(std::size_t root, const std::string& dir, bool is_ro
     if (type == DT_DIR) subdirs.push_back(full);
     else if (report && type == DT_REG) found.files.push_back(full);
   }
-  ::closedir(d);
   for (const std::string& sub : subdirs) {
     if (Status s = AddTree(root, sub, false, report, found); !s.ok()) found.errors.push_back(std::move(s));
   }
@@ -182,7 +184,7 @@ void InotifyTree::Handle(int wd, std::uint32_t mask, std::string_view name) {
   path += name;
   if (mask & IN_ISDIR) {
     if (mask & IN_MOVED_FROM) ForgetTree(path);
-    if (mask & (IN_CREATE | IN_MOVED_TO)) {
+    if ((mask & (IN_CREATE | IN_MOVED_TO)) && name.front() != '.') {
       Found found;
       if (Status s = AddTree(dir.root, path, false, true, found); !s.ok()) found.errors.push_back(std::move(s));
       lock.unlock();

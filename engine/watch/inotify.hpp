@@ -3,7 +3,8 @@
 // (the stop): no polling. Folders that appear are watched and listed (a
 // file written into a new folder before its watch existed is still seen);
 // a folder moved away stops being watched, one moved in is listed.
-// Symlinked folders are not followed (the periodic rescan covers them).
+// Symlinked folders are not followed (the periodic rescan covers them),
+// nor hidden ones (the scanner never sends what is in them).
 #pragma once
 
 #include <cstddef>
