@@ -204,15 +204,17 @@ TEST_CASE("watch: the service down for a while, then back: the queued files go u
 }
 
 TEST_CASE("watch: SIGTERM mid-transfer exits 0, and the next run sends the rest once", "[watch]") {
-  SyncFixture f({"--shootbin-rpm", "1000000", "--slow-body-bps", "200000"});
+  // Each answer takes 300 ms: the uploads are in the server's hands a while.
+  SyncFixture f({"--shootbin-rpm", "1000000", "--latency-ms", "300"});
   f.WriteConfig(WatchConfig());
   RunningWatch w(f);
-  for (int i = 0; i < 6; ++i) WritePhoto(f.photos / ("big" + std::to_string(i) + ".jpg"), Jpeg(40 + i, 1600));
+  for (int i = 0; i < 12; ++i) WritePhoto(f.photos / ("big" + std::to_string(i) + ".jpg"), Jpeg(40 + i, 256));
   f.emu->WaitForStats([](const nlohmann::json& s) { return s.value("in_flight", 0) > 0; });
   CHECK(w.Stop() == 0);
+  f.emu->SetFaults({{"latency_ms", 0}});
   auto r = f.Cli({"sync"});
   CHECK(r.code == 0);
-  CHECK(StoredOnce(f, 6));
+  CHECK(StoredOnce(f, 12));
 }
 
 TEST_CASE("watch: a root missing at start is said once and watched when it appears, the other roots go on", "[watch]") {
