@@ -48,8 +48,6 @@ using std::chrono::duration_cast;
 
 Clock::duration Seconds(double s) { return duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
 
-double Now() { return WallSeconds(); }
-
 // A file held open this long without a write is sent anyway.
 constexpr auto kMaxHold = std::chrono::minutes(10);
 // Files per RunSync: a mass drop goes up in several runs, each one claimed
@@ -83,14 +81,14 @@ class StatusFile {
   explicit StatusFile(std::string path) : path_(std::move(path)) {}
   void Start(std::string listen) {
     std::lock_guard lock(mu_);
-    info_ = {{"pid", int(::getpid())}, {"since", Now()}, {"listen", std::move(listen)},
+    info_ = {{"pid", int(::getpid())}, {"since", WallSeconds()}, {"listen", std::move(listen)},
              {"last_event", ""}, {"last_event_at", 0.0}};
     WriteLocked();
   }
   void Note(const std::string& event) {
     std::lock_guard lock(mu_);
     info_["last_event"] = event;
-    info_["last_event_at"] = Now();
+    info_["last_event_at"] = WallSeconds();
     WriteLocked();
   }
 
@@ -126,10 +124,6 @@ class OnceLog {
     if (it == last_.end()) return;
     last_.erase(it);
     if (log_ && !message.empty()) log_->Log(LogLevel::kInfo, message, true);
-  }
-  bool Failing(const std::string& source) const {
-    std::lock_guard lock(mu_);
-    return last_.contains(source);
   }
   std::string AnyProblem() const {
     std::lock_guard lock(mu_);
@@ -183,6 +177,11 @@ struct Watcher::Impl {
   void PullLoop(std::stop_token stop);
   void AskPull(const std::string& model);  // "" = every model (the poll)
   Status StartListeners();
+  // When the periodic rescan is due from now (max: rescan_interval off). mu held.
+  Clock::time_point NextPeriodicRescan() const {
+    return config.watch.rescan_interval_s > 0 ? Clock::now() + Seconds(config.watch.rescan_interval_s)
+                                              : Clock::time_point::max();
+  }
   void Count(const SyncReport& r);
 
   void Event(WatchEvent::Kind kind, const std::string& path, const std::string& text) {
@@ -318,8 +317,7 @@ void Watcher::Impl::Rescan(const std::string& why) {
       if (root_lost[i]) snapshot.roots.erase(snapshot.roots.begin() + std::ptrdiff_t(i));
     }
     if (snapshot.roots.empty()) {  // a pull-only profile, or every root gone
-      next_rescan = config.watch.rescan_interval_s > 0 ? Clock::now() + Seconds(config.watch.rescan_interval_s)
-                                                      : Clock::time_point::max();
+      next_rescan = NextPeriodicRescan();
       return;
     }
   }
@@ -353,9 +351,8 @@ void Watcher::Impl::Rescan(const std::string& why) {
   }
   rescan_failures = 0;
   once.Fine("service", "watch: the service answers again");
-  metrics.last_sync_success_s.store(std::int64_t(Now()), std::memory_order_relaxed);
-  next_rescan = config.watch.rescan_interval_s > 0 ? Clock::now() + Seconds(config.watch.rescan_interval_s)
-                                                  : Clock::time_point::max();
+  metrics.last_sync_success_s.store(std::int64_t(WallSeconds()), std::memory_order_relaxed);
+  next_rescan = NextPeriodicRescan();
   if (limit_reached.load()) next_rescan = std::min(next_rescan, Clock::now() + kLimitRescan);
 }
 
@@ -428,7 +425,7 @@ void Watcher::Impl::SendBatch(std::vector<std::string> files) {
     once.Problem("service", "watch: uploads are failing; the files are tried again, with backoff");
   } else if (r.status.ok()) {
     once.Fine("service", "watch: the service answers again");
-    if (r.failed == 0) metrics.last_sync_success_s.store(std::int64_t(Now()), std::memory_order_relaxed);
+    if (r.failed == 0) metrics.last_sync_success_s.store(std::int64_t(WallSeconds()), std::memory_order_relaxed);
   }
 }
 
@@ -578,7 +575,7 @@ void Watcher::Impl::PullLoop(std::stop_token stop) {
     if (model.empty()) failures = 0;
     else model_failures.erase(model);
     once.Fine("pull", "watch: pulls work again");
-    metrics.last_pull_success_s.store(std::int64_t(Now()), std::memory_order_relaxed);
+    metrics.last_pull_success_s.store(std::int64_t(WallSeconds()), std::memory_order_relaxed);
     if (model.empty() && snapshot.watch.poll_interval_s > 0) {
       next_poll = Clock::now() + Seconds(snapshot.watch.poll_interval_s);
     }
@@ -612,7 +609,7 @@ Status Watcher::Impl::StartListeners() {
     hooks.secret = config.headshotpro.webhook_secret;
     hooks.remember = [this](const std::string& key) -> Result<bool> {
       std::lock_guard lock(webhook_db_mu);
-      return webhook_db->RememberWebhookEvent(key, Now());
+      return webhook_db->RememberWebhookEvent(key, WallSeconds());
     };
     hooks.on_event = [this](const WebhookEvent& e) {
       status_file.Note("webhook " + e.event + (e.model_id.empty() ? "" : " " + e.model_id));
@@ -649,7 +646,7 @@ Status Watcher::Impl::Run() {
     const std::string pid = info.ok() && info->pid > 0 ? " (pid " + std::to_string(info->pid) + ")" : "";
     return Status(Code::kBusy, "another shotsync watch" + pid + " runs on this profile (" + config.state_dir + ")");
   }
-  metrics.started_s.store(std::int64_t(Now()), std::memory_order_relaxed);
+  metrics.started_s.store(std::int64_t(WallSeconds()), std::memory_order_relaxed);
   {
     std::lock_guard lock(pull_mu);
     pulls_enabled = !config.headshotpro.key.empty();
