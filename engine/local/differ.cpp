@@ -115,9 +115,11 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
   for (const ScanEntry& e : files) {
     while (ri < rows.size() && row_name(rows[ri]) < std::string_view(e.name)) ++ri;
     FileRecord row;
+    const FileRecord* before = nullptr;  // the file's row, if it has one
     if (ri < rows.size() && row_name(rows[ri]) == std::string_view(e.name)) {
       seen[ri] = true;
       const FileRecord& known = rows[ri];
+      before = &known;
       const bool same_stat =
           known.size == e.size && known.mtime_ns == e.mtime_ns && known.inode == e.inode;
       // Refused as over-size (not read) before its root fitted: read it now.
@@ -154,6 +156,18 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
       to_hash.push_back(HashJob{root_index, std::move(row), -1});
       continue;
     }
+    auto unread = SendsUnread(root_index, before, row);
+    if (!unread.ok()) return Fail(unread.status());
+    if (*unread) {
+      // Decided from the stat: written without a hash (the send hashes it).
+      row.hash.clear();
+      row.state = FileState::kNew;
+      row.reason.clear();
+      row.rejected_by.clear();
+      if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
+      to_hash.push_back(HashJob{root_index, std::move(row), -1});
+      continue;
+    }
     to_hash.push_back(HashJob{root_index, std::move(row), 0});
   }
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -172,6 +186,25 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
     stats_.acknowledged += quiet_acks;
   }
   HandOn(root_index, to_hash, queue);
+}
+
+// Whether the file (its row `before`, if any; `now` with the walk's stat)
+// must be sent whatever its bytes are (PlanOptions::send_unread): then the
+// plan does not read it and the send hashes it as it goes.
+Result<bool> PlanRun::SendsUnread(std::size_t root_index, const FileRecord* before, const FileRecord& now) {
+  if (!options_.send_unread || now.size == 0 || FitApplies(config_.roots[root_index], now.rel_path, now.size)) {
+    return false;
+  }
+  if (before && before->remote_photo_id) {
+    // A revision: its size changed, or an earlier plan decided so unread and
+    // it was not sent yet. Same size, new mtime may be a touch: read it.
+    const bool same_stat = before->size == now.size && before->mtime_ns == now.mtime_ns && before->inode == now.inode;
+    return before->size != now.size || (same_stat && before->hash.empty() && before->state != FileState::kMissing);
+  }
+  // An upload, unless a synced file of the same size may have moved here
+  // (a move is recognised by its content).
+  SHOTSYNC_ASSIGN_OR_RETURN(bool maybe_moved, manifest_.AnyBoundOfSize(now.size));
+  return !maybe_moved;
 }
 
 // The directory's manifest rows, sorted by name: all of them (a walk), or
@@ -221,8 +254,10 @@ static Action DecideSized(const FileRecord& file, const FileRecord* duplicate_of
     reason = "new";
     return Action::kUpload;
   }
-  if (file.remote_hash != file.hash) {
-    reason = "content changed since the last upload";
+  // No hash on a synced row: decided changed without reading it (its size
+  // changed; PlanOptions::send_unread), or the bytes last sent are unknown.
+  if (file.hash.empty() || file.remote_hash != file.hash) {
+    reason = file.hash.empty() ? "changed since the last upload" : "content changed since the last upload";
     return Action::kRevision;
   }
   reason = "up to date";

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
@@ -73,6 +74,23 @@ std::string Hex(const XXH128_hash_t& h) {
 }  // namespace
 
 std::string HashBytes(const void* data, std::size_t size) { return Hex(XXH3_128bits(data, size)); }
+
+struct StreamHash::State {
+  XXH3_state_t* xxh = XXH3_createState();
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  ~State() { XXH3_freeState(xxh); }
+};
+
+StreamHash::StreamHash() : state_(std::make_unique<State>()) {
+  if (!state_->xxh) throw std::bad_alloc();
+  XXH3_128bits_reset(state_->xxh);
+}
+StreamHash::~StreamHash() = default;
+void StreamHash::Reset() { XXH3_128bits_reset(state_->xxh); }
+void StreamHash::Update(const void* data, std::size_t size) { XXH3_128bits_update(state_->xxh, data, size); }
+std::string StreamHash::Hex() const { return shotsync::Hex(XXH3_128bits_digest(state_->xxh)); }
 
 Result<HashOutcome> HashFile(const std::string& path, const HashOptions& options) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -82,6 +82,7 @@ class PlanRun {
                                             std::span<const ScanEntry> files, bool complete);
   void HandOn(std::size_t root_index, std::vector<HashJob>& to_hash, BoundedQueue<HashJob>& queue);
   std::optional<std::string> PathClash(std::size_t root_index, std::string_view rel);
+  Result<bool> SendsUnread(std::size_t root_index, const FileRecord* before, const FileRecord& now);
   void Decided(std::size_t root_index, const FileRecord& row);
 
   const Config& config_;

@@ -69,6 +69,7 @@
 #include "net/bandwidth.hpp"
 #include "net/curl_handles.hpp"
 #include "shotsync/fd.hpp"
+#include "shotsync/hasher.hpp"
 
 namespace shotsync {
 namespace {
@@ -150,6 +151,7 @@ struct FilePart {
   std::uint64_t pos = 0;
   std::string path;
   BodyPacer* pacer = nullptr;
+  std::unique_ptr<StreamHash> hash;  // MimePart::hash_sent: the bytes as read, in order
 
   static Result<std::unique_ptr<FilePart>> Open(const std::string& path) {
     auto fp = std::make_unique<FilePart>();
@@ -171,14 +173,16 @@ struct FilePart {
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) return CURL_READFUNC_ABORT;
       fp->pos += std::uint64_t(got);
+      if (fp->hash) fp->hash->Update(buf, std::size_t(got));
       if (fp->pacer) fp->pacer->Spend(std::size_t(got));
       return std::size_t(got);
     }
   }
   static int Seek(void* arg, curl_off_t offset, int origin) {
     auto* fp = static_cast<FilePart*>(arg);
-    if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
-    return fp->pos == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+    if (origin != SEEK_SET || offset != 0 || fp->pos != 0) return CURL_SEEKFUNC_CANTSEEK;
+    if (fp->hash) fp->hash->Reset();  // a rewind restarts the hash with the body
+    return CURL_SEEKFUNC_OK;
   }
 };
 
@@ -500,6 +504,7 @@ struct TransferEngine::Impl {
           if (!fp.ok()) return fp.status();
           FilePart* raw = fp->get();
           raw->pacer = &job;
+          if (p.hash_sent) raw->hash = std::make_unique<StreamHash>();
           job.file_parts.push_back(std::move(*fp));
           // Streamed from disk, and never rewound once sent: see FilePart.
           if (mc == CURLE_OK) {
@@ -597,6 +602,10 @@ struct TransferEngine::Impl {
     if (expected < 0) expected = job->req.mime.empty() ? curl_off_t(job->req.body.size()) : up + 1;
     resp.bytes_sent = std::uint64_t(std::max<curl_off_t>(up, 0));
     resp.request_sent = request_size > 0 && up >= expected;
+    resp.sent_hash.clear();
+    for (const auto& part : job->file_parts) {
+      if (part->hash && part->pos == part->size) resp.sent_hash = part->hash->Hex();
+    }
     return job;
   }
 

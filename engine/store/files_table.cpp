@@ -85,8 +85,11 @@ constexpr char kBoundWithContent[] =
 constexpr char kUnbindFile[] =
     "UPDATE files SET remote_photo_id = NULL, remote_hash = '', "
     "state = CASE WHEN state = 'synced' THEN 'new' ELSE state END, updated_at = ?2 WHERE id = ?1";
+constexpr char kAnyBoundOfSize[] =
+    "SELECT EXISTS(SELECT 1 FROM files WHERE size = ?1 AND remote_photo_id IS NOT NULL)";
 constexpr char kBindFile[] =
-    "UPDATE files SET remote_photo_id = ?2, remote_hash = hash, state = 'synced', reason = '', "
+    "UPDATE files SET remote_photo_id = ?2, remote_hash = CASE WHEN ?4 = '' THEN hash ELSE ?4 END, "
+    "hash = CASE WHEN hash = '' THEN ?4 ELSE hash END, state = 'synced', reason = '', "
     "rejected_by = '', updated_at = ?3 WHERE id = ?1 AND (remote_photo_id IS NULL OR remote_photo_id = ?2)";
 
 struct PathParts {
@@ -292,7 +295,16 @@ Result<std::vector<FileRecord>> Manifest::BoundWithContent(std::string_view hash
   return Impl::Rows<FileRecord>(*st, Impl::ReadFile);
 }
 
-Status Manifest::BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id) {
+Result<bool> Manifest::AnyBoundOfSize(std::uint64_t size) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kAnyBoundOfSize));
+  SHOTSYNC_RETURN_IF_ERROR(st->BindAll(size));
+  SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
+  return row && st->Int64(0) != 0;
+}
+
+Status Manifest::BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id,
+                            std::string_view hash) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->Write(
       [&]() -> Status {
@@ -312,7 +324,7 @@ Status Manifest::BindRemote(std::int64_t file_id, std::int64_t photo_id, std::in
           SHOTSYNC_RETURN_IF_ERROR(st->Run());
         }
         SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kBindFile));
-        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, photo_id, now));
+        SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, photo_id, now, hash));
         SHOTSYNC_RETURN_IF_ERROR(st->Run());
         if (impl_->db.Changes() == 0) {
           return Status(Code::kConflict, "file " + std::to_string(file_id) + " is bound to another photo");

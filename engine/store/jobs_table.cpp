@@ -45,26 +45,32 @@ using manifest_internal::ParseName;
 using sql::Stmt;
 
 #define SHOTSYNC_JOB_COLS \
-  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at, owner, watermark"
+  "id, file_id, kind, state, hash, size, attempts, last_error, started_at, finished_at, owner, watermark, " \
+  "mtime_ns, inode"
 // At most one unfinished (or retryable) job per file: BeginJob takes it over.
 constexpr char kFindReusableJob[] =
     "SELECT id, state, owner FROM jobs WHERE file_id = ?1 "
     "AND state IN ('pending', 'in_flight', 'failed') ORDER BY id DESC LIMIT 1";
-constexpr char kFileRemote[] = "SELECT remote_photo_id, remote_hash FROM files WHERE id = ?1";
+constexpr char kFileRemote[] =
+    "SELECT remote_photo_id, remote_hash, hash, size, mtime_ns, inode FROM files WHERE id = ?1";
 constexpr char kRestartJob[] =
     "UPDATE jobs SET kind = ?2, state = 'in_flight', hash = ?3, size = ?4, started_at = ?5, "
-    "finished_at = 0, owner = ?6, watermark = ?7 WHERE id = ?1";
+    "finished_at = 0, owner = ?6, watermark = ?7, mtime_ns = ?8, inode = ?9 WHERE id = ?1";
 constexpr char kInsertJob[] =
-    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at, owner, watermark) "
-    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5, ?6, ?7) RETURNING id";
+    "INSERT INTO jobs(file_id, kind, state, hash, size, started_at, owner, watermark, mtime_ns, inode) "
+    "VALUES(?1, ?2, 'in_flight', ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id";
 constexpr char kAdoptJob[] =
     "UPDATE jobs SET owner = ?3 WHERE id = ?1 AND owner = ?2 AND state = 'in_flight'";
 constexpr char kFinishJob[] =
-    "UPDATE jobs SET state = 'done', remote_photo_id = ?2, finished_at = ?3, last_error = '', fit_quality = ?4 "
-    "WHERE id = ?1 RETURNING file_id, hash";
+    "UPDATE jobs SET state = 'done', remote_photo_id = ?2, finished_at = ?3, last_error = '', fit_quality = ?4, "
+    "hash = CASE WHEN hash = '' THEN ?5 ELSE hash END "
+    "WHERE id = ?1 RETURNING file_id, hash, size, mtime_ns, inode";
+// A job claimed unread gives its file row the hash it sent only while that
+// row still holds the version it planned (ClaimRequest).
 constexpr char kFileSynced[] =
-    "UPDATE files SET remote_photo_id = ?2, remote_hash = ?3, state = 'synced', reason = '', "
-    "updated_at = ?4 WHERE id = ?1";
+    "UPDATE files SET remote_photo_id = ?2, remote_hash = ?3, state = 'synced', reason = '', updated_at = ?4, "
+    "hash = CASE WHEN hash = '' AND size = ?5 AND mtime_ns = ?6 AND inode = ?7 THEN ?3 ELSE hash END "
+    "WHERE id = ?1";
 constexpr char kFailJob[] =
     "UPDATE jobs SET state = ?2, attempts = attempts + 1, last_error = ?3, finished_at = ?4 "
     "WHERE id = ?1 RETURNING file_id";
@@ -102,6 +108,8 @@ Result<JobRecord> Manifest::Impl::ReadJob(Stmt& st) {
   j.finished_at = st.Int64(9);
   j.owner = st.Text(10);
   j.watermark = st.Int64(11);
+  j.mtime_ns = st.Int64(12);
+  j.inode = st.UInt64(13);
   return j;
 }
 
@@ -163,7 +171,19 @@ Result<std::vector<Result<JobClaim>>> Manifest::BeginJobs(std::span<const ClaimR
         return {};
       }
       const auto photo = st->OptInt64(0);
-      if (photo && st->Text(1) == r.hash) {
+      claim.hash = r.hash;
+      if (claim.hash.empty()) {
+        // Planned unread: still the version this plan saw? Another plan may
+        // have rewritten the row since (a newer version), or hashed it.
+        const bool same = st->UInt64(3) == r.size && st->Int64(4) == r.mtime_ns && st->UInt64(5) == r.inode;
+        if (!same) {
+          claim.needs_hash = true;
+          out.emplace_back(std::move(claim));
+          return {};
+        }
+        claim.hash = st->Text(2);
+      }
+      if (photo && !claim.hash.empty() && st->Text(1) == claim.hash) {
         out.emplace_back(Status(Code::kAlreadyDone, "already on the server (sent by another run)"));
         return {};
       }
@@ -172,12 +192,14 @@ Result<std::vector<Result<JobClaim>>> Manifest::BeginJobs(std::span<const ClaimR
     }
     if (id != 0) {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kRestartJob));
-      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), r.hash, r.size, now, owner.token, r.watermark));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(id, JobKindName(claim.kind), claim.hash, r.size, now, owner.token,
+                                           r.watermark, r.mtime_ns, r.inode));
       SHOTSYNC_RETURN_IF_ERROR(st->Run());
       claim.job_id = id;
     } else {
       SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kInsertJob));
-      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id, JobKindName(claim.kind), r.hash, r.size, now, owner.token, r.watermark));
+      SHOTSYNC_RETURN_IF_ERROR(st->BindAll(r.file_id, JobKindName(claim.kind), claim.hash, r.size, now, owner.token,
+                                           r.watermark, r.mtime_ns, r.inode));
       SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
       if (!row) return Status::Internal(impl_->path + ": insert job returned no id");
       claim.job_id = st->Int64(0);
@@ -212,8 +234,9 @@ Result<bool> Manifest::AdoptJob(std::int64_t job_id, std::string_view from_owner
   return adopted;
 }
 
-Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality) {
-  const FinishedJob one{job_id, remote_photo_id, fit_quality};
+Status Manifest::FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality,
+                           std::string_view hash) {
+  const FinishedJob one{job_id, remote_photo_id, fit_quality, std::string(hash)};
   return FinishJobs({&one, 1});
 }
 
@@ -222,20 +245,24 @@ Status Manifest::FinishJobs(std::span<const FinishedJob> done) {
   return impl_->Write(
       [&]() -> Status {
         const std::int64_t now = NowUnix();
-        for (const auto& [job_id, remote_photo_id, fit_quality] : done) {
-          std::int64_t file_id = 0;
+        for (const FinishedJob& f : done) {
+          std::int64_t file_id = 0, mtime_ns = 0;
+          std::uint64_t size = 0, inode = 0;
           std::string hash;
           {
             SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFinishJob));
-            SHOTSYNC_RETURN_IF_ERROR(st->BindAll(job_id, remote_photo_id, now, fit_quality));
+            SHOTSYNC_RETURN_IF_ERROR(st->BindAll(f.job_id, f.remote_photo_id, now, f.fit_quality, f.hash));
             SHOTSYNC_ASSIGN_OR_RETURN(bool row, st->Step());
-            if (!row) return Status::NotFound(impl_->path + ": no job " + std::to_string(job_id));
+            if (!row) return Status::NotFound(impl_->path + ": no job " + std::to_string(f.job_id));
             file_id = st->Int64(0);
             hash = st->Text(1);
+            size = st->UInt64(2);
+            mtime_ns = st->Int64(3);
+            inode = st->UInt64(4);
             SHOTSYNC_RETURN_IF_ERROR(st->Run());
           }
           SHOTSYNC_ASSIGN_OR_RETURN(auto st, impl_->Acquire(kFileSynced));
-          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, remote_photo_id, hash, now));
+          SHOTSYNC_RETURN_IF_ERROR(st->BindAll(file_id, f.remote_photo_id, hash, now, size, mtime_ns, inode));
           SHOTSYNC_RETURN_IF_ERROR(st->Run());
         }
         return Status::Ok();

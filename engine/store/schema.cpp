@@ -163,6 +163,15 @@ CREATE TABLE webhook_events(
 );
 CREATE INDEX webhook_events_by_age ON webhook_events(received_at);
 )sql",
+    // v7: one read per changed photo (docs/resume.md). A job claimed before
+    // its file was read records the stat it planned, so that its finish (or
+    // its reconcile after a crash) knows whether the bytes it sent are still
+    // the file's; the plan asks whether a new file could be a move by size.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX files_bound_by_size ON files(size) WHERE remote_photo_id IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 

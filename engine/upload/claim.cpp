@@ -2,6 +2,8 @@
 // (claimer_ thread, group commit) before a byte is sent.
 #include "upload/sync_run.hpp"
 
+#include "shotsync/hasher.hpp"
+
 namespace shotsync::upload {
 
 void SyncRun::OnItem(const PlanItem& item) {
@@ -25,6 +27,8 @@ void SyncRun::OnItem(const PlanItem& item) {
   j.rel_path = item.file.rel_path;
   j.hash = item.file.hash;
   j.size = item.file.size;
+  j.mtime_ns = item.file.mtime_ns;
+  j.inode = item.file.inode;
   if (!t.status.ok()) {
     // push: its target's one line was said; the file's outcome names it.
     std::lock_guard lock(mu_);
@@ -53,7 +57,9 @@ Status SyncRun::CommitClaims(std::vector<Pending>& batch) {
   if (Stopping(false)) return Status::Ok();
   std::vector<ClaimRequest> requests;
   requests.reserve(batch.size());
-  for (const Pending& p : batch) requests.push_back({p.job.file_id, p.job.hash, p.job.size, p.job.watermark});
+  for (const Pending& p : batch) {
+    requests.push_back({p.job.file_id, p.job.hash, p.job.size, p.job.watermark, p.job.mtime_ns, p.job.inode});
+  }
   SHOTSYNC_ASSIGN_OR_RETURN(std::vector<Result<JobClaim>> claims, db_->BeginJobs(requests, owner_));
   for (std::size_t i = 0; i < batch.size(); ++i) batch[i].claim = std::move(claims[i]);
   return ClaimShared(batch);
@@ -94,7 +100,10 @@ void SyncRun::AfterClaim(Pending& p, const Status& committed) {
     SetFatal(claim.status());
     return Done();
   }
+  if (claim->needs_hash) return HashThenClaim(std::move(j), p.first_try);
   j.job_id = claim->job_id;
+  j.hash = claim->hash;
+  j.hash_on_send = j.hash.empty();
   j.kind = claim->kind;
   j.photo_id = claim->photo_id;
   j.started_at = WallSeconds();
@@ -108,6 +117,25 @@ void SyncRun::AfterClaim(Pending& p, const Status& committed) {
     return;
   }
   Send(std::move(j));
+}
+
+// A file planned unread whose row another plan rewrote since (a newer
+// version): read it now, as the plan would have, and claim it again with
+// its hash (the claim then tells upload, revision or already sent).
+void SyncRun::HashThenClaim(Job j, SteadyClock::time_point first_try) {
+  scheduler_.At(SteadyClock::now(), [this, j = std::move(j), first_try]() mutable {
+    auto hashed = HashFile(j.abs_path);
+    if (!hashed.ok() || hashed->changed) {
+      AddFailure(j, hashed.ok() ? j.abs_path + ": changed while being read; the next run sends it"
+                                : hashed.status().message(), false);
+      return Done();
+    }
+    j.hash = hashed->hash;
+    j.size = hashed->stat.size;
+    j.mtime_ns = hashed->stat.mtime_ns;
+    j.inode = hashed->stat.inode;
+    Claim(std::move(j), first_try);
+  });
 }
 
 }  // namespace shotsync::upload

@@ -41,6 +41,8 @@ Status SyncRun::ReconcileUnfinished() {
     j.photo_id = (*file)->remote_photo_id.value_or(0);
     j.started_at = double(jr.started_at);
     j.watermark = jr.watermark;
+    j.mtime_ns = jr.mtime_ns;
+    j.inode = jr.inode;
     AdoptShared(j, jr.owner);
     // The owner may have died a moment ago, its last body already with the server.
     j.settle_at = SteadyClock::now() + std::chrono::seconds(config_.reconcile_delay);

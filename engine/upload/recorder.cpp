@@ -5,14 +5,24 @@
 // says, the manifest already holds.
 #include "upload/sync_run.hpp"
 
+#include "shotsync/hasher.hpp"
+
 namespace shotsync::upload {
 
-Status SyncRun::Finished(const Job& j, std::int64_t photo_id, bool reconciled) {
-  SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id, j.fit_quality));
+Status SyncRun::Finished(Job& j, std::int64_t photo_id, bool reconciled) {
+  if (j.hash.empty()) j.hash = HashIfUnchanged(j);
+  SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id, j.fit_quality, j.hash));
   const Job* jobs[] = {&j};
   FinishShared(jobs, std::span<const std::int64_t>(&photo_id, 1));
   Recorded(j, reconciled);
   return Status::Ok();
+}
+
+std::string SyncRun::HashIfUnchanged(const Job& j) {
+  auto hashed = HashFile(j.abs_path);
+  const FileStat planned{j.size, j.mtime_ns, j.inode};
+  if (!hashed.ok() || hashed->changed || !(hashed->stat == planned)) return "";
+  return hashed->hash;
 }
 
 // After the job's done row is committed.
@@ -45,7 +55,9 @@ Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
   std::vector<FinishedJob> rows;
   rows.reserve(batch.size());
   for (const Recording& r : batch) {
-    if (const auto* a = std::get_if<Answered>(&r)) rows.push_back({a->job.job_id, a->photo.id, a->job.fit_quality});
+    if (const auto* a = std::get_if<Answered>(&r)) {
+      rows.push_back({a->job.job_id, a->photo.id, a->job.fit_quality, a->job.hash});
+    }
   }
   Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
   if (st.ok() && shared_) {

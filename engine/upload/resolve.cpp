@@ -41,7 +41,20 @@ void SyncRun::ResolveUpload(PlanItem& item) {
     return;
   }
   if (!options_.dry_run) {
-    if (Status st = db_->BindRemote(item.file.id, match->photo_id); !st.ok()) {
+    // Planned unread (it looked new): the album has it by name and size, so
+    // it is read once here, for the hash its row and remote_hash record. A
+    // file changing meanwhile is bound without one: the next plan revises it.
+    std::string hash;
+    if (item.file.hash.empty()) {
+      Job probe;
+      probe.abs_path = item.abs_path;
+      probe.size = item.file.size;
+      probe.mtime_ns = item.file.mtime_ns;
+      probe.inode = item.file.inode;
+      hash = HashIfUnchanged(probe);
+      item.file.hash = hash;
+    }
+    if (Status st = db_->BindRemote(item.file.id, match->photo_id, 0, hash); !st.ok()) {
       if (st.code() != Code::kConflict) return SetFatal(st);
       item.action = Action::kConflict;
       item.reason = st.message();

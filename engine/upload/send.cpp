@@ -79,6 +79,9 @@ void SyncRun::Transmit(Job j) {
   HttpRequest req = j.kind == JobKind::kUpload
                         ? client_.UploadRequest(t.project, t.album, body->path, j.rel_path)
                         : client_.RevisionRequest(t.project, t.album, j.photo_id, body->path, j.rel_path);
+  // Claimed unread: the one read of the file is this send's (a fitted copy
+  // was hashed by the plan).
+  for (MimePart& part : req.mime) part.hash_sent = !part.file_path.empty() && j.hash_on_send && !fitted;
   // Studio mode: it may wait for its token while the lease runs out; then it
   // is not sent (another host may have taken the claim over).
   if (shared_lease_) req.may_start = [this] { return LeaseHeld(); };
@@ -93,6 +96,7 @@ void SyncRun::Transmit(Job j) {
 // Runs on the transfer loop: no blocking and no manifest write here. What
 // ends a job goes to the recorder (Record), sends again to the scheduler.
 void SyncRun::OnAnswer(Job& j, const HttpResponse& r) {
+  if (j.hash_on_send) j.hash = r.sent_hash;  // "" unless the whole file went out
   Status st = client_.CheckAnswer(r, j.abs_path);
   if (st.ok()) {
     auto photo = ShootbinClient::ParsePhotoAnswer(r);

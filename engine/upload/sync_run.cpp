@@ -95,7 +95,8 @@ SyncReport SyncRun::Run() {
                    .emit_unchanged = (options_.dry_run && options_.report_unchanged) || !options_.files.empty(),
                    .only = only_, .retry_rejected = options_.retry_rejected,
                    .resolve_upload = [this](PlanItem& item) { ResolveUpload(item); },
-                   .skip_roots = UnresolvedRoots(), .filter = options_.filter, .live = live};
+                   .skip_roots = UnresolvedRoots(), .filter = options_.filter, .live = live,
+                   .send_unread = !config_.dedupe && shared_ == nullptr};
     auto plan = BuildPlan(config_, plan_db_, po, [&](const PlanItem& item) { OnItem(item); },
                           [&](const std::string& path, const Status& st) {
                             Emit({st.code() == Code::kSkipped ? SyncEvent::kWarning : SyncEvent::kFailed,

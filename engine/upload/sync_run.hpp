@@ -68,6 +68,11 @@ struct Job {
   bool approval_checked = false;  // revisions: the photo was read before sending
   bool budgeted = false;       // counted against --max-transfer
   int fit_quality = 0;         // the JPEG quality of the fitted copy sent (docs/fit.md)
+  // The stat planned; hash_on_send: claimed unread, `hash` is what the last
+  // attempt sent (the transfer hashes the body as it reads it).
+  std::int64_t mtime_ns = 0;
+  std::uint64_t inode = 0;
+  bool hash_on_send = false;
 };
 
 // Per album, per run: the first send goes alone, and only once it succeeded
@@ -142,6 +147,7 @@ class SyncRun {
   void Claim(Job j, SteadyClock::time_point first_try);
   Status CommitClaims(std::vector<Pending>& batch);
   void AfterClaim(Pending& p, const Status& committed);
+  void HashThenClaim(Job j, SteadyClock::time_point first_try);
   // gate.cpp
   Status GateStatus(std::int64_t album);
   void Block(std::int64_t album, std::size_t root_index, const Status& why);
@@ -178,7 +184,10 @@ class SyncRun {
   void LoseShared(const Status& why);
   bool SharedUsable() const;
   // recorder.cpp
-  Status Finished(const Job& j, std::int64_t photo_id, bool reconciled);
+  Status Finished(Job& j, std::int64_t photo_id, bool reconciled);
+  // A job claimed unread whose sent bytes are unknown (reconciled): the
+  // file's hash, if it still is the version planned; else "".
+  static std::string HashIfUnchanged(const Job& j);
   void Recorded(const Job& j, bool reconciled);
   void Record(Recording r);
   Status CommitRecordings(std::vector<Recording>& batch);

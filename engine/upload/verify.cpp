@@ -121,10 +121,13 @@ class VerifyRun {
     for (auto& [f, kind] : repairs_rehash) {
       const bool repaired = options_.repair;
       if (repaired) {
-        // Size and mtime stay as recorded: with no hash the next plan reads the
-        // file again and uploads or revises it. PutFile never touches the
-        // remote id/hash, so a revision still goes to the same photo.
+        // No hash, and an mtime no file has: the next plan reads the file
+        // again (or, its size changed, sends it) and uploads or revises it.
+        // (A row whose stat matches and has no hash would mean "decided
+        // changed, unread": planner.hpp, send_unread.) PutFile never touches
+        // the remote id/hash, so a revision still goes to the same photo.
         f.hash.clear();
+        f.mtime_ns = 0;
         f.state = FileState::kNew;
         SHOTSYNC_RETURN_IF_ERROR(m_.PutFile(f));
       }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -47,6 +48,24 @@ Result<HashOutcome> HashFile(const std::string& path, const HashOptions& options
 
 // Hash of a byte string, same format as HashFile (used by tests and the emulator).
 std::string HashBytes(const void* data, std::size_t size);
+
+// HashFile's hash over bytes read elsewhere: an upload body as curl reads it,
+// so that a photo the plan knows must be sent is read once (docs/resume.md,
+// "One read per changed photo"). Not copyable; Reset starts over.
+class StreamHash {
+ public:
+  StreamHash();
+  ~StreamHash();
+  StreamHash(const StreamHash&) = delete;
+  StreamHash& operator=(const StreamHash&) = delete;
+  void Reset();
+  void Update(const void* data, std::size_t size);
+  std::string Hex() const;  // of the bytes so far; the state stays usable
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 struct HashTask {
   std::string path;          // absolute path to read

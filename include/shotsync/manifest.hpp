@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 6;
+inline constexpr int kManifestSchemaVersion = 7;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -68,6 +68,8 @@ struct FinishedJob {
   std::int64_t job_id = 0;
   std::int64_t remote_photo_id = 0;
   int fit_quality = 0;
+  // The sent bytes' hash, for a job claimed unread; "" = the job's own.
+  std::string hash;
 };
 
 enum class JobKind { kUpload, kRevision };
@@ -88,6 +90,8 @@ struct JobRecord {
   std::int64_t finished_at = 0;
   std::string owner;  // JobOwner::token of the process that runs it
   std::int64_t watermark = 0;  // largest photo id known in the album before it was sent
+  std::int64_t mtime_ns = 0;   // the stat it was planned with (schema 7)
+  std::uint64_t inode = 0;
 };
 
 // The process running jobs: a token unique to it, and how to tell whether
@@ -100,9 +104,13 @@ struct JobOwner {
 
 struct ClaimRequest {
   std::int64_t file_id = 0;
+  // "": the plan did not read the file (it must be sent whatever its bytes):
+  // the send hashes them, and the stat below is the version it planned.
   std::string hash;
   std::uint64_t size = 0;
   std::int64_t watermark = 0;  // recorded with the job (JobRecord::watermark)
+  std::int64_t mtime_ns = 0;   // the planned stat, recorded with the job
+  std::uint64_t inode = 0;
 };
 
 // The album index (schema 3): what a Shootbin album holds, as its listing
@@ -125,6 +133,12 @@ struct JobClaim {
   std::int64_t job_id = 0;
   JobKind kind = JobKind::kUpload;
   std::int64_t photo_id = 0;  // kRevision: the photo it revises
+  // The content hash the job sends: the request's, or for an unread request
+  // the file row's if someone hashed this version since; "" = hash on send.
+  std::string hash;
+  // An unread request whose file row another plan has rewritten since (a
+  // newer version): nothing claimed; hash the file and ask again.
+  bool needs_hash = false;
 };
 
 enum class DownloadState { kPending, kPartial, kDone, kFailed };
@@ -249,8 +263,12 @@ class Manifest {
   // under from_owner (someone else adopted or finished it).
   Result<bool> AdoptJob(std::int64_t job_id, std::string_view from_owner, std::string_view to_owner);
   // The job is done: job row and file row (remote id, remote hash, state
-  // synced) change in one transaction.
-  Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality = 0);
+  // synced) change in one transaction. A job claimed unread takes `hash`
+  // (what was sent); the file row takes it too while its stat is still the
+  // one the job planned (else a newer version is there: its hash stays "",
+  // and the next plan revises it).
+  Status FinishJob(std::int64_t job_id, std::int64_t remote_photo_id, int fit_quality = 0,
+                   std::string_view hash = {});
   // Many FinishJobs in one transaction.
   Status FinishJobs(std::span<const FinishedJob> done);
   // failed (retry on a later run) or rejected (permanent); reason is one line
@@ -283,12 +301,17 @@ class Manifest {
   // Files of any root with this content and size that are bound to a remote
   // photo: candidates for a move (the caller checks that their path is gone).
   Result<std::vector<FileRecord>> BoundWithContent(std::string_view hash, std::uint64_t size);
+  // Whether any file of this size is bound to a remote photo: a new file of
+  // another size cannot be a move, so the plan need not read it.
+  Result<bool> AnyBoundOfSize(std::uint64_t size);
   // Binds the file to a photo the album already holds (adoption, or a move
   // when `from_file_id` != 0: that row loses the photo in the same
-  // transaction). The file becomes synced with remote_hash = its hash.
+  // transaction). The file becomes synced with remote_hash = its hash, or
+  // `hash` for a file the plan did not read (it becomes the row's too).
   // kConflict when the file is already bound to another photo, or the photo
   // to another file (other than from_file_id).
-  Status BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id = 0);
+  Status BindRemote(std::int64_t file_id, std::int64_t photo_id, std::int64_t from_file_id = 0,
+                    std::string_view hash = {});
 
   // --- Downloads ---------------------------------------------------------
   Result<std::optional<DownloadRecord>> GetDownload(std::string_view remote_id);

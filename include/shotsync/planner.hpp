@@ -104,6 +104,13 @@ struct PlanOptions {
   const FileFilter* filter = nullptr;
   // Counts the files the walk finds, as it finds them (a progress line).
   LiveStats* live = nullptr;
+  // A file that must be sent whatever its bytes is not read by the plan: a
+  // new one (no remote photo, and no synced file of its size that it could
+  // have moved from) or a synced one whose size changed. Its row is written
+  // with the new stat and no hash; the send hashes the bytes as it reads
+  // them (docs/resume.md, "One read per changed photo"). Off for dedupe, for
+  // files its root fits, and in studio mode (the registry compares hashes).
+  bool send_unread = false;
 };
 
 using PlanItemFn = std::function<void(const PlanItem&)>;

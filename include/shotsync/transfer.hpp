@@ -40,6 +40,9 @@ struct MimePart {
   std::string file_path;  // a file part, streamed from disk
   std::string filename;   // the part's filename (default: base name of file_path)
   std::string content_type;
+  // Hash the file part's bytes as they are sent (HttpResponse::sent_hash):
+  // the one read of a photo the plan knew must be sent.
+  bool hash_sent = false;
 };
 
 struct HttpRequest {
@@ -86,6 +89,9 @@ struct HttpResponse {
   bool request_sent = false;      // the whole request body went out (ambiguous failure if no answer)
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;  // body bytes (for downloads: written to the file)
+  // HashFile's hash of the bytes of the file part marked hash_sent, when all
+  // of them were read for this attempt (what the server was sent); else "".
+  std::string sent_hash;
   std::string Header(std::string_view lower_name) const;  // first value or ""
 };
 

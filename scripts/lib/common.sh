@@ -13,8 +13,9 @@ SHOTSYNC_BUILD_PACKAGES=(
 )
 # What the tests start or check with: the PostgreSQL server of studio mode
 # (initdb, pg_ctl); man, systemd-analyze and dpkg-shlibdeps for the install
-# tests; Lua for the darktable hook.
-SHOTSYNC_TEST_PACKAGES=(postgresql man-db systemd dpkg-dev lua5.4 python3-jsonschema)
+# tests; Lua for the darktable hook; nginx as a real HTTP/2 server in front of
+# the emulator (tests/integration/http2_test.cpp).
+SHOTSYNC_TEST_PACKAGES=(postgresql man-db systemd dpkg-dev lua5.4 python3-jsonschema nginx-light)
 # clang with libFuzzer and the sanitizer runtimes (Debian bookworm: clang 14), for scripts/fuzz.
 SHOTSYNC_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

@@ -1,4 +1,5 @@
 #include "shotsync/manifest.hpp"
+#include "shotsync/planner.hpp"
 
 #include <signal.h>
 #include <sqlite3.h>
@@ -893,6 +894,7 @@ TEST_CASE("a schema 1 manifest is migrated in place, keeping its rows", "[manife
   }
   // Back to what schema 1 looked like.
   RawExec(path,
+          "DROP INDEX files_bound_by_size; ALTER TABLE jobs DROP COLUMN mtime_ns; ALTER TABLE jobs DROP COLUMN inode; "
           "DROP TABLE webhook_events; ALTER TABLE jobs DROP COLUMN fit_quality; DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
           "ALTER TABLE jobs DROP COLUMN watermark; ALTER TABLE files DROP COLUMN rejected_by; "
           "ALTER TABLE jobs DROP COLUMN owner; ALTER TABLE roots DROP COLUMN remote_project_id; "
@@ -1055,4 +1057,63 @@ TEST_CASE("BeginJobs claims a group in one transaction, each file with its own a
   // Both claims are durable rows of this owner; the refusals wrote nothing.
   CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight' AND owner = 'me'") == 2);
   CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE state = 'in_flight'") == 3);
+}
+
+TEST_CASE("an unread claim takes the planned version's row, and its finish records the sent hash", "[manifest][claim]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto m = MustOpen(path);
+  std::int64_t root = AddRoot(*m);
+  FileRecord f = MakeFile(root, "new/IMG_1.jpg", 5000);  // planned unread: no hash
+  REQUIRE(m->PutFile(f).ok());
+  const shotsync::JobOwner me{"me", nullptr};
+  const shotsync::ClaimRequest planned{f.id, "", f.size, 0, f.mtime_ns, f.inode};
+  auto claims = m->BeginJobs({&planned, 1}, me);
+  REQUIRE(claims.ok());
+  REQUIRE((*claims)[0].ok());
+  const shotsync::JobClaim claim = *(*claims)[0];
+  CHECK_FALSE(claim.needs_hash);
+  CHECK(claim.kind == JobKind::kUpload);
+  CHECK(claim.hash.empty());  // the send hashes it
+  const std::string sent(32, 'c');
+  REQUIRE(m->FinishJob(claim.job_id, 501, 0, sent).ok());
+  auto row = m->GetFile(root, f.rel_path);
+  REQUIRE(row.ok());
+  CHECK((*row)->hash == sent);
+  CHECK((*row)->remote_hash == sent);
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE hash = '" + sent + "' AND mtime_ns = " +
+                         std::to_string(f.mtime_ns)) == 1);
+
+  // Another plan saw a newer version (size 5100) after this one was planned
+  // unread at 5000: the claim asks for a hash instead of sending blind.
+  FileRecord g = MakeFile(root, "new/IMG_2.jpg", 5000);
+  REQUIRE(m->PutFile(g).ok());
+  const shotsync::ClaimRequest stale{g.id, "", 5000, 0, g.mtime_ns, g.inode};
+  g.size = 5100;
+  REQUIRE(m->PutFile(g).ok());
+  auto refused = m->BeginJobs({&stale, 1}, me);
+  REQUIRE(refused.ok());
+  REQUIRE((*refused)[0].ok());
+  CHECK((*refused)[0]->needs_hash);
+  CHECK(RawInt(path, "SELECT count(*) FROM jobs WHERE file_id = " + std::to_string(g.id)) == 0);
+
+  // A newer version planned while the unread job was out: the sent hash is
+  // the server's, not the row's (which the next plan revises).
+  FileRecord h = MakeFile(root, "new/IMG_3.jpg", 7000);
+  REQUIRE(m->PutFile(h).ok());
+  const shotsync::ClaimRequest out{h.id, "", h.size, 0, h.mtime_ns, h.inode};
+  auto sending = m->BeginJobs({&out, 1}, me);
+  REQUIRE(sending.ok());
+  REQUIRE((*sending)[0].ok());
+  h.size = 7100;
+  h.mtime_ns += 1000;
+  REQUIRE(m->PutFile(h).ok());
+  REQUIRE(m->FinishJob((*sending)[0]->job_id, 502, 0, std::string(32, 'd')).ok());
+  auto newer = m->GetFile(root, h.rel_path);
+  REQUIRE(newer.ok());
+  CHECK((*newer)->hash.empty());
+  CHECK((*newer)->remote_hash == std::string(32, 'd'));
+  CHECK((*newer)->remote_photo_id == 502);
+  std::string reason;
+  CHECK(shotsync::Decide(**newer, nullptr, reason) == shotsync::Action::kRevision);
 }
