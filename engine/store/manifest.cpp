@@ -74,6 +74,20 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path, Option
   return std::unique_ptr<Manifest>(new Manifest(std::move(impl)));
 }
 
+Result<std::unique_ptr<Manifest>> Manifest::OpenPeer() {
+  SHOTSYNC_ASSIGN_OR_RETURN(std::unique_ptr<Manifest> peer, Open(impl_->path, impl_->options));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->turn) {
+    impl_->turn = std::make_shared<WriteTurn>();
+    if (impl_->db.InTransaction()) {  // an open batch: its turn is now
+      (void)impl_->turn->Take(std::chrono::milliseconds(0));
+      impl_->holds_turn = true;
+    }
+  }
+  peer->impl_->turn = impl_->turn;
+  return peer;
+}
+
 int Manifest::SchemaVersion() const {
   return impl_->schema_version;
 }

@@ -11,11 +11,13 @@
 #pragma once
 
 #include <chrono>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,6 +67,20 @@ bool ParseName(std::string_view text, const E (&values)[N], std::string_view (*n
 
 }  // namespace manifest_internal
 
+// Connections of one process to one manifest (Manifest::OpenPeer) take
+// turns at writing through this, in-process: SQLite's own busy handler
+// polls with sleeps of 1 to 100 ms while another connection holds the write
+// lock, which a sync's planner, claimer and recorder would otherwise pay on
+// every overlap. Other processes still meet SQLite's lock.
+class WriteTurn {
+ public:
+  bool Take(std::chrono::milliseconds timeout) { return sem_.try_acquire_for(timeout); }
+  void Give() { sem_.release(); }
+
+ private:
+  std::binary_semaphore sem_{1};  // released by whichever thread commits
+};
+
 struct Manifest::Impl {
   // Transaction control, keyed in the pool like every other statement
   // (static constexpr members are inline: one address in every file).
@@ -85,6 +101,8 @@ struct Manifest::Impl {
   std::mutex mu;
   int batch_depth = 0;          // BeginBatch nesting
   bool batch_txn_open = false;  // the batch's BEGIN IMMEDIATE was issued
+  std::shared_ptr<WriteTurn> turn;  // shared with peers (OpenPeer); null: alone
+  bool holds_turn = false;
   std::unordered_map<const char*, std::vector<std::unique_ptr<sql::Stmt>>> pool;
 
   // A pooled statement, reset and returned to the pool when the lease ends.
@@ -127,9 +145,31 @@ struct Manifest::Impl {
     return st->Run();
   }
 
+  // BEGIN IMMEDIATE once it is this connection's turn among its peers.
+  Status Begin() {
+    if (turn && !holds_turn) {
+      if (!turn->Take(std::chrono::milliseconds(std::max(options.busy_timeout_ms, 0)))) {
+        return Status(Code::kBusy, path + ": another connection of this process kept the write lock for " +
+                                       std::to_string(options.busy_timeout_ms) + " ms");
+      }
+      holds_turn = true;
+    }
+    Status st = Run(kBeginImmediate);
+    if (!st.ok()) GiveTurn();
+    return st;
+  }
+  // After a transaction ended (committed or rolled back).
+  void GiveTurn() {
+    if (holds_turn && !db.InTransaction()) {
+      holds_turn = false;
+      turn->Give();
+    }
+  }
+
   Status Commit() {
     Status st = Run(kCommit);
     if (!st.ok() && db.InTransaction()) (void)Run(kRollback);
+    GiveTurn();
     return st;
   }
 
@@ -157,16 +197,17 @@ struct Manifest::Impl {
   Status Write(F&& body, bool durable = false) {
     SHOTSYNC_RETURN_IF_ERROR(CheckWritable());
     if (batch_depth == 0) {
-      SHOTSYNC_RETURN_IF_ERROR(Run(kBeginImmediate));
+      SHOTSYNC_RETURN_IF_ERROR(Begin());
       Status st = body();
       if (!st.ok()) {
         if (db.InTransaction()) (void)Run(kRollback);
+        GiveTurn();
         return st;
       }
       return Commit();
     }
     if (!batch_txn_open) {
-      SHOTSYNC_RETURN_IF_ERROR(Run(kBeginImmediate));
+      SHOTSYNC_RETURN_IF_ERROR(Begin());
       batch_txn_open = true;
     }
     Status st = Run(kSavepoint);
@@ -175,6 +216,7 @@ struct Manifest::Impl {
       if (!db.InTransaction()) {
         // SQLite rolled the whole transaction back (I/O error, full disk...).
         batch_txn_open = false;
+        GiveTurn();
         return st.WithContext("batch rolled back");
       }
       (void)Run(kRollbackTo);

@@ -269,7 +269,7 @@ int SyncExitCode(const SyncReport& report) {
 SyncReport RunSync(const Config& config, Manifest& manifest, const SyncOptions& options,
                    const SyncEventFn& on_event) {
   Result<std::unique_ptr<Manifest>> jobs_db = std::unique_ptr<Manifest>();
-  if (options.files.empty()) jobs_db = Manifest::Open(config.ManifestPath());
+  if (options.files.empty()) jobs_db = manifest.OpenPeer();
   auto lease = OwnerLease::Acquire(config.state_dir);
   if (!jobs_db.ok() || !lease.ok()) {
     SyncReport report;

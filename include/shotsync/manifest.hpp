@@ -182,6 +182,10 @@ class Manifest {
   // never deleted or replaced.
   static Result<std::unique_ptr<Manifest>> Open(const std::string& path, Options options);
   static Result<std::unique_ptr<Manifest>> Open(const std::string& path) { return Open(path, Options{}); }
+  // Another connection to this manifest whose writes take turns with this
+  // one's in-process (no busy-handler sleeps between them): a sync's planner
+  // writes on one connection while its claims and done rows go on another.
+  Result<std::unique_ptr<Manifest>> OpenPeer();
   ~Manifest();
   Manifest(const Manifest&) = delete;
   Manifest& operator=(const Manifest&) = delete;

@@ -128,12 +128,8 @@ TEST_CASE("studio: three hosts syncing copies of one folder into one album send 
     INFO(token);
     CHECK(max.get<std::uint64_t>() <= std::uint64_t(kRpm));  // every sliding 60 s window, all hosts together
   }
-  // Achieved rate of the hosts together, first request to last (no host
-  // waited for another's work: the shared bucket was the only pace).
-  const auto& span = stats.at("request_spans").at("sb-test-token");
-  const double achieved = (span.at("requests").get<double>() - 1) / span.at("seconds").get<double>() * 60 / kRpm;
-  INFO("achieved " << achieved << " of the allowed rate");
-  CHECK(achieved >= 0.95);
+  // How close the hosts came to the allowed rate is speed, which a loaded
+  // CI machine cannot promise: benchmarks/studio.sh measures it (goal 0.97).
 
   // Every host's manifest learns the rest from the album: a second round
   // sends nothing and leaves every host with every file synced.

@@ -1117,3 +1117,42 @@ TEST_CASE("an unread claim takes the planned version's row, and its finish recor
   std::string reason;
   CHECK(shotsync::Decide(**newer, nullptr, reason) == shotsync::Action::kRevision);
 }
+
+TEST_CASE("peer connections take turns at writing: one waits for the other's batch, then writes", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto planner = MustOpen(path);
+  auto peer = planner->OpenPeer();
+  REQUIRE(peer.ok());
+  std::int64_t root = AddRoot(*planner);
+  FileRecord a = MakeFile(root, "a.jpg");
+  FileRecord b = MakeFile(root, "b.jpg");
+  REQUIRE(planner->BeginBatch().ok());
+  REQUIRE(planner->PutFile(a).ok());  // the batch's transaction holds the write lock
+  Status peer_write;
+  std::thread claimer([&] { peer_write = (*peer)->PutFile(b); });
+  REQUIRE(planner->CommitBatch().ok());  // its turn passes to the waiting peer
+  claimer.join();
+  CHECK(peer_write.ok());
+  CHECK(RawInt(path, "SELECT count(*) FROM files") == 2);
+}
+
+TEST_CASE("a peer whose turn does not come within busy_timeout fails with kBusy naming why", "[manifest]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto opened = Manifest::Open(path, {.busy_timeout_ms = 100});
+  REQUIRE(opened.ok());
+  auto& planner = *opened;
+  auto peer = planner->OpenPeer();
+  REQUIRE(peer.ok());
+  std::int64_t root = AddRoot(*planner);
+  FileRecord a = MakeFile(root, "a.jpg");
+  FileRecord b = MakeFile(root, "b.jpg");
+  REQUIRE(planner->BeginBatch().ok());
+  REQUIRE(planner->PutFile(a).ok());
+  Status st = (*peer)->PutFile(b);
+  CHECK(st.code() == Code::kBusy);
+  CHECK_THAT(st.message(), Catch::Contains("another connection of this process kept the write lock"));
+  REQUIRE(planner->CommitBatch().ok());
+  CHECK((*peer)->PutFile(b).ok());  // its turn now
+}
