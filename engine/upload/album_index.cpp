@@ -94,7 +94,7 @@ Status AlbumIndex::List(std::int64_t project, std::int64_t album, bool force) {
     cv_.notify_all();
     return st;
   };
-  auto info = db_.AlbumIndex(album);
+  auto info = reads_.AlbumIndex(album);
   if (!info.ok()) return done(info.status());
   if (Status st = MergeShared(project, album, *info); !st.ok()) return done(st);
   {
@@ -133,7 +133,7 @@ Status AlbumIndex::MergeShared(std::int64_t project, std::int64_t album, AlbumIn
   if (info.name_mode.empty() && !seen.name_mode.empty()) {
     SHOTSYNC_RETURN_IF_ERROR(db_.SetAlbumNameMode(album, seen.name_mode));
   }
-  SHOTSYNC_ASSIGN_OR_RETURN(info, db_.AlbumIndex(album));
+  SHOTSYNC_ASSIGN_OR_RETURN(info, reads_.AlbumIndex(album));
   return Status::Ok();
 }
 
@@ -146,7 +146,7 @@ Result<AlbumMatch> AlbumIndex::Find(std::int64_t album, std::string_view sent, s
   std::vector<AlbumPhoto> found;
   std::string matched;
   for (const std::string& name : StoredNames(mode, sent)) {
-    SHOTSYNC_ASSIGN_OR_RETURN(found, db_.AlbumPhotosNamed(album, name));
+    SHOTSYNC_ASSIGN_OR_RETURN(found, reads_.AlbumPhotosNamed(album, name));
     if (!found.empty()) {
       matched = name;
       break;
@@ -154,7 +154,7 @@ Result<AlbumMatch> AlbumIndex::Find(std::int64_t album, std::string_view sent, s
   }
   if (found.empty() && (mode == NameMode::kOther || mode == NameMode::kUnknown)) {
     for (const std::string& name : StoredNames(mode, sent)) {
-      SHOTSYNC_ASSIGN_OR_RETURN(found, db_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
+      SHOTSYNC_ASSIGN_OR_RETURN(found, reads_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
       if (found.size() == 1) {
         matched = found.front().name;
         break;
@@ -166,7 +166,7 @@ Result<AlbumMatch> AlbumIndex::Find(std::int64_t album, std::string_view sent, s
   // Newest first; skip photos that belong to other local files.
   std::string bound_to;
   for (const AlbumPhoto& p : found) {
-    SHOTSYNC_ASSIGN_OR_RETURN(std::optional<FileRecord> holder, db_.FileWithPhoto(p.photo_id));
+    SHOTSYNC_ASSIGN_OR_RETURN(std::optional<FileRecord> holder, reads_.FileWithPhoto(p.photo_id));
     if (holder && holder->id != file_id) {
       if (bound_to.empty()) bound_to = holder->rel_path;
       continue;
@@ -190,7 +190,7 @@ Result<std::vector<AlbumPhoto>> AlbumIndex::Created(std::int64_t album, std::str
                                                     std::int64_t above_id) {
   std::vector<AlbumPhoto> out;
   for (const std::string& name : StoredNames(Mode(album), sent)) {
-    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, db_.AlbumPhotosNamed(album, name));
+    SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, reads_.AlbumPhotosNamed(album, name));
     for (AlbumPhoto& p : found) {
       if (p.photo_id > above_id) out.push_back(std::move(p));
     }
@@ -198,7 +198,7 @@ Result<std::vector<AlbumPhoto>> AlbumIndex::Created(std::int64_t album, std::str
   }
   if (Mode(album) == NameMode::kOther) {
     for (const std::string& name : StoredNames(NameMode::kOther, sent)) {
-      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, db_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
+      SHOTSYNC_ASSIGN_OR_RETURN(std::vector<AlbumPhoto> found, reads_.AlbumPhotosPrefixOf(album, name, kMinPrefix));
       for (AlbumPhoto& p : found) {
         if (p.photo_id > above_id) out.push_back(std::move(p));
       }
@@ -213,7 +213,7 @@ std::optional<std::string> AlbumIndex::Reserve(std::int64_t album, std::string_v
   std::lock_guard lock(mu_);
   auto [it, inserted] = reserved_.try_emplace({album, key}, file_id);
   if (inserted || it->second == file_id) return std::nullopt;
-  auto other = db_.GetFileById(it->second);
+  auto other = reads_.GetFileById(it->second);
   return other.ok() && *other ? (*other)->rel_path : std::string("another file");
 }
 
@@ -244,14 +244,14 @@ NameMode AlbumIndex::Mode(std::int64_t album) {
     std::lock_guard lock(mu_);
     if (auto it = modes_.find(album); it != modes_.end()) return it->second;
   }
-  auto info = db_.AlbumIndex(album);
+  auto info = reads_.AlbumIndex(album);
   const NameMode m = info.ok() ? ParseNameMode(info->name_mode) : NameMode::kUnknown;
   std::lock_guard lock(mu_);
   return modes_.try_emplace(album, m).first->second;
 }
 
 std::int64_t AlbumIndex::Watermark(std::int64_t album) {
-  auto info = db_.AlbumIndex(album);
+  auto info = reads_.AlbumIndex(album);
   return info.ok() ? info->max_photo_id : 0;
 }
 

@@ -214,7 +214,7 @@ class SyncRun {
   const shotsync::Backoff upload_backoff_{retry_policy::kUpload};
   const shotsync::Backoff forbidden_backoff_{retry_policy::kForbiddenRecheck};
   const shotsync::Backoff conflict_backoff_{retry_policy::kConflict};
-  AlbumIndex index_{*db_, client_, options_.shared};
+  AlbumIndex index_{*db_, client_, options_.shared, &plan_db_};
   SharedStore* shared_ = options_.shared;       // studio mode, else null
   std::unique_ptr<SharedLease> shared_lease_;   // our owner row while the run sends
   std::int64_t shared_run_ = 0;

@@ -63,8 +63,11 @@ class AlbumIndex {
   // With a shared store (studio mode), the listings every host made are
   // merged in first, and what this host lists or uploads is stored there
   // too: each host lists from the server only what is newer than any has.
-  AlbumIndex(Manifest& db, ShootbinClient& client, SharedStore* shared = nullptr)
-      : db_(db), client_(client), shared_(shared) {}
+  // `reads` (default: `db`) answers the lookups: a sync asks them on its
+  // planner's connection, so that a plan's per-file questions never wait
+  // behind a claim's log sync on the connection that writes.
+  AlbumIndex(Manifest& db, ShootbinClient& client, SharedStore* shared = nullptr, Manifest* reads = nullptr)
+      : db_(db), reads_(reads ? *reads : db), client_(client), shared_(shared) {}
 
   // Brings the album's index up to date, once per run: a whole listing the
   // first time, then the photos newer than the last listing. Concurrent
@@ -97,6 +100,7 @@ class AlbumIndex {
   Status MergeShared(std::int64_t project, std::int64_t album, AlbumIndexInfo& info);
 
   Manifest& db_;
+  Manifest& reads_;
   ShootbinClient& client_;
   SharedStore* shared_;
   std::mutex mu_;
