@@ -75,6 +75,12 @@ std::string Hex(const XXH128_hash_t& h) {
 
 std::string HashBytes(const void* data, std::size_t size) { return Hex(XXH3_128bits(data, size)); }
 
+std::string HashIfStill(const std::string& path, const FileStat& expected) {
+  auto hashed = HashFile(path);
+  if (!hashed.ok() || hashed->changed || !(hashed->stat == expected)) return "";
+  return hashed->hash;
+}
+
 struct StreamHash::State {
   XXH3_state_t* xxh = XXH3_createState();
   State() = default;

@@ -10,19 +10,14 @@
 namespace shotsync::upload {
 
 Status SyncRun::Finished(Job& j, std::int64_t photo_id, bool reconciled) {
-  if (j.hash.empty()) j.hash = HashIfUnchanged(j);
+  // Claimed unread, and what was sent is unknown (reconciled): the file's
+  // hash if it is still the version planned, else none (the next plan revises).
+  if (j.hash.empty()) j.hash = HashIfStill(j.abs_path, {j.size, j.mtime_ns, j.inode});
   SHOTSYNC_RETURN_IF_ERROR(db_->FinishJob(j.job_id, photo_id, j.fit_quality, j.hash));
   const Job* jobs[] = {&j};
   FinishShared(jobs, std::span<const std::int64_t>(&photo_id, 1));
   Recorded(j, reconciled);
   return Status::Ok();
-}
-
-std::string SyncRun::HashIfUnchanged(const Job& j) {
-  auto hashed = HashFile(j.abs_path);
-  const FileStat planned{j.size, j.mtime_ns, j.inode};
-  if (!hashed.ok() || hashed->changed || !(hashed->stat == planned)) return "";
-  return hashed->hash;
 }
 
 // After the job's done row is committed.

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "shotsync/hasher.hpp"
+
 namespace shotsync::upload {
 
 // Before an upload is counted: does the album already hold it (adopt), is
@@ -46,12 +48,7 @@ void SyncRun::ResolveUpload(PlanItem& item) {
     // file changing meanwhile is bound without one: the next plan revises it.
     std::string hash;
     if (item.file.hash.empty()) {
-      Job probe;
-      probe.abs_path = item.abs_path;
-      probe.size = item.file.size;
-      probe.mtime_ns = item.file.mtime_ns;
-      probe.inode = item.file.inode;
-      hash = HashIfUnchanged(probe);
+      hash = HashIfStill(item.abs_path, {item.file.size, item.file.mtime_ns, item.file.inode});
       item.file.hash = hash;
     }
     if (Status st = db_->BindRemote(item.file.id, match->photo_id, 0, hash); !st.ok()) {

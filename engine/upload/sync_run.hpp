@@ -185,9 +185,6 @@ class SyncRun {
   bool SharedUsable() const;
   // recorder.cpp
   Status Finished(Job& j, std::int64_t photo_id, bool reconciled);
-  // A job claimed unread whose sent bytes are unknown (reconciled): the
-  // file's hash, if it still is the version planned; else "".
-  static std::string HashIfUnchanged(const Job& j);
   void Recorded(const Job& j, bool reconciled);
   void Record(Recording r);
   Status CommitRecordings(std::vector<Recording>& batch);

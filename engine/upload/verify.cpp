@@ -10,6 +10,7 @@
 #include <set>
 
 #include "shotsync/fit.hpp"
+#include "shotsync/hasher.hpp"
 #include "shotsync/owner.hpp"
 #include "shotsync/session.hpp"
 #include "shotsync/shared_store.hpp"
@@ -233,7 +234,10 @@ class VerifyRun {
       for (const auto& [f, photo] : adopt) {
         bool repaired = false;
         if (options_.repair) {
-          SHOTSYNC_RETURN_IF_ERROR(m_.BindRemote(f.id, photo));
+          // A row the plan did not read (it was to be sent unread) gets the
+          // hash of the file as it is, if still the version recorded.
+          const std::string hash = f.hash.empty() ? HashIfStill(PathOf(f), {f.size, f.mtime_ns, f.inode}) : "";
+          SHOTSYNC_RETURN_IF_ERROR(m_.BindRemote(f.id, photo, 0, hash));
           repaired = true;
         }
         Add(Difference::kServerOnly, PathOf(f),

@@ -46,6 +46,11 @@ struct HashOptions {
 // for something that is not a regular file, e.g. a FIFO).
 Result<HashOutcome> HashFile(const std::string& path, const HashOptions& options = {});
 
+// HashFile's hash if the file is still the version `expected` describes
+// (and did not change while being read); "" otherwise or on any error. For
+// binding a file the plan did not read to what the server holds.
+std::string HashIfStill(const std::string& path, const FileStat& expected);
+
 // Hash of a byte string, same format as HashFile (used by tests and the emulator).
 std::string HashBytes(const void* data, std::size_t size);
 

@@ -410,7 +410,9 @@ TEST_CASE("verify --remote --repair adopts what the album holds under a file's n
   REQUIRE(r.code == 0);
   CHECK(Json(r).at("uploaded") == 0);
   CHECK(Json(r).at("adopted") == 0);  // already bound by verify
+  CHECK(Json(r).at("revised") == 0);   // bound with the files' hashes (the plan may not have read them)
   CHECK(StatU(f.emu->Stats(), "uploads") == 6);
+  CHECK(StatU(f.emu->Stats(), "revisions") == 0);
 }
 
 TEST_CASE("a server that cuts long names: the photos are found by prefix after a lost state folder", "[album]") {
