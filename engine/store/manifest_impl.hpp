@@ -10,8 +10,8 @@
 // so each SQL constant is defined in exactly one file.
 #pragma once
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
