@@ -15,11 +15,13 @@
 #include <set>
 #include <sstream>
 
+#include "ports.hpp"
 #include "sync_fixture.hpp"
 #include "wait.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::ChildProcess;
+using shotsync::testing::FreeLoopbackPort;
 using shotsync::testing::RunProgram;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
@@ -39,19 +41,6 @@ bool Connects(int port) {
   return ok;
 }
 
-// A port nobody listens on now (the kernel's pick for a socket bound to 0).
-int FreePort() {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
 // nginx in the foreground, TLS + HTTP/2 on a loopback port, proxying to the
 // emulator; its access log gives each request's protocol and connection.
 class Http2Proxy {
@@ -65,7 +54,7 @@ class Http2Proxy {
                            {}, d + "/openssl");
     INFO(made.err);
     REQUIRE(made.code == 0);
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     std::ofstream(d + "/nginx.conf")
         << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
         << "error_log " << d << "/error.log info;\npid " << d << "/nginx.pid;\n"

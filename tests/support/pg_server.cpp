@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "ports.hpp"
+
 namespace shotsync::testing {
 namespace {
 
@@ -56,22 +58,6 @@ std::string FindBin() {
   }
   if (best.empty()) throw std::runtime_error(kNotInstalled);
   return best.string();
-}
-
-// The kernel's pick of a free port; there is a race until postgres binds it
-// (the caller retries with a new one).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("PgServer: socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  if (!ok) throw std::runtime_error("PgServer: no free port on 127.0.0.1");
-  return ntohs(addr.sin_port);
 }
 
 std::string ReadFrom(const std::string& path, std::uintmax_t offset) {
@@ -154,7 +140,7 @@ PgServer::PgServer()
 
   try {
     for (int attempt = 0;; ++attempt) {
-      port_ = FreePort();
+      port_ = FreeLoopbackPort();  // a race until postgres binds it: retried
       if (TryStart()) break;
       if (attempt == 4) throw std::runtime_error("PgServer: no free port after 5 attempts:\n" + Tail(ReadFrom(log_, 0)));
     }
