@@ -37,8 +37,15 @@ constexpr char kGetFile[] =
 constexpr char kGetFileById[] = "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE id = ?1";
 constexpr char kFilesInDir[] =
     "SELECT " SHOTSYNC_FILE_COLS " FROM files WHERE root_id = ?1 AND dir = ?2 ORDER BY name";
+// A skip scan over the (root_id, dir, name) index: one seek per folder, not
+// a visit of every row (a no-op plan of a million files asks once per root).
 constexpr char kDirs[] =
-    "SELECT DISTINCT dir FROM files WHERE root_id = ?1 AND state <> 'missing' ORDER BY dir";
+    "WITH RECURSIVE d(dir) AS ("
+    " SELECT (SELECT min(dir) FROM files WHERE root_id = ?1)"
+    " UNION ALL SELECT (SELECT min(dir) FROM files WHERE root_id = ?1 AND dir > d.dir) FROM d"
+    " WHERE d.dir IS NOT NULL) "
+    "SELECT dir FROM d WHERE dir IS NOT NULL AND EXISTS(SELECT 1 FROM files "
+    "WHERE root_id = ?1 AND files.dir = d.dir AND state <> 'missing')";
 // rel_path order: dir || '/' || name compared as bytes. Both branches must be
 // BLOBs: SQLite sorts every TEXT value before every BLOB.
 constexpr char kAllFiles[] = "SELECT " SHOTSYNC_FILE_COLS
@@ -105,8 +112,9 @@ Result<PathParts> SplitRelPath(std::string_view rel) {
   return PathParts{rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
-std::string JoinRelPath(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
+// One allocation per row: a million-file plan reads every row.
+std::string JoinRelPath(std::string_view dir, std::string_view name) {
+  if (dir.empty()) return std::string(name);
   std::string out;
   out.reserve(dir.size() + 1 + name.size());
   out += dir;
@@ -126,7 +134,7 @@ Result<FileRecord> Manifest::Impl::ReadFile(Stmt& st) {
   FileRecord r;
   r.id = st.Int64(0);
   r.root_id = st.Int64(1);
-  r.rel_path = JoinRelPath(st.Bytes(2), st.Bytes(3));
+  r.rel_path = JoinRelPath(st.BytesView(2), st.BytesView(3));
   r.size = st.UInt64(4);
   r.mtime_ns = st.Int64(5);
   r.inode = st.UInt64(6);

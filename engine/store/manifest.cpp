@@ -43,7 +43,7 @@ Status Manifest::Impl::Setup() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     SHOTSYNC_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=NORMAL"));
-    SHOTSYNC_RETURN_IF_ERROR(Migrate());
+    if (!header_current) SHOTSYNC_RETURN_IF_ERROR(Migrate());
   }
   SHOTSYNC_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
   SHOTSYNC_RETURN_IF_ERROR(CheckTables());
@@ -90,6 +90,12 @@ Result<std::unique_ptr<Manifest>> Manifest::OpenPeer() {
 
 int Manifest::SchemaVersion() const {
   return impl_->schema_version;
+}
+
+Status Manifest::SetAutoCheckpoint(int pages) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const int rc = sqlite3_wal_autocheckpoint(impl_->db.get(), pages);
+  return rc == SQLITE_OK ? Status() : impl_->db.Error(rc, "setting the WAL's checkpoint size");
 }
 
 // --- Batches -----------------------------------------------------------------

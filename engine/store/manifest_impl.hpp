@@ -98,6 +98,9 @@ struct Manifest::Impl {
   // snapshot on the main (writing) connection.
   std::optional<sql::Db> reader;
   int schema_version = 0;
+  // CheckHeader found a manifest of this version: no migration transaction
+  // (a hook's `push` opens the manifest once per photo).
+  bool header_current = false;
   std::mutex mu;
   int batch_depth = 0;          // BeginBatch nesting
   bool batch_txn_open = false;  // the batch's BEGIN IMMEDIATE was issued

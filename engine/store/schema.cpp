@@ -172,6 +172,14 @@ ALTER TABLE jobs ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX files_bound_by_size ON files(size) WHERE remote_photo_id IS NOT NULL;
 )sql",
+    // v8: the content index only holds files bound to a photo, the only ones
+    // a lookup by hash asks for (a move, a copy): the first plan of a
+    // library no longer maintains an index entry per file it hashes
+    // (benchmarks/noop_plan.sh: a million-file first plan, bytes per file).
+    R"sql(
+DROP INDEX files_by_hash;
+CREATE INDEX files_bound_by_hash ON files(hash) WHERE remote_photo_id IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kManifestSchemaVersion, "one migration per schema version");
 
@@ -231,6 +239,7 @@ Status Manifest::Impl::CheckHeader() {
                                           "); upgrade shotsync");
   }
 
+  header_current = ours && version == kManifestSchemaVersion;
   if (options.read_only) {
     if (empty) return Status::NotFound(path + ": empty, no shotsync manifest has been written yet");
     if (version < kManifestSchemaVersion) {
@@ -281,8 +290,18 @@ Status Manifest::Impl::Migrate() {
   return st;
 }
 
-// A manifest of the current version must have every table.
+// A manifest of the current version must have every table: one query when
+// it has (every open), one per table to name the one that is missing.
 Status Manifest::Impl::CheckTables() {
+  std::string all = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (";
+  for (const char* table : kTables) {
+    all += all.back() == '(' ? "'" : ", '";
+    all += table;
+    all += "'";
+  }
+  all += ")";
+  SHOTSYNC_ASSIGN_OR_RETURN(std::int64_t present, db.QueryInt(all.c_str()));
+  if (present == static_cast<std::int64_t>(std::size(kTables))) return {};
   for (const char* table : kTables) {
     SHOTSYNC_ASSIGN_OR_RETURN(sql::Stmt st, db.Prepare("SELECT 1 FROM sqlite_master WHERE type = "
                                                        "'table' AND name = ?1"));

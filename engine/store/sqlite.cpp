@@ -1,8 +1,62 @@
 #include "store/sqlite.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
 
 namespace shotsync::sql {
+
+namespace {
+
+// SQLite's unix VFS fsyncs a WAL's folder at the first sync after any open
+// that may create the WAL, and it opens every WAL with SQLITE_OPEN_CREATE: a
+// hook's `push` (a process per photo) paid a second fsync for its one durable
+// claim. Only a WAL that is created needs its folder synced, so this VFS
+// opens one that is already there without SQLITE_OPEN_CREATE; everything
+// else is the default VFS's own.
+struct WalVfs {
+  sqlite3_vfs vfs;
+  sqlite3_vfs* base;
+};
+
+const WalVfs& RegisteredWalVfs();
+
+int WalVfsOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  sqlite3_vfs* base = RegisteredWalVfs().base;
+  if ((flags & SQLITE_OPEN_WAL) && (flags & SQLITE_OPEN_CREATE) && name && ::access(name, F_OK) == 0) {
+    int rc = base->xOpen(base, name, file, flags & ~SQLITE_OPEN_CREATE, out_flags);
+    if (rc == SQLITE_OK) return rc;  // else it vanished meanwhile: create it, folder sync and all
+  }
+  return base->xOpen(base, name, file, flags, out_flags);
+}
+
+// Registered once per process and never changed after (SQLite keeps VFSes
+// in a process-wide list); the default VFS when SQLite has none (never on
+// Linux) leaves plain opens.
+const WalVfs& RegisteredWalVfs() {
+  static const WalVfs wal = [] {
+    WalVfs w{};
+    w.base = sqlite3_vfs_find(nullptr);
+    if (w.base) {
+      w.vfs = *w.base;
+      w.vfs.zName = "shotsync-wal";
+      w.vfs.pNext = nullptr;
+      w.vfs.xOpen = &WalVfsOpen;
+    }
+    return w;
+  }();
+  static const bool registered =
+      wal.base && sqlite3_vfs_register(const_cast<sqlite3_vfs*>(&wal.vfs), 0) == SQLITE_OK;
+  (void)registered;
+  return wal;
+}
+
+const char* WalVfsName() {
+  const WalVfs& w = RegisteredWalVfs();
+  return w.base ? w.vfs.zName : nullptr;
+}
+
+}  // namespace
 
 Code CodeForSqlite(int rc) noexcept {
   switch (rc & 0xff) {
@@ -41,7 +95,7 @@ Result<Db> Db::Open(const std::string& path, int flags) {
   Db db;
   db.path_ = path;
   int rc = sqlite3_open_v2(path.c_str(), &db.db_,
-                           flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
+                           flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, WalVfsName());
   if (rc != SQLITE_OK) {
     Status st = db.db_ ? db.Error(rc, "cannot open")
                        : Status(Code::kInternal, path + ": cannot open: out of memory");
@@ -189,11 +243,13 @@ std::string Stmt::Text(int col) const {
   return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
 }
 
-std::string Stmt::Bytes(int col) const {
+std::string Stmt::Bytes(int col) const { return std::string(BytesView(col)); }
+
+std::string_view Stmt::BytesView(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);
   if (!p || n <= 0) return {};
-  return std::string(static_cast<const char*>(p), static_cast<std::size_t>(n));
+  return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
 }
 
 }  // namespace shotsync::sql

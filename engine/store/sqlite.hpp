@@ -135,6 +135,8 @@ class Stmt {
   std::string Text(int col) const;
   // The raw bytes of a BLOB (or TEXT) column.
   std::string Bytes(int col) const;
+  // The same, as a view valid until the next Step/Reset (no copy).
+  std::string_view BytesView(int col) const;
   std::optional<std::int64_t> OptInt64(int col) const {
     if (IsNull(col)) return std::nullopt;
     return Int64(col);

@@ -28,7 +28,7 @@
 
 namespace shotsync {
 
-inline constexpr int kManifestSchemaVersion = 7;
+inline constexpr int kManifestSchemaVersion = 8;
 // PRAGMA application_id of a shotsync manifest ("ShSy"): a SQLite file
 // without it is not ours and is refused, never migrated.
 inline constexpr std::int32_t kManifestApplicationId = 0x53685379;
@@ -191,6 +191,10 @@ class Manifest {
   Manifest& operator=(const Manifest&) = delete;
 
   int SchemaVersion() const;
+  // SQLite checkpoints the WAL once it holds `pages` pages (default 1000).
+  // The next process to open the manifest reads every page of it (WAL
+  // recovery): a hook's `push`, a process per photo, keeps it short.
+  Status SetAutoCheckpoint(int pages);
 
   // --- Roots -------------------------------------------------------------
   // Returns the id of the root with this path, creating or updating it.

@@ -894,6 +894,7 @@ TEST_CASE("a schema 1 manifest is migrated in place, keeping its rows", "[manife
   }
   // Back to what schema 1 looked like.
   RawExec(path,
+          "DROP INDEX files_bound_by_hash; CREATE INDEX files_by_hash ON files(hash) WHERE hash <> ''; "
           "DROP INDEX files_bound_by_size; ALTER TABLE jobs DROP COLUMN mtime_ns; ALTER TABLE jobs DROP COLUMN inode; "
           "DROP TABLE webhook_events; ALTER TABLE jobs DROP COLUMN fit_quality; DROP TABLE acknowledged; DROP TABLE album_photos; DROP TABLE album_index; DROP INDEX files_by_photo; "
           "ALTER TABLE jobs DROP COLUMN watermark; ALTER TABLE files DROP COLUMN rejected_by; "
