@@ -1,6 +1,8 @@
 // shotsync push FILE...: the editing-pipeline hook. Uploads or revises just
 // the named files, without walking the roots, next to a running `sync` if
 // there is one (no run lock: the manifest's job claims keep them apart).
+#include <malloc.h>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -52,6 +54,9 @@ struct FileOutcome {
 };
 
 int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
+  // A push lives for one photo: each of its threads' own malloc arena would
+  // be pages faulted in for a few allocations (docs/hooks.md#cost).
+  ::mallopt(M_ARENA_MAX, 1);
   StopSignals signals;  // first: every later thread inherits the blocked mask
   SyncOptions so;
   so.command = "push";
@@ -70,6 +75,9 @@ int RunPush(const GlobalOptions& options, const PushCommandOptions& push) {
   if (!profile) return FailedEarly(options, "push", failed);
   Config& config = profile->config;
   auto& manifest = profile->manifest;
+  // ~6 pushes of ~20 pages each between checkpoints: the WAL the next push
+  // recovers stays under half a megabyte (docs/hooks.md#cost).
+  (void)manifest->SetAutoCheckpoint(128);
   if (push.fit) FitAllRoots(config);
   so.shared = profile->shared.get();
   std::vector<std::pair<std::string, FileOutcome>> results;  // in the order they end

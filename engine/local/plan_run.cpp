@@ -179,10 +179,6 @@ int PlanRun::HashThreads() const {
 }
 
 Status PlanRun::Walk(const RootConfig& rc, BoundedQueue<WalkedDir>& walked) {
-  if (!options_.only.empty()) {
-    walked.Close();
-    return Status::Ok();
-  }
   ScanOptions scan_options{rc.ignore, rc.include, options_.filter};
   Scanner scanner;
   Status st = scanner.Walk(
@@ -224,24 +220,30 @@ Status PlanRun::PlanRoot(std::size_t root_index) {
   const std::int64_t root_id = root_ids_[root_index];
   visited_.clear();
   const int threads = HashThreads();
-  BoundedQueue<HashJob> queue(std::size_t(threads) * 8);
-  BoundedQueue<WalkedDir> walked(16);
+  std::vector<HashJob> again;
   Status walk_status;
-  std::thread walker([&] { walk_status = Walk(rc, walked); });
-  std::thread differ([&] {
-    if (!options_.only.empty()) {
-      StatListed(root_index, queue);
-    } else {
+  if (!options_.only.empty()) {
+    // A push's named files are stat'ed and queued on this thread, then
+    // hashed where they must be: a hook's process per photo starts no walker
+    // or differ. Room for every file, so queueing never waits for the hasher.
+    BoundedQueue<HashJob> queue(std::max(options_.only.size(), std::size_t(threads) * 8));
+    StatListed(root_index, queue);
+    queue.Close();
+    HashJobs(threads, [&] { return queue.Pop(); }, again);
+  } else {
+    BoundedQueue<HashJob> queue(std::size_t(threads) * 8);
+    BoundedQueue<WalkedDir> walked(16);
+    std::thread walker([&] { walk_status = Walk(rc, walked); });
+    std::thread differ([&] {
       // A filtered walk saw only part of each folder: nothing is missing.
       const bool complete = options_.filter == nullptr;
       while (std::optional<WalkedDir> d = walked.Pop()) OnDir(root_index, d->path, d->files, queue, complete);
-    }
-    queue.Close();
-  });
-  std::vector<HashJob> again;
-  HashJobs(threads, [&] { return queue.Pop(); }, again);
-  differ.join();
-  walker.join();
+      queue.Close();
+    });
+    HashJobs(threads, [&] { return queue.Pop(); }, again);
+    differ.join();
+    walker.join();
+  }
   // Files that changed while being read get up to two more tries, now that
   // the writer has (probably) finished.
   while (!again.empty() && !failed_.load()) {

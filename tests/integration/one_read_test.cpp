@@ -4,9 +4,6 @@
 // kernel (inotify IN_OPEN on the photo folders), not by shotsync.
 #include <catch2/catch.hpp>
 
-#include <sys/inotify.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,52 +11,15 @@
 
 #include "shotsync/hasher.hpp"
 #include "shotsync/manifest.hpp"
+#include "open_counter.hpp"
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::OpenCounter;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
 namespace {
-
-// Opens of each photo (by path relative to the photo root) while it lives;
-// Take() returns those since the last Take. inotify queues the events in
-// the kernel, so reading them after the run misses none.
-class OpenCounter {
- public:
-  explicit OpenCounter(const fs::path& root) : root_(root), fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
-    REQUIRE(fd_ >= 0);
-    for (const auto& e : fs::recursive_directory_iterator(root)) {
-      if (!e.is_directory()) continue;
-      const int wd = ::inotify_add_watch(fd_, e.path().c_str(), IN_OPEN);
-      REQUIRE(wd >= 0);
-      dirs_[wd] = fs::relative(e.path(), root).string();
-    }
-  }
-  ~OpenCounter() { ::close(fd_); }
-  OpenCounter(const OpenCounter&) = delete;
-  OpenCounter& operator=(const OpenCounter&) = delete;
-
-  std::map<std::string, int> Take() {
-    std::map<std::string, int> opens;
-    alignas(inotify_event) char buf[64 << 10];
-    for (;;) {
-      const ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n <= 0) break;  // EAGAIN: every queued event read
-      for (ssize_t i = 0; i < n;) {
-        const auto* ev = reinterpret_cast<const inotify_event*>(buf + i);
-        if (ev->len > 0 && !(ev->mask & IN_ISDIR)) ++opens[dirs_[ev->wd] + "/" + ev->name];
-        i += ssize_t(sizeof(inotify_event) + ev->len);
-      }
-    }
-    return opens;
-  }
-
- private:
-  fs::path root_;
-  int fd_;
-  std::map<int, std::string> dirs_;
-};
 
 std::vector<std::string> Photos(const fs::path& root) {
   std::vector<std::string> out;

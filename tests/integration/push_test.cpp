@@ -5,14 +5,17 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "jpeg_synth.hpp"
+#include "open_counter.hpp"
 #include "shotsync/manifest.hpp"
 #include "sync_fixture.hpp"
 #include "wait.hpp"
 
 namespace fs = std::filesystem;
+using shotsync::testing::OpenCounter;
 using shotsync::testing::RunProgram;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
@@ -31,6 +34,13 @@ void Edit(const std::string& path, std::uint64_t seed) {
   auto bytes = shotsync::testing::SynthJpeg({.width = 64, .height = 48, .seed = seed});
   std::ofstream(path, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+}
+
+std::uint64_t Requests(const SyncFixture& f) {
+  const nlohmann::json stats = f.emu->Stats();  // alive for the loop: items() refers into it
+  std::uint64_t n = 0;
+  for (const auto& [route, count] : stats.at("requests").items()) n += count.get<std::uint64_t>();
+  return n;
 }
 
 std::int64_t ManifestRows(const SyncFixture& f) {
@@ -60,6 +70,27 @@ TEST_CASE("push uploads just the named file, without walking the roots", "[push]
     CHECK(StatU(f.emu->Stats(), "duplicates") == 0);
     CHECK(f.CompareWithServer() == "");
   }
+}
+
+// A hook runs a process per exported photo: what one costs is counted here
+// (benchmarks/push.sh times it). After the first push of a profile, which
+// resolves the project and album, a push of a new photo is two requests
+// (the album's photos since the last look, then the upload), one open of the
+// manifest, and one read of the photo.
+TEST_CASE("a push of a new photo costs two requests one manifest open and one read of the photo", "[push][cost]") {
+  SyncFixture f;
+  f.MakePhotos(3);
+  REQUIRE(f.Cli({"push", "--quiet", Photo(f, 1)}).code == 0);
+  OpenCounter photo_opens(f.photos);
+  OpenCounter state_opens(f.state);
+  const std::uint64_t before = Requests(f);
+  auto r = f.Cli({"push", "--quiet", Photo(f, 2)});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(Requests(f) - before == 2);
+  CHECK(photo_opens.Take() == std::map<std::string, int>{{"d01/IMG_0002.jpg", 1}});
+  CHECK(state_opens.Take().at("manifest.db") == 1);
+  CHECK(StatU(f.emu->Stats(), "uploads") == 2);
 }
 
 TEST_CASE("push of an unchanged file sends nothing, and of an edited one sends a revision", "[push]") {
