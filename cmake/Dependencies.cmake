@@ -32,10 +32,10 @@ shotsync_require_pkg(UTF8PROC libutf8proc libutf8proc-dev)
 # libpq: studio mode's shared store (PostgreSQL).
 shotsync_require_pkg(LIBPQ libpq libpq-dev)
 # watch: the webhook and metrics listener (cpp-httplib), the webhook's
-# HMAC (OpenSSL's libcrypto), systemd's Type=notify (libsystemd).
+# HMAC (OpenSSL's libcrypto). systemd's Type=notify is its own datagram
+# (watch/notify.cpp): no libsystemd.
 shotsync_require_pkg(HTTPLIB cpp-httplib libcpp-httplib-dev)
 shotsync_require_cmake(OpenSSL libssl-dev)
-shotsync_require_pkg(LIBSYSTEMD libsystemd libsystemd-dev)
 if(SHOTSYNC_TESTS OR SHOTSYNC_BENCH)
   shotsync_require_pkg(LIBJPEG libjpeg libjpeg62-turbo-dev)
 endif()

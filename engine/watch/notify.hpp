@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <thread>
 
@@ -18,7 +19,7 @@ namespace shotsync {
 
 class SystemdNotifier {
  public:
-  SystemdNotifier();  // reads $NOTIFY_SOCKET / $WATCHDOG_USEC through libsystemd
+  SystemdNotifier();  // reads $NOTIFY_SOCKET, $WATCHDOG_USEC, $WATCHDOG_PID
   ~SystemdNotifier();  // stops the watchdog thread
   SystemdNotifier(const SystemdNotifier&) = delete;
   SystemdNotifier& operator=(const SystemdNotifier&) = delete;
@@ -57,6 +58,7 @@ class SystemdNotifier {
   void WatchdogLoop(std::stop_token stop);
 
   bool enabled_ = false;  // $NOTIFY_SOCKET was set
+  std::string socket_;    // its value
   std::chrono::microseconds watchdog_interval_{0};
   // steady_clock ticks of the last Heartbeat (the constructor counts as one).
   std::atomic<std::chrono::steady_clock::rep> last_heartbeat_{0};

@@ -9,7 +9,7 @@ SHOTSYNC_BUILD_PACKAGES=(
   libcurl4-openssl-dev libtbb-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libxxhash-dev
   catch2 libcpp-httplib-dev libssl-dev libjpeg62-turbo-dev libturbojpeg0-dev libutf8proc-dev libicu-dev
-  libpq-dev libsystemd-dev curl openssl xxhash
+  libpq-dev curl openssl xxhash
 )
 # What the tests start or check with: the PostgreSQL server of studio mode
 # (initdb, pg_ctl); man, systemd-analyze and dpkg-shlibdeps for the install
