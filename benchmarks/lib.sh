@@ -138,6 +138,7 @@ _bench_fail() {
 
 # bench_times LABEL...: the best and median seconds of each, one line each.
 bench_times() {
+  _BENCH_HEADER=  # result rows after this get their own header
   local label
   printf '   %-44s %10s %10s\n' "run (best and median of the rounds)" "best s" "median s"
   for label in "$@"; do
