@@ -1,31 +1,30 @@
 #!/usr/bin/env bash
-# The whole no-op resync, as a user runs it: `shotsync plan` (walk + manifest
-# + planner) on 100,000 small files against find -printf, warm cache, best of
-# 3, and the peak RSS of the first (hashing) and of the no-op plan.
+# The whole resync, as a user runs it: `shotsync plan` (walk + manifest +
+# planner) on FILES small files in nested folders beside
+# find ROOT -type f -printf '%s %T@ %i %p\n', warm cache, interleaved rounds
+# (best of ROUNDS):
+#   the first plan (state folder removed before it: every file is hashed and
+#   recorded) and the no-op plan after it (nothing changed: goal <= 1.2x find);
+#   the peak RSS of both (goal <= 64 MB) and the manifest's bytes per file.
 # (benchmarks/run measures the walk and the hasher alone against find/xxhsum.)
-# Usage: benchmarks/noop_plan.sh [FILES=100000]
+# Usage: benchmarks/noop_plan.sh [FILES=100000] [ROUNDS=3]   (works at 1000000)
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib/common.sh"
-cd "$SHOTSYNC_ROOT"
+source "$(dirname "$0")/lib.sh"
 FILES=${1:-100000}
-ensure_packages "${SHOTSYNC_BUILD_PACKAGES[@]}" time bc
-build_tree build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-BIN=$SHOTSYNC_ROOT/build/release
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+ROUNDS=${2:-${BENCH_ROUNDS:-3}}
+ensure_packages time findutils perl
+bench_setup shotsync-cli
 
-best3() {  # best wall time of three runs of "$@", in seconds
-  local best=999999 s e t
-  for _ in 1 2 3; do
-    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
-    t=$(echo "$e - $s" | bc -l)
-    if (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
-  done
-  echo "$best"
-}
-
-echo "==> making $FILES small files"
-perl -e 'my ($root,$n)=@ARGV; for my $i (0..$n-1) { my $d=sprintf("%s/d%03d/s%02d",$root,int($i/1000),int($i/100)%10); if ($i%100==0) { system("mkdir","-p",$d) } open(my $f,">","$d/f$i.jpg") or die; print $f "x" x 100; close $f }' "$WORK/tree" "$FILES"
+echo "==> making $FILES small files (1000 per folder, 100 per subfolder)" >&2
+perl -e '
+  my ($root, $n) = @ARGV; mkdir $root or die "$root: $!";
+  for my $i (0 .. $n - 1) {
+    my $top = sprintf("%s/d%03d", $root, int($i / 1000));
+    my $d = sprintf("%s/s%02d", $top, int($i / 100) % 10);
+    if ($i % 1000 == 0) { mkdir $top or die "$top: $!" }
+    if ($i % 100 == 0) { mkdir $d or die "$d: $!" }
+    open(my $f, ">", "$d/IMG_$i.jpg") or die "$d: $!"; print $f "x" x 100; close $f;
+  }' "$WORK/tree" "$FILES"
 cat >"$WORK/config.toml" <<TOML
 state_dir = "$WORK/state"
 [[roots]]
@@ -33,15 +32,31 @@ path = "$WORK/tree"
 project = "P"
 album = "A"
 TOML
-SS="$BIN/cli/shotsync --config $WORK/config.toml"
-/usr/bin/time -v $SS plan --quiet 2>"$WORK/time1.txt" >/dev/null || true
-RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time1.txt")
-T_FIND=$(best3 find "$WORK/tree" -type f -printf '%s %T@ %i %p\n')
-T_PLAN=$(best3 $SS plan --quiet)
-/usr/bin/time -v $SS plan --quiet 2>"$WORK/time2.txt" >/dev/null || true
-RSS2_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time2.txt")
+SS=("$BIN/cli/shotsync" --config "$WORK/config.toml")
 
-printf '\n%-52s %10s %10s %8s\n' "benchmark" "shotsync" "peer" "ratio"
-printf '%-52s %9.3fs %9.3fs %8.2f  (goal <= 1.20)\n' "no-op resync, $FILES files (plan vs find -printf)" "$T_PLAN" "$T_FIND" "$(echo "$T_PLAN / $T_FIND" | bc -l)"
-printf '%-52s %7s MB (no-op plan: %s MB)  (goal <= 64)\n' "peak RSS, first plan of $FILES files" "$(( RSS_KB / 1024 ))" "$(( RSS2_KB / 1024 ))"
+run_plan() { "${SS[@]}" plan --quiet; }
+run_find() { find "$WORK/tree" -type f -printf '%s %T@ %i %p\n'; }
+forget() { [ "$1" != first ] || rm -rf "$WORK/state"; }  # untimed: the first plan starts from nothing
 
+echo "==> $ROUNDS interleaved rounds (first plan, no-op plan, find)" >&2
+bench_interleave "$ROUNDS" --setup forget first run_plan noop run_plan find run_find
+
+rm -rf "$WORK/state"
+RSS_FIRST=$(peak_rss_kb "${SS[@]}" plan --quiet)
+RSS_NOOP=$(peak_rss_kb "${SS[@]}" plan --quiet)
+RSS_FIND=$(peak_rss_kb find "$WORK/tree" -type f -printf '%s %T@ %i %p\n')
+STATE_BYTES=$(du -sb "$WORK/state" | cut -f1)
+
+printf '\nshotsync plan on %d files of 100 bytes (%s cores), best of %d, warm cache\n' "$FILES" "$(nproc)" "$ROUNDS"
+bench_times first noop find
+bench_result "no-op plan, $FILES files (time ratio)" "$(ns_s "${BEST_NS[noop]}") s" "find -type f -printf" \
+  "$(ns_s "${BEST_NS[find]}") s" "$(ratio "${BEST_NS[noop]}" "${BEST_NS[find]}")" "<= 1.2"
+bench_result "first plan (hash + record), $FILES files (time ratio)" "$(ns_s "${BEST_NS[first]}") s" "find -type f -printf" \
+  "$(ns_s "${BEST_NS[find]}") s" "$(ratio "${BEST_NS[first]}" "${BEST_NS[find]}")" "(info)"
+bench_result "peak RSS, first plan of $FILES files" "$(kb_mb "$RSS_FIRST") MB" "find -type f -printf" \
+  "$(kb_mb "$RSS_FIND") MB" "-" "<= 64 MB"
+bench_result "peak RSS, no-op plan of $FILES files" "$(kb_mb "$RSS_NOOP") MB" "find -type f -printf" \
+  "$(kb_mb "$RSS_FIND") MB" "-" "<= 64 MB"
+bench_result "manifest on disk, $FILES files (bytes/file)" \
+  "$(awk -v b="$STATE_BYTES" -v n="$FILES" 'BEGIN { printf "%.0f B", b / n }')" "-" "-" "-" "(info)"
+echo "(time ratio = shotsync's / find's: below 1 is shotsync faster)"

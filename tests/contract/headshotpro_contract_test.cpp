@@ -574,6 +574,23 @@ TEST_CASE("headshotpro: a signed URL downloads a JPEG and honours Range with 206
   }
 }
 
+// An emulator knob, not the API: benchmarks/download.sh seeds large headshots.
+TEST_CASE("headshotpro: seed photo_bytes pads the main JPEG to that size, still decodable") {
+  EmulatorProcess emu;
+  emu.Seed({{"members", 1}, {"photos_per_model", 1}, {"photo_bytes", 300000}});
+  Hp hp{emu};
+  Json p = Photos(hp, ModelId(AllModels(hp).at(0)), "include=all")["photos"][0];
+  auto main = http::Get(p["urls"]["main"].get<std::string>());
+  REQUIRE(main.status == 200);
+  CHECK(main.body.size() == 300000);
+  CHECK(DecodesAsJpeg(main.body));
+  auto rec = http::Get(emu.url("/_emulator/headshotpro/photos/" + p["id"].get<std::string>()),
+                       {{"Accept", "application/json"}});
+  REQUIRE(rec.status == 200);
+  CHECK(rec.json()["size"] == 300000);
+  CHECK(http::Get(p["urls"]["thumbnail"].get<std::string>()).body.size() < 300000);
+}
+
 TEST_CASE("headshotpro: with --url-ttl 1 a URL is refused with 403 2 s later, a fresh listing works") {
   EmulatorProcess emu({"--url-ttl", "1"});
   emu.FreezeClock();  // a 1-s lifetime must not run out on a loaded machine, only when we say

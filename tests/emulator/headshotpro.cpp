@@ -108,6 +108,7 @@ struct Photo {
   std::string status = "active";  // active | deleted
   std::string liked = "none";     // none | liked | loved
   std::int64_t created_ms = 0;
+  std::size_t main_bytes = 0;  // seed's "photo_bytes": the main variant padded to this size (0: as made)
 };
 
 // Everything reset() restores. Guarded by State::mu.
@@ -483,12 +484,40 @@ std::string HostileName(size_t k) {
 
 // ------------------------------------------------------------- JPEG bytes
 
+// Pads a JPEG to `target` bytes with COM segments after SOI and JFIF's APP0
+// (decoders skip comments), filled with noise so that nothing on the way can
+// compress them. Gives large files cheaply, for the download benchmark; a
+// shortfall under 4 bytes (the smallest segment) is left as it is.
+void PadJpeg(std::vector<std::uint8_t>& jpeg, size_t target, std::uint64_t seed) {
+  if (jpeg.size() < 4 || target < jpeg.size() + 4) return;
+  size_t at = 2;
+  if (jpeg[2] == 0xFF && jpeg[3] == 0xE0 && jpeg.size() > 6) at += 2 + (size_t{jpeg[4]} << 8 | jpeg[5]);
+  std::vector<std::uint8_t> pad;
+  pad.reserve(target - jpeg.size());
+  size_t need = target - jpeg.size();
+  while (need >= 4) {
+    size_t seg = std::min<size_t>(need, 65537);  // marker (2) + length (2) + at most 65533
+    if (need - seg > 0 && need - seg < 4) seg -= 4;  // room for a last segment
+    const size_t len = seg - 2;
+    pad.insert(pad.end(), {0xFF, 0xFE, static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len & 0xFF)});
+    for (size_t i = 0; i < seg - 4; i += 8) {
+      const std::uint64_t r = SplitMix(seed++);
+      for (size_t b = 0; b < 8 && i + b < seg - 4; ++b) pad.push_back(static_cast<std::uint8_t>(r >> (8 * b)));
+    }
+    need -= seg;
+  }
+  jpeg.insert(jpeg.begin() + static_cast<std::ptrdiff_t>(at), pad.begin(), pad.end());
+}
+
 std::shared_ptr<const std::string> Image(State& st, const std::string& photo_id, Variant v) {
   const auto key = std::make_pair(photo_id, static_cast<int>(v));
+  size_t pad_to = 0;
   {
     std::lock_guard lk(st.mu);
     auto it = st.images.find(key);
     if (it != st.images.end()) return it->second;
+    const auto p = st.d.photos.find(photo_id);
+    if (v == Variant::kMain && p != st.d.photos.end()) pad_to = p->second.main_bytes;
   }
   shotsync::testing::JpegSpec spec;
   const int side = v == Variant::kThumb ? 128 : v == Variant::kOriginal ? 1024 : 512;
@@ -497,7 +526,8 @@ std::shared_ptr<const std::string> Image(State& st, const std::string& photo_id,
   spec.quality = 90;
   spec.noise = 24;
   spec.seed = SplitMix(std::hash<std::string>{}(photo_id) ^ (static_cast<std::uint64_t>(v) << 56));
-  const auto bytes = shotsync::testing::SynthJpeg(spec);
+  auto bytes = shotsync::testing::SynthJpeg(spec);
+  if (pad_to > 0) PadJpeg(bytes, pad_to, spec.seed);
   auto img = std::make_shared<const std::string>(bytes.begin(), bytes.end());
   std::lock_guard lk(st.mu);
   auto [it, inserted] = st.images.emplace(key, img);
@@ -517,7 +547,8 @@ Json Seed(State& st, const Json& body) {
   static const char* kKeys[] = {"members",         "models_per_member", "photos_per_model",
                                 "credits",         "favorites",         "pending_members",
                                 "accepted_members", "hostile_names",    "whitelabel",
-                                "teams",           "deleted_photos_per_model", "pregenerate"};
+                                "teams",           "deleted_photos_per_model", "pregenerate",
+                                "photo_bytes"};
   bool any = false;
   for (const char* k : kKeys) any = any || body.contains(k);
   if (!any) return Json::object();
@@ -535,6 +566,7 @@ Json Seed(State& st, const Json& body) {
   const auto models_per_member = static_cast<size_t>(num("models_per_member", 1));
   const auto photos_per_model = static_cast<size_t>(num("photos_per_model", 40));
   const auto deleted_per_model = static_cast<size_t>(num("deleted_photos_per_model", 0));
+  const auto photo_bytes = static_cast<size_t>(num("photo_bytes", 0));
   const auto pending = static_cast<size_t>(num("pending_members", 0));
   const auto accepted = static_cast<size_t>(num("accepted_members", 0));
   const auto extra_teams = static_cast<size_t>(num("teams", 0));
@@ -587,6 +619,7 @@ Json Seed(State& st, const Json& body) {
       m.created_ms = mem.joined_ms + 600'000 + static_cast<std::int64_t>(j) * 60'000;
       m.finished_ms = m.created_ms + 4'500'000;
       AddPhotos(st, d, m, photos_per_model + deleted_per_model, *m.finished_ms);
+      for (const auto& pid : m.photo_ids) d.photos[pid].main_bytes = photo_bytes;
       // The oldest `deleted_per_model` photos are deleted.
       for (size_t p = 0; p < deleted_per_model && p < m.photo_ids.size(); ++p) {
         d.photos[m.photo_ids[p]].status = "deleted";
