@@ -159,12 +159,17 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
     auto unread = SendsUnread(root_index, before, row);
     if (!unread.ok()) return Fail(unread.status());
     if (*unread) {
-      // Decided from the stat: written without a hash (the send hashes it).
+      // Decided from the stat: written without a hash (the send hashes it),
+      // unless an earlier plan wrote it so and it was not sent since (a
+      // library planned but not yet uploaded is not rewritten per plan).
+      const bool written = before && before->hash.empty() && before->state == FileState::kNew &&
+                           before->reason.empty() && before->rejected_by.empty() && before->size == row.size &&
+                           before->mtime_ns == row.mtime_ns && before->inode == row.inode;
       row.hash.clear();
       row.state = FileState::kNew;
       row.reason.clear();
       row.rejected_by.clear();
-      if (Status w = writer_.Put(row); !w.ok()) return Fail(w);
+      if (Status w = written ? Status::Ok() : writer_.Put(row); !w.ok()) return Fail(w);
       to_hash.push_back(HashJob{root_index, std::move(row), -1});
       continue;
     }
@@ -200,6 +205,13 @@ Result<bool> PlanRun::SendsUnread(std::size_t root_index, const FileRecord* befo
     // it was not sent yet. Same size, new mtime may be a touch: read it.
     const bool same_stat = before->size == now.size && before->mtime_ns == now.mtime_ns && before->inode == now.inode;
     return before->size != now.size || (same_stat && before->hash.empty() && before->state != FileState::kMissing);
+  }
+  // Planned unread by an earlier plan and not sent since: still so, and no
+  // move (it was already here): no query per file of a library planned but
+  // not yet uploaded.
+  if (before && !before->remote_photo_id && before->hash.empty() && before->state == FileState::kNew &&
+      before->size == now.size && before->mtime_ns == now.mtime_ns && before->inode == now.inode) {
+    return true;
   }
   // An upload, unless a synced file of the same size may have moved here
   // (a move is recognised by its content).
