@@ -31,8 +31,8 @@ int WalVfsOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, in
 }
 
 // Registered once per process and never changed after (SQLite keeps VFSes
-// in a process-wide list); the default VFS when SQLite has none (never on
-// Linux) leaves plain opens.
+// in a process-wide list). Without a default VFS to wrap (not on Linux),
+// connections open with SQLite's own choice.
 const WalVfs& RegisteredWalVfs() {
   static const WalVfs wal = [] {
     WalVfs w{};

@@ -726,7 +726,7 @@ TEST_CASE("Transfer: timeouts and refused connections", "[transfer]") {
   SECTION("only http and https") {
     for (const char* url : {"file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/"}) {
       HttpResponse a = engine.Perform(Get(url));
-      INFO(url);
+      INFO(url << ": " << a.transport.message());
       CHECK(a.transport.code() == Code::kNetwork);
       CHECK(a.body.empty());
     }
