@@ -4,9 +4,13 @@
 // kernel (inotify IN_OPEN on the photo folders), not by shotsync.
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "shotsync/hasher.hpp"
@@ -173,4 +177,40 @@ TEST_CASE("a new file of the size of a synced one that moved is hashed first and
   auto stats = f.emu->Stats();
   CHECK(StatU(stats, "uploads") == 2);
   CHECK(StatU(stats, "revisions") == 0);
+}
+
+// A library planned but not yet uploaded (a `plan` before the first sync, or
+// a sync stopped early) keeps rows decided from the stat: the next plan
+// neither reads those photos nor rewrites their rows.
+TEST_CASE("a plan of photos an earlier plan decided unread reads none of them and rewrites no row", "[plan][reads]") {
+  SyncFixture f;
+  f.WriteConfig();
+  f.MakePhotos(6, 1, 3);
+  OpenCounter opens(f.photos);
+  auto first = f.Cli({"plan"});
+  INFO(first.out << first.err);
+  REQUIRE(first.code == 0);
+  CHECK(opens.Take().empty());  // new photos, no synced file of their size: sent unread
+  const std::string db = (f.state / "manifest.db").string();
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> conn(raw, &sqlite3_close);
+  auto count = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(conn.get(), sql, -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const std::int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+  };
+  REQUIRE(count("SELECT count(*) FROM files WHERE hash = ''") == 6);
+  // A rewrite would set updated_at to the time of the next plan.
+  REQUIRE(sqlite3_exec(conn.get(), "UPDATE files SET updated_at = 0", nullptr, nullptr, nullptr) == SQLITE_OK);
+
+  auto second = f.Cli({"plan"});
+  INFO(second.out << second.err);
+  CHECK(second.code == 0);
+  CHECK(second.out.find("would upload 6,") != std::string::npos);
+  CHECK(opens.Take().empty());
+  CHECK(count("SELECT count(*) FROM files WHERE updated_at = 0 AND hash = ''") == 6);
 }
