@@ -89,6 +89,17 @@ void PlanRun::Decided(std::size_t root_index, const FileRecord& row) {
   Emit(root_index, a, std::move(reason), sent);
 }
 
+namespace {
+
+// A file an earlier plan decided from its stat (no hash: its send will hash
+// it) that is still at that stat and was not sent since.
+bool PlannedUnread(const FileRecord* before, const FileRecord& now) {
+  return before && before->hash.empty() && before->state == FileState::kNew && before->size == now.size &&
+         before->mtime_ns == now.mtime_ns && before->inode == now.inode;
+}
+
+}  // namespace
+
 // Differ for one directory: unchanged files are decided from their row,
 // changed and new ones go to the hasher, vanished ones become missing.
 // `complete`: files is the whole directory (a walk); otherwise only some
@@ -162,9 +173,7 @@ void PlanRun::OnDir(std::size_t root_index, std::string_view dir, std::span<cons
       // Decided from the stat: written without a hash (the send hashes it),
       // unless an earlier plan wrote it so and it was not sent since (a
       // library planned but not yet uploaded is not rewritten per plan).
-      const bool written = before && before->hash.empty() && before->state == FileState::kNew &&
-                           before->reason.empty() && before->rejected_by.empty() && before->size == row.size &&
-                           before->mtime_ns == row.mtime_ns && before->inode == row.inode;
+      const bool written = PlannedUnread(before, row) && before->reason.empty() && before->rejected_by.empty();
       row.hash.clear();
       row.state = FileState::kNew;
       row.reason.clear();
@@ -209,10 +218,7 @@ Result<bool> PlanRun::SendsUnread(std::size_t root_index, const FileRecord* befo
   // Planned unread by an earlier plan and not sent since: still so, and no
   // move (it was already here): no query per file of a library planned but
   // not yet uploaded.
-  if (before && !before->remote_photo_id && before->hash.empty() && before->state == FileState::kNew &&
-      before->size == now.size && before->mtime_ns == now.mtime_ns && before->inode == now.inode) {
-    return true;
-  }
+  if (PlannedUnread(before, now)) return true;
   // An upload, unless a synced file of the same size may have moved here
   // (a move is recognised by its content).
   SHOTSYNC_ASSIGN_OR_RETURN(bool maybe_moved, manifest_.AnyBoundOfSize(now.size));
