@@ -173,6 +173,13 @@ Result<int> SharedStore::Init() {
 // --- Owners --------------------------------------------------------------
 
 Status SharedStore::RegisterOwner(std::string_view token, int pid, std::string_view command) {
+  {
+    std::lock_guard lock(impl_->lease_mu);
+    if (!impl_->lease_db) {
+      SHOTSYNC_ASSIGN_OR_RETURN(impl_->lease_db, pg::Session::Connect(impl_->options.url, impl_->options.connect_timeout_s,
+                                                                      impl_->options.retry_for_s));
+    }
+  }
   return impl_->db->Transact([&](pg::Tx& tx) -> Status {
     // Owners long dead are forgotten (a claim of a missing owner is a dead one's).
     SHOTSYNC_RETURN_IF_ERROR(tx.Exec("DELETE FROM owners WHERE lease_until < now() - interval '1 day'").status());
@@ -186,11 +193,16 @@ Status SharedStore::RegisterOwner(std::string_view token, int pid, std::string_v
 }
 
 Status SharedStore::RenewOwner(std::string_view token) {
+  pg::Session* db = nullptr;
+  {
+    std::lock_guard lock(impl_->lease_mu);
+    db = impl_->lease_db ? impl_->lease_db.get() : impl_->db.get();
+  }
   SHOTSYNC_ASSIGN_OR_RETURN(
       pg::Rows rows,
-      impl_->db->Exec("UPDATE owners SET lease_until = clock_timestamp() + make_interval(secs => $2) "
-                      "WHERE token = $1 AND lease_until > clock_timestamp()",
-                      {Text(token), Real(impl_->options.lease_s)}));
+      db->Exec("UPDATE owners SET lease_until = clock_timestamp() + make_interval(secs => $2) "
+               "WHERE token = $1 AND lease_until > clock_timestamp()",
+               {Text(token), Real(impl_->options.lease_s)}));
   // Run out: other hosts may have taken its claims over already. It stays lost.
   if (rows.affected() == 0) return Status::NotFound("shared store " + display() + ": this process's lease ran out");
   return Status::Ok();
