@@ -4,22 +4,21 @@
 // kernel (inotify IN_OPEN on the photo folders), not by shotsync.
 #include <catch2/catch.hpp>
 
-#include <sqlite3.h>
-
-#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <memory>
 #include <string>
 
 #include "shotsync/hasher.hpp"
 #include "shotsync/manifest.hpp"
 #include "open_counter.hpp"
+#include "raw_sql.hpp"
 #include "sync_fixture.hpp"
 
 namespace fs = std::filesystem;
 using shotsync::testing::OpenCounter;
+using shotsync::testing::RawExec;
+using shotsync::testing::RawInt;
 using shotsync::testing::StatU;
 using shotsync::testing::SyncFixture;
 
@@ -192,25 +191,14 @@ TEST_CASE("a plan of photos an earlier plan decided unread reads none of them an
   REQUIRE(first.code == 0);
   CHECK(opens.Take().empty());  // new photos, no synced file of their size: sent unread
   const std::string db = (f.state / "manifest.db").string();
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
-  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> conn(raw, &sqlite3_close);
-  auto count = [&](const char* sql) {
-    sqlite3_stmt* st = nullptr;
-    REQUIRE(sqlite3_prepare_v2(conn.get(), sql, -1, &st, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    const std::int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-  };
-  REQUIRE(count("SELECT count(*) FROM files WHERE hash = ''") == 6);
+  REQUIRE(RawInt(db, "SELECT count(*) FROM files WHERE hash = ''") == 6);
   // A rewrite would set updated_at to the time of the next plan.
-  REQUIRE(sqlite3_exec(conn.get(), "UPDATE files SET updated_at = 0", nullptr, nullptr, nullptr) == SQLITE_OK);
+  RawExec(db, "UPDATE files SET updated_at = 0");
 
   auto second = f.Cli({"plan"});
   INFO(second.out << second.err);
   CHECK(second.code == 0);
   CHECK(second.out.find("would upload 6,") != std::string::npos);
   CHECK(opens.Take().empty());
-  CHECK(count("SELECT count(*) FROM files WHERE updated_at = 0 AND hash = ''") == 6);
+  CHECK(RawInt(db, "SELECT count(*) FROM files WHERE updated_at = 0 AND hash = ''") == 6);
 }

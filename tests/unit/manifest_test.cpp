@@ -2,7 +2,6 @@
 #include "shotsync/planner.hpp"
 
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "raw_sql.hpp"
+#include "store/manifest_impl.hpp"
 #include "temp_dir.hpp"
 
 using shotsync::Code;
@@ -28,6 +29,8 @@ using shotsync::FileState;
 using shotsync::JobKind;
 using shotsync::JobState;
 using shotsync::Manifest;
+using shotsync::testing::RawExec;
+using shotsync::testing::RawInt;
 using shotsync::testing::TempDir;
 using shotsync::testing::ReadFileText;
 
@@ -61,31 +64,6 @@ std::int64_t AddRoot(Manifest& m, std::string path = "/photos") {
   auto id = m.UpsertRoot({0, std::move(path), "Client Smith", "Selects"});
   REQUIRE(id.ok());
   return *id;
-}
-
-// Runs SQL on the file through a separate raw connection.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  std::string msg = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  INFO(msg);
-  REQUIRE(rc == SQLITE_OK);
-}
-
-std::int64_t RawInt(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  std::int64_t v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
 }
 
 std::vector<std::string> ListDir(const TempDir& dir) {
@@ -1156,4 +1134,35 @@ TEST_CASE("a peer whose turn does not come within busy_timeout fails with kBusy 
   CHECK_THAT(st.message(), Catch::Contains("another connection of this process kept the write lock"));
   REQUIRE(planner->CommitBatch().ok());
   CHECK((*peer)->PutFile(b).ok());  // its turn now
+}
+
+// A sync's planner commits and at once writes again: the claimer that asked
+// for the turn meanwhile must get it first, or it waits for the whole plan.
+TEST_CASE("manifest write turns go to the longest waiter first", "[manifest][concurrency]") {
+  using namespace std::chrono_literals;
+  shotsync::WriteTurn turn;
+  REQUIRE(turn.Take(0ms));  // the planner's
+  std::atomic<bool> claimer_wrote{false};
+  std::jthread claimer([&] {
+    if (turn.Take(60s)) {
+      claimer_wrote = true;
+      turn.Give();
+    }
+  });
+  REQUIRE(turn.AwaitWaiting(1, 60s));
+  turn.Give();
+  REQUIRE(turn.Take(60s));  // the planner's next batch, asked for right after its commit
+  CHECK(claimer_wrote);
+  turn.Give();
+}
+
+TEST_CASE("a write turn not given within the timeout is not taken, and does not block later takers",
+          "[manifest][concurrency]") {
+  using namespace std::chrono_literals;
+  shotsync::WriteTurn turn;
+  REQUIRE(turn.Take(0ms));
+  CHECK_FALSE(turn.Take(1ms));  // gave up: out of the queue
+  turn.Give();
+  CHECK(turn.Take(0ms));  // free again, nobody left waiting before it
+  turn.Give();
 }
