@@ -89,12 +89,18 @@ class WriteTurn {
     }
     const std::uint64_t me = next_++;
     waiting_.push_back(me);
+    cv_.notify_all();  // AwaitWaiting
     if (cv_.wait_for(lock, timeout, [&] { return granted_ == me; })) {
       granted_ = 0;  // held_ stays true: Give handed it over
       return true;
     }
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), me));
     return false;
+  }
+  // For tests: true once `n` takers wait for the turn.
+  bool AwaitWaiting(std::size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return waiting_.size() >= n; });
   }
   // By whichever thread commits.
   void Give() {

@@ -3,11 +3,16 @@
 // database's clock, the lease thread, the download claims.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <future>
+#include <latch>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pg_server.hpp"
+#include "shared/pg.hpp"
 #include "shotsync/shared_store.hpp"
 #include "wait.hpp"
 
@@ -208,4 +213,44 @@ TEST_CASE("shared store: download claims per destination", "[shared][pull]") {
   CHECK(done.holder == "a");
   REQUIRE(b->ReleaseDownload("dest2", "p1", "B").ok());
   CHECK(a->ClaimDownload("dest2", "p1", "m/p1.jpg", "A").value().kind == SharedDownloadClaim::kGranted);
+}
+
+// A host's lease must stay renewed while its claims or buckets wait on
+// another host's row lock: the renewal goes on a connection of its own.
+TEST_CASE("shared store: a lease renews while the store's other work waits on another host's row lock",
+          "[shared][lease]") {
+  PgServer pg;
+  Init(pg);
+  auto a = Open(pg, "a");
+  REQUIRE(a->RegisterOwner("A", 1, "sync").ok());
+  REQUIRE(a->Reserve("shootbin:k", 1, 10, 1, false).ok());  // the bucket row exists
+  // Another host holds the bucket's row lock in an open transaction until
+  // `release`.
+  auto other = shotsync::pg::Session::Connect(pg.url(), 5, 0);
+  REQUIRE(other.ok());
+  std::latch locked(1), release(1);
+  std::jthread holder([&] {
+    (void)(*other)->Transact([&](shotsync::pg::Tx& tx) {
+      const auto rows = tx.Exec("SELECT tokens FROM buckets WHERE key = 'shootbin:k' FOR UPDATE", {});
+      locked.count_down();
+      release.wait();
+      return rows.status();
+    });
+  });
+  locked.wait();
+  std::jthread reserving([&] { (void)a->Reserve("shootbin:k", 1, 10, 1, false); });
+  auto reservation_waits = [&] {
+    return pg.Query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") ==
+           std::vector<std::string>{"1"};
+  };
+  REQUIRE(WaitFor(reservation_waits));
+  auto renewed = std::async(std::launch::async, [&] { return a->RenewOwner("A"); });
+  auto renewal_done = [&] { return renewed.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+  // The renewal ends while the reservation still waits (on the shared
+  // connection it ended only once the reservation gave up, ~10 s later).
+  REQUIRE(WaitFor([&] { return renewal_done() || !reservation_waits(); }));
+  const bool renewed_first = renewal_done() && reservation_waits();
+  release.count_down();  // lets the waiting reservation (and a waiting renewal) end
+  CHECK(renewed_first);
+  CHECK(renewed.get().ok());
 }
