@@ -31,13 +31,43 @@ shotsync_require_pkg(XXHASH libxxhash libxxhash-dev)
 shotsync_require_pkg(UTF8PROC libutf8proc libutf8proc-dev)
 # libpq: studio mode's shared store (PostgreSQL).
 shotsync_require_pkg(LIBPQ libpq libpq-dev)
-# watch: the webhook and metrics listener (cpp-httplib), the webhook's
-# HMAC (OpenSSL's libcrypto). systemd's Type=notify is its own datagram
-# (watch/notify.cpp): no libsystemd.
-shotsync_require_pkg(HTTPLIB cpp-httplib libcpp-httplib-dev)
+# watch: the webhook's HMAC (OpenSSL's libcrypto). Its listener speaks HTTP
+# itself (watch/http_wire.cpp) and systemd's Type=notify is its own datagram
+# (watch/notify.cpp): no cpp-httplib, no libsystemd in the product.
 shotsync_require_cmake(OpenSSL libssl-dev)
+# TurboJPEG: over-size JPEGs re-encoded to fit (local/fit.cpp).
+shotsync_require_pkg(TURBOJPEG libturbojpeg libturbojpeg0-dev)
+
+# Linked into the binary where Debian ships the archive (toml++ compiled from
+# its headers): every shared library a process maps costs each command its
+# loading and relocation, and a `push` hook is one process per photo
+# (docs/hooks.md#cost). libcurl, TBB, libpq, OpenSSL and libstdc++ stay
+# shared: Debian ships no archive of them, or not of their dependencies;
+# libxxhash too: its archive lacks the x86 dispatch (AVX2 when the CPU has it).
+# shotsync_link_archive(TARGET ARCHIVE [LIBS...]): TARGET links ARCHIVE.
+function(shotsync_link_archive target archive)
+  find_library(archive_path NAMES ${archive} NO_CACHE)
+  if(NOT archive_path)
+    message(FATAL_ERROR "${archive} not found (the -dev package of ${target} ships it)")
+  endif()
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "INTERFACE_LIBRARY")
+    set_property(TARGET ${target} PROPERTY INTERFACE_LINK_LIBRARIES ${archive_path} ${ARGN})
+  else()
+    set_property(TARGET ${target} PROPERTY IMPORTED_LOCATION ${archive_path})
+    set_property(TARGET ${target} PROPERTY INTERFACE_LINK_LIBRARIES ${ARGN})
+  endif()
+endfunction()
+shotsync_link_archive(SQLite::SQLite3 libsqlite3.a m z)
+shotsync_link_archive(PkgConfig::UTF8PROC libutf8proc.a)
+shotsync_link_archive(PkgConfig::TURBOJPEG libturbojpeg.a)
+set_property(TARGET PkgConfig::TOMLPP PROPERTY INTERFACE_LINK_LIBRARIES "")
+set_property(TARGET PkgConfig::TOMLPP PROPERTY INTERFACE_COMPILE_OPTIONS -DTOML_HEADER_ONLY=1)
+
 if(SHOTSYNC_TESTS OR SHOTSYNC_BENCH)
   shotsync_require_pkg(LIBJPEG libjpeg libjpeg62-turbo-dev)
+  # The emulator's server and the tests' own small servers.
+  shotsync_require_pkg(HTTPLIB cpp-httplib libcpp-httplib-dev)
 endif()
 if(SHOTSYNC_TESTS)
   shotsync_require_cmake(Catch2 catch2)

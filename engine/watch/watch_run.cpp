@@ -4,7 +4,7 @@
 //   Run's caller      rescans, sends settled files (RunSync)  cv (events, deadlines, stop)
 //   inotify reader    turns events into Settler activity      poll(inotify fd, eventfd)
 //   puller            incremental pulls (RunPull)             pull_cv (requests, poll deadline, stop)
-//   listener(s)       webhooks, /metrics, /healthz            httplib's accept loop
+//   listener(s)       webhooks, /metrics, /healthz            poll(sockets, eventfd)
 //   notifier          systemd's watchdog                      its own stop token
 #include "shotsync/watch.hpp"
 

@@ -2,6 +2,12 @@
 #include "watch/listener.hpp"
 
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -12,6 +18,7 @@
 #include <vector>
 
 #include "http.hpp"
+#include "shotsync/fd.hpp"
 #include "shotsync/log.hpp"
 #include "temp_dir.hpp"
 #include "webhook_sign.hpp"
@@ -218,7 +225,9 @@ TEST_CASE("the listener serves /metrics with the webhook counts, /healthz, and 4
   CHECK(sick.body.find("Shootbin unreachable") != std::string::npos);
 
   CHECK(http::Get(f.Url("/nope")).status == 404);
-  CHECK(http::Get(f.Url("/webhooks/headshotpro")).status == 404);
+  auto wrong_method = http::Get(f.Url("/webhooks/headshotpro"));
+  CHECK(wrong_method.status == 405);
+  CHECK(wrong_method.header("Allow").value_or("") == "POST");
 }
 
 TEST_CASE("a listener serves only its routes, and a taken port is an error naming it",
@@ -239,4 +248,119 @@ TEST_CASE("a listener serves only its routes, and a taken port is an error namin
   REQUIRE_FALSE(taken.ok());
   CHECK(taken.status().message().find("cannot listen on 127.0.0.1:" +
                                       std::to_string(f.listener->port())) == 0);
+}
+
+namespace {
+
+// A client speaking HTTP by hand, for what curl does not send: pipelined
+// requests, half a request, an oversize head. Reads wait at most 10 s (a
+// hung listener fails the test instead of hanging it).
+struct RawClient {
+  shotsync::UniqueFd fd;
+  std::string in;
+
+  explicit RawClient(int port) : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd);
+    timeval tv{10, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  void Send(const std::string& bytes) {
+    REQUIRE(::send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+  }
+  bool Fill() {
+    char buf[4096];
+    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    in.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+  // One whole answer (head and Content-Length body), or "" at EOF.
+  std::string Answer() {
+    std::size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return "";
+    }
+    if (in.rfind("HTTP/1.1 100 ", 0) == 0) {  // an interim answer: a head alone
+      std::string out = in.substr(0, end + 4);
+      in.erase(0, end + 4);
+      return out;
+    }
+    const auto cl = in.find("Content-Length: ");
+    REQUIRE(cl < end);
+    const std::size_t total = end + 4 + std::stoul(in.substr(cl + 16));
+    while (in.size() < total) {
+      if (!Fill()) return "";
+    }
+    std::string out = in.substr(0, total);
+    in.erase(0, total);
+    return out;
+  }
+  bool AtEof() { return in.empty() && !Fill(); }
+};
+
+}  // namespace
+
+TEST_CASE("the listener answers pipelined requests in order on one kept-alive connection, chunked "
+          "bodies and 100-continue included",
+          "[webhook][listener]") {
+  LsFixture f;
+  const std::string body = LsEvent("evt_chunked");
+  const std::string ts = std::to_string(static_cast<long long>(kLsNow));
+  const std::string half = body.substr(0, body.size() / 2);
+  const std::string rest = body.substr(body.size() / 2);
+  auto hex = [](std::size_t n) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%zx", n);
+    return std::string(b);
+  };
+  RawClient c(f.listener->port());
+  c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+         "POST /webhooks/headshotpro HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "Expect: 100-continue\r\nX-HeadshotPro-Timestamp: " + ts +
+         "\r\nX-HeadshotPro-Signature: " + LsSign(ts, body) + "\r\n\r\n" + hex(half.size()) + "\r\n" + half +
+         "\r\n" + hex(rest.size()) + ";x=y\r\n" + rest + "\r\n0\r\n\r\n");
+  const std::string health = c.Answer();
+  CHECK(health.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(health.find("Connection: keep-alive") != std::string::npos);
+  CHECK(health.substr(health.size() - 3) == "ok\n");
+  CHECK(c.Answer().rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(c.Answer() == "HTTP/1.1 100 Continue\r\n\r\n");
+  const std::string webhook = c.Answer();
+  INFO(webhook);
+  CHECK(webhook.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(webhook.find("\"accepted\"") != std::string::npos);
+  REQUIRE(f.EventCount() == 1);
+  CHECK(f.Events()[0].model_id == "m42");
+  // HTTP/1.0 without keep-alive: answered, then closed.
+  c.Send("GET /metrics HTTP/1.0\r\n\r\n");
+  CHECK(c.Answer().find("Connection: close") != std::string::npos);
+  CHECK(c.AtEof());
+}
+
+TEST_CASE("a client that sends half a request holds up no one, and an oversize head is refused",
+          "[webhook][listener]") {
+  LsFixture f;
+  RawClient slow(f.listener->port());
+  slow.Send("GET /healthz HTTP/1.1\r\nHo");
+  CHECK(http::Get(f.Url("/healthz")).status == 200);  // served while the other request is half sent
+  slow.Send("st: x\r\n\r\n");
+  CHECK(slow.Answer().rfind("HTTP/1.1 200 OK", 0) == 0);
+
+  RawClient big(f.listener->port());
+  big.Send("GET /healthz HTTP/1.1\r\nX-Pad: " + std::string(9000, 'x') + "\r\n\r\n");
+  const std::string refused = big.Answer();
+  CHECK(refused.rfind("HTTP/1.1 431", 0) == 0);
+  CHECK(refused.find("Connection: close") != std::string::npos);
+  CHECK(big.AtEof());
+
+  RawClient smuggler(f.listener->port());
+  smuggler.Send("POST /webhooks/headshotpro HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  CHECK(smuggler.Answer().rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(smuggler.AtEof());
+  CHECK(f.EventCount() == 0);
 }
