@@ -13,6 +13,9 @@ namespace {
 
 using json::Json;
 
+// The first page of a look since the last one (ListPhotos with a stop).
+constexpr int kSincePageSize = 10;
+
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
@@ -493,8 +496,12 @@ Result<std::vector<RemotePhoto>> ShootbinClient::ListPhotos(std::int64_t project
   std::string cursor;
   const std::string what = "listing photos of album " + std::to_string(album);
   for (int page = 0; page < 100000; ++page) {
+    // A look since the last one (newest first) mostly finds a few photos: its
+    // first page is small, so that a hook's push does not fetch and parse
+    // 100 photos it knows; a long absence costs one page more, then full ones.
+    const int per_page = page == 0 && stop_below_id > 0 ? kSincePageSize : 100;
     std::string path = "/projects/" + std::to_string(project) + "/albums/" + std::to_string(album) +
-                       "/photos?per_page=100";
+                       "/photos?per_page=" + std::to_string(per_page);
     if (!cursor.empty()) {
       // The cursor is opaque; it only needs URL-escaping.
       std::string escaped;
@@ -515,7 +522,8 @@ Result<std::vector<RemotePhoto>> ShootbinClient::ListPhotos(std::int64_t project
     std::int64_t smallest = INT64_MAX;
     for (RemotePhoto& photo : got.photos) {
       smallest = std::min(smallest, photo.id);
-      photos.push_back(std::move(photo));
+      // Below the stop: listed by the last look already.
+      if (stop_below_id <= 0 || photo.id >= stop_below_id) photos.push_back(std::move(photo));
     }
     cursor = std::move(got.next_cursor);
     if (!got.has_more) return photos;

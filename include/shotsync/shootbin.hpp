@@ -194,7 +194,8 @@ class ShootbinClient {
 
   // Pages through the album (per_page=100, following next_cursor). Stops
   // early once a page's smallest id is below `stop_below_id` (the listing is
-  // newest first), 0 = the whole album.
+  // newest first), 0 = the whole album; with a stop, the first page is of
+  // 10 and only photos at or above the stop are returned.
   Result<std::vector<RemotePhoto>> ListPhotos(std::int64_t project, std::int64_t album,
                                               std::int64_t stop_below_id = 0);
   Result<RemotePhoto> GetPhoto(std::int64_t project, std::int64_t album, std::int64_t photo);
