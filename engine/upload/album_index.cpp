@@ -217,25 +217,31 @@ std::optional<std::string> AlbumIndex::Reserve(std::int64_t album, std::string_v
   return other.ok() && *other ? (*other)->rel_path : std::string("another file");
 }
 
-void AlbumIndex::Learned(std::int64_t project, std::int64_t album, std::string_view sent, const RemotePhoto& photo) {
-  const NameMode learnt = photo.original_filename.empty() ? NameMode::kUnknown
-                                                          : LearnNameMode(sent, photo.original_filename);
-  bool record = false;
-  {
-    std::lock_guard lock(mu_);
-    NameMode& mode = modes_[album];
-    // Only more specific: kOther (seen a cut name) is never undone.
-    if (learnt != NameMode::kUnknown && mode != learnt && mode != NameMode::kOther) {
-      mode = learnt;
-      record = true;
+void AlbumIndex::Learned(std::int64_t project, std::int64_t album, std::span<const Answer> answers) {
+  NameMode recorded = NameMode::kUnknown;
+  std::vector<AlbumPhoto> rows;
+  rows.reserve(answers.size());
+  for (const Answer& a : answers) {
+    const RemotePhoto& photo = *a.photo;
+    if (photo.original_filename.empty()) continue;
+    const NameMode learnt = LearnNameMode(a.sent, photo.original_filename);
+    {
+      std::lock_guard lock(mu_);
+      NameMode& mode = modes_[album];
+      // Only more specific: kOther (seen a cut name) is never undone.
+      if (learnt != NameMode::kUnknown && mode != learnt && mode != NameMode::kOther) {
+        mode = learnt;
+        recorded = learnt;
+      }
     }
+    rows.push_back({photo.id, photo.original_filename, photo.file_size, !photo.approved_at.empty()});
   }
-  if (record) (void)db_.SetAlbumNameMode(album, NameModeName(learnt));
-  if (!photo.original_filename.empty()) {
-    const AlbumPhoto row{photo.id, photo.original_filename, photo.file_size, !photo.approved_at.empty()};
-    (void)db_.IndexAlbumPhotos(album, project, {&row, 1}, /*listed_to=*/0, /*complete=*/false);
-    // Best effort: the registry (SharedStore::Finish) has it in any case.
-    if (shared_) (void)shared_->StoreListing(album, {&row, 1}, 0, record ? NameModeName(learnt) : "");
+  if (recorded != NameMode::kUnknown) (void)db_.SetAlbumNameMode(album, NameModeName(recorded));
+  if (rows.empty()) return;
+  (void)db_.IndexAlbumPhotos(album, project, rows, /*listed_to=*/0, /*complete=*/false);
+  // Best effort: the registry (SharedStore::Finish) has it in any case.
+  if (shared_) {
+    (void)shared_->StoreListing(album, rows, 0, recorded != NameMode::kUnknown ? NameModeName(recorded) : "");
   }
 }
 

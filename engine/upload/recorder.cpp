@@ -7,6 +7,10 @@
 
 #include "shotsync/hasher.hpp"
 
+#include <map>
+#include <utility>
+#include <vector>
+
 namespace shotsync::upload {
 
 Status SyncRun::Finished(Job& j, std::int64_t photo_id, bool reconciled) {
@@ -66,12 +70,15 @@ Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
     }
     FinishShared(jobs, ids);
   }
+  // What the uploads taught the album index: one transaction per album.
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<AlbumIndex::Answer>> learnt;
   for (const Recording& r : batch) {
     const auto* a = std::get_if<Answered>(&r);
     if (!a || !st.ok() || a->job.kind != JobKind::kUpload) continue;
     const Target& t = targets_[a->job.root_index];
-    index_.Learned(t.project, t.album, a->job.rel_path, a->photo);
+    learnt[{t.project, t.album}].push_back({a->job.rel_path, &a->photo});
   }
+  for (const auto& [target, answers] : learnt) index_.Learned(target.first, target.second, answers);
   for (const Recording& r : batch) {
     const auto* f = std::get_if<Failed>(&r);
     if (!f) continue;

@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,8 +89,13 @@ class AlbumIndex {
   // Records `sent` for `file_id`; returns the other file's name on a clash.
   std::optional<std::string> Reserve(std::int64_t album, std::string_view sent, std::int64_t file_id);
 
-  // An upload's answer: learns the name mode and indexes the photo.
-  void Learned(std::int64_t project, std::int64_t album, std::string_view sent, const RemotePhoto& photo);
+  // Uploads' answers in one album: learns the name mode and indexes the
+  // photos, in one transaction (the recorder hands over a batch).
+  struct Answer {
+    std::string_view sent;  // the name sent (client_original_filename)
+    const RemotePhoto* photo;
+  };
+  void Learned(std::int64_t project, std::int64_t album, std::span<const Answer> answers);
   NameMode Mode(std::int64_t album);
   // Largest photo id known in the album (0 = none): a reconcile looks above it.
   std::int64_t Watermark(std::int64_t album);
