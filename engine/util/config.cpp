@@ -16,13 +16,6 @@
 #include <set>
 #include <sstream>
 #include <libpq-fe.h>
-// toml++ is compiled from its headers here (cmake/Dependencies.cmake). Its
-// internal assertions stay off in every build, as in Debian's library: the
-// fuzzer reaches one on malformed input that the parser then reports as an
-// error (tests/fuzz/config_fuzz.cpp runs it under ASan).
-#ifndef TOML_ASSERT
-#define TOML_ASSERT(expr) static_cast<void>(0)
-#endif
 #include <toml++/toml.h>
 
 #include "shotsync/filter.hpp"
