@@ -508,3 +508,39 @@ TEST_CASE("a project or album that is not found lists the ones that exist", "[an
   CHECK(shotsync::ListNamedIds(albums, 1) == "12 (\"Main\"), and 1 more");
   CHECK(shotsync::ListNamedIds({}, 8) == "none");
 }
+
+TEST_CASE("emulator: a listing since the last look returns only the newer photos, from a first page of 10",
+          "[answer][emulator]") {
+  shotsync::testing::EmulatorProcess emu({"--shootbin-rpm", "1000000"});
+  emu.Seed({{"projects", {{{"name", "Web"}, {"albums", {{{"name", "Preloaded"}, {"photos", 40}}}}}}}});
+  shotsync::TransferEngine engine(shotsync::TransferOptions{.max_concurrent = 2, .max_per_host = 2});
+  shotsync::Throttle throttle({.key = "shootbin:test", .rpm = 1000000});
+  ShootbinClient client(engine, throttle, emu.base_url(), "sb-test-token", "SHOOTBIN_API_TOKEN");
+  auto project = client.ResolveProject("Web", false);
+  REQUIRE(project.ok());
+  auto album = client.ResolveAlbum(*project, "Preloaded", false);
+  REQUIRE(album.ok());
+
+  auto all = client.ListPhotos(*project, *album);
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 40);  // newest first
+  auto requests = [&] { return throttle.granted(); };
+
+  // Three photos newer than the last look: one small page, and only those three.
+  const std::int64_t stop3 = (*all)[2].id;
+  auto before = requests();
+  auto three = client.ListPhotos(*project, *album, stop3);
+  REQUIRE(three.ok());
+  CHECK(requests() - before == 1);
+  REQUIRE(three->size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK((*three)[i].id == (*all)[i].id);
+
+  // Fifteen: the first page of 10, then one of 100; still only the newer ones.
+  const std::int64_t stop15 = (*all)[14].id;
+  before = requests();
+  auto fifteen = client.ListPhotos(*project, *album, stop15);
+  REQUIRE(fifteen.ok());
+  CHECK(requests() - before == 2);
+  REQUIRE(fifteen->size() == 15);
+  for (const auto& p : *fifteen) CHECK(p.id >= stop15);
+}
