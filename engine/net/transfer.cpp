@@ -33,8 +33,7 @@
 // its transfer holds bytes; with none left the callback asks the bucket for a
 // chunk (kChunk bytes) and, when it has none, pauses the transfer (a
 // download returns CURL_WRITEFUNC_PAUSE; an upload calls curl_easy_pause and
-// reads one 16 KiB step on credit, as libcurl 7.88 never resumes a mime part
-// paused by its callback) and queues it as hungry. The
+// reads one 16 KiB step on credit, see Allow) and queues it as hungry. The
 // loop hands chunks to the hungry in the order they asked (each gets its
 // turn: no transfer starves into the stall timeout) and unpauses them
 // (curl_easy_pause), asking the bucket again when it said (a timer in the
@@ -68,6 +67,7 @@
 
 #include "net/bandwidth.hpp"
 #include "net/curl_handles.hpp"
+#include "net/multipart.hpp"
 #include "shotsync/fd.hpp"
 #include "shotsync/hasher.hpp"
 
@@ -128,65 +128,6 @@ std::string HttpResponse::Header(std::string_view lower_name) const {
   return it == headers.end() ? std::string() : it->second;
 }
 
-// A file part of a multipart upload. libcurl silently re-sends a request
-// whose reused connection died before any answer ("Connection died, retrying
-// a fresh connect"), rewinding the body. For an upload that is exactly the
-// case where the server may already have stored the photo, so the body
-// refuses to rewind once its first byte went out: libcurl then reports the
-// failure (CURLE_SEND_FAIL_REWIND) and the caller reconciles (docs/resume.md).
-// Paces a transfer's body under the bandwidth limit (the transfer's Job).
-class BodyPacer {
- public:
-  // How many of `want` bytes to read now (never 0: out of bytes, a small
-  // step on credit, and the transfer is paused until the loop resumes it).
-  virtual std::size_t Allow(std::size_t want) = 0;
-  virtual void Spend(std::size_t n) = 0;
-
- protected:
-  ~BodyPacer() = default;
-};
-
-struct FilePart {
-  shotsync::UniqueFd fd;
-  std::uint64_t size = 0;
-  std::uint64_t pos = 0;
-  std::string path;
-  BodyPacer* pacer = nullptr;
-  std::unique_ptr<StreamHash> hash;  // MimePart::hash_sent: the bytes as read, in order
-
-  static Result<std::unique_ptr<FilePart>> Open(const std::string& path) {
-    auto fp = std::make_unique<FilePart>();
-    fp->path = path;
-    fp->fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fp->fd) return Status::Io(path, errno);
-    struct stat st {};
-    if (::fstat(fp->fd.get(), &st) != 0) return Status::Io(path, errno);
-    fp->size = std::uint64_t(st.st_size);
-    ::posix_fadvise(fp->fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    return fp;
-  }
-  static size_t Read(char* buf, size_t size, size_t n, void* arg) {
-    auto* fp = static_cast<FilePart*>(arg);
-    std::size_t want = size * n;
-    if (fp->pacer) want = fp->pacer->Allow(want);
-    for (;;) {
-      const ssize_t got = ::pread(fp->fd.get(), buf, want, off_t(fp->pos));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) return CURL_READFUNC_ABORT;
-      fp->pos += std::uint64_t(got);
-      if (fp->hash) fp->hash->Update(buf, std::size_t(got));
-      if (fp->pacer) fp->pacer->Spend(std::size_t(got));
-      return std::size_t(got);
-    }
-  }
-  static int Seek(void* arg, curl_off_t offset, int origin) {
-    auto* fp = static_cast<FilePart*>(arg);
-    if (origin != SEEK_SET || offset != 0 || fp->pos != 0) return CURL_SEEKFUNC_CANTSEEK;
-    if (fp->hash) fp->hash->Reset();  // a rewind restarts the hash with the body
-    return CURL_SEEKFUNC_OK;
-  }
-};
-
 namespace {
 
 // Wake-ups from throttle keepers (any thread) to the loop.
@@ -226,10 +167,7 @@ struct TransferEngine::Impl {
     std::string what;  // "GET https://host/path" for messages
     // Per attempt (reset by Reset()).
     EasyPtr easy;
-    // File parts of the multipart body; declared before `mime`, which reads
-    // them, so that the mime is destroyed first.
-    std::vector<std::unique_ptr<FilePart>> file_parts;
-    MimePtr mime;
+    std::unique_ptr<MultipartBody> multipart;  // a multipart body, read by curl
     SlistPtr headers;
     int fd = -1;
     bool in_body = false;  // the current response's first body byte was seen
@@ -259,8 +197,7 @@ struct TransferEngine::Impl {
     // Back to the state before the attempt (the easy handle is returned separately).
     void Reset() {
       CloseFile();
-      mime.reset();
-      file_parts.clear();
+      multipart.reset();
       headers.reset();
       in_body = to_file = false;
       file_pos = 0;
@@ -498,42 +435,20 @@ struct TransferEngine::Impl {
       ok = ok && SlistAppend(job.headers,
                              ("Range: bytes=" + std::to_string(r.resume_from) + "-").c_str());
     }
+    if (!r.mime.empty()) {
+      SHOTSYNC_ASSIGN_OR_RETURN(job.multipart, MultipartBody::Build(r.mime, &job));
+      ok = ok && SlistAppend(job.headers, job.multipart->ContentTypeHeader().c_str());
+    }
     if (!ok) return Status::Internal(job.what + ": out of memory");
     set(CURLOPT_HTTPHEADER, job.headers.get());
 
-    if (!r.mime.empty()) {
-      job.mime.reset(curl_mime_init(e));
-      if (!job.mime) return Status::Internal(job.what + ": out of memory");
-      for (const MimePart& p : r.mime) {
-        curl_mimepart* part = curl_mime_addpart(job.mime.get());
-        if (!part) return Status::Internal(job.what + ": out of memory");
-        CURLcode mc = curl_mime_name(part, p.name.c_str());
-        if (!p.file_path.empty()) {
-          auto fp = FilePart::Open(p.file_path);
-          if (!fp.ok()) return fp.status();
-          FilePart* raw = fp->get();
-          raw->pacer = &job;
-          if (p.hash_sent) raw->hash = std::make_unique<StreamHash>();
-          job.file_parts.push_back(std::move(*fp));
-          // Streamed from disk, and never rewound once sent: see FilePart.
-          if (mc == CURLE_OK) {
-            mc = curl_mime_data_cb(part, curl_off_t(raw->size), &FilePart::Read, &FilePart::Seek,
-                                   nullptr, raw);
-          }
-          std::string filename = p.filename;
-          if (filename.empty()) filename = p.file_path.substr(p.file_path.rfind('/') + 1);
-          if (mc == CURLE_OK) mc = curl_mime_filename(part, filename.c_str());
-        } else if (mc == CURLE_OK) {
-          mc = curl_mime_data(part, p.value.data(), p.value.size());
-        }
-        if (mc == CURLE_OK && !p.content_type.empty())
-          mc = curl_mime_type(part, p.content_type.c_str());
-        if (mc != CURLE_OK) {
-          return Status::Internal(job.what + ": building part \"" + p.name +
-                                  "\": " + curl_easy_strerror(mc));
-        }
-      }
-      set(CURLOPT_MIMEPOST, job.mime.get());
+    if (job.multipart) {
+      set(CURLOPT_POST, 1L);
+      set(CURLOPT_POSTFIELDSIZE_LARGE, job.multipart->Size());
+      set(CURLOPT_READFUNCTION, &MultipartBody::Read);
+      set(CURLOPT_READDATA, job.multipart.get());
+      set(CURLOPT_SEEKFUNCTION, &MultipartBody::Seek);
+      set(CURLOPT_SEEKDATA, job.multipart.get());
       if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
     } else if (r.method == "GET") {
       set(CURLOPT_HTTPGET, 1L);
@@ -612,8 +527,10 @@ struct TransferEngine::Impl {
     resp.bytes_sent = std::uint64_t(std::max<curl_off_t>(up, 0));
     resp.request_sent = request_size > 0 && up >= expected;
     resp.sent_hash.clear();
-    for (const auto& part : job->file_parts) {
-      if (part->hash && part->pos == part->size) resp.sent_hash = part->hash->Hex();
+    if (job->multipart) {
+      for (const auto& part : job->multipart->Files()) {
+        if (part->hash && part->Complete()) resp.sent_hash = part->hash->Hex();
+      }
     }
     return job;
   }
@@ -625,7 +542,7 @@ struct TransferEngine::Impl {
       resp.transport = job->local_error;
     } else if (result != CURLE_OK) {
       // libcurl wanted to resend after the connection died following the body
-      // (see FilePart): the server may have the request, so it counts as sent.
+      // (see MultipartBody::Seek): the server may have the request, so it counts as sent.
       if (result == CURLE_SEND_FAIL_REWIND) resp.request_sent = true;
       const char* detail = job->errbuf[0] ? job->errbuf : curl_easy_strerror(result);
       const bool untrusted = result == CURLE_PEER_FAILED_VERIFICATION || result == CURLE_SSL_CACERT_BADFILE ||
@@ -646,7 +563,7 @@ struct TransferEngine::Impl {
     }
     Recycle(std::move(job->easy));
     job->CloseFile();
-    job->mime.reset();
+    job->multipart.reset();
     job->headers.reset();
 
     Throttle* throttle = job->req.throttle;
@@ -754,9 +671,9 @@ struct TransferEngine::Impl {
   std::size_t Allow(Job& job, std::size_t want) {
     if (!Limited(job)) return want;
     if (Refill(job)) return std::min(want, std::size_t(job.allowance));
-    // libcurl 7.88 never resumes a mime part whose read callback returned
-    // CURL_READFUNC_PAUSE: the callback pauses the transfer instead and
-    // hands over one small step on credit (spent from the next chunk).
+    // The callback pauses the transfer itself and hands over one small step
+    // on credit (spent from the next chunk): bodies were curl mime parts,
+    // which libcurl 7.88 never resumed after CURL_READFUNC_PAUSE.
     curl_easy_pause(job.easy.get(), CURLPAUSE_SEND);
     return std::min<std::size_t>(want, kCreditStep);
   }

@@ -6,7 +6,7 @@
 // the answer through a callback that runs on the engine thread (keep it
 // short: record, then hand off). Connections are reused (keep-alive, HTTP/2
 // multiplexing when offered), capped per host; TLS verification is always
-// on. Upload bodies are streamed from disk with the mime API and download
+// on. Upload bodies are streamed from disk (multipart, read by curl) and download
 // bodies are written straight to a file: no file is ever held in memory.
 //
 // A bandwidth limit (TransferOptions::bwlimit) paces upload and download
@@ -50,7 +50,7 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;                  // small bodies (JSON); ignored when mime is set
-  std::vector<MimePart> mime;        // multipart/form-data, boundary set by curl
+  std::vector<MimePart> mime;        // multipart/form-data (net/multipart.hpp)
   // Download: the body is written to this path (created, or appended to from
   // resume_from with a Range request). Empty = body returned in memory.
   // Only a 2xx body goes to the file (an error page stays in `body`); a 200
