@@ -131,15 +131,19 @@ Result<std::unique_ptr<MultipartBody>> MultipartBody::Build(const std::vector<Mi
   return body;
 }
 
+// Fills `buf` across segments, as curl's own mime reader does, so that a
+// part's headers go out in one send with its first bytes; a file read ends
+// the call (the pacer may have paused the transfer).
 std::size_t MultipartBody::ReadSome(char* buf, std::size_t want) {
-  while (seg_ < segments_.size()) {
+  std::size_t done = 0;
+  while (done < want && seg_ < segments_.size()) {
     Segment& s = segments_[seg_];
     if (!s.file) {
-      const std::size_t n = std::min(want, s.text.size() - offset_);
-      std::memcpy(buf, s.text.data() + offset_, n);
+      const std::size_t n = std::min(want - done, s.text.size() - offset_);
+      std::memcpy(buf + done, s.text.data() + offset_, n);
+      done += n;
       offset_ += n;
       if (offset_ == s.text.size()) ++seg_, offset_ = 0;
-      if (n > 0) return n;
       continue;
     }
     FilePart& f = *s.file;
@@ -147,21 +151,22 @@ std::size_t MultipartBody::ReadSome(char* buf, std::size_t want) {
       ++seg_;
       continue;
     }
-    if (pacer_) want = pacer_->Allow(want);
-    want = std::size_t(std::min<std::uint64_t>(want, f.size - f.pos));
+    std::size_t ask = want - done;
+    if (pacer_) ask = pacer_->Allow(ask);
+    ask = std::size_t(std::min<std::uint64_t>(ask, f.size - f.pos));
     for (;;) {
-      const ssize_t got = ::pread(f.fd.get(), buf, want, off_t(f.pos));
+      const ssize_t got = ::pread(f.fd.get(), buf + done, ask, off_t(f.pos));
       if (got < 0 && errno == EINTR) continue;
       // An error, or a file shorter than when the request was sized.
       if (got <= 0) return CURL_READFUNC_ABORT;
       f.pos += std::uint64_t(got);
       file_bytes_sent_ = true;
-      if (f.hash) f.hash->Update(buf, std::size_t(got));
+      if (f.hash) f.hash->Update(buf + done, std::size_t(got));
       if (pacer_) pacer_->Spend(std::size_t(got));
-      return std::size_t(got);
+      return done + std::size_t(got);
     }
   }
-  return 0;
+  return done;
 }
 
 size_t MultipartBody::Read(char* buf, size_t size, size_t n, void* arg) {
