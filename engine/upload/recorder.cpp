@@ -47,38 +47,37 @@ void SyncRun::Record(Recording r) {
   AfterRecorded(late.front(), st);
 }
 
-// One transaction for the answers that arrived meanwhile, then what the
-// answers taught the album index; then the failed jobs' rows (their errors
-// are not the run's: the job stays for a later run, as it was).
+// One transaction for what arrived meanwhile: what the answers taught the
+// album index, then the answered jobs' done rows, whose write is durable and
+// commits the batch (one commit where there were two, with the pages both
+// touch written once); then the failed jobs' rows (their errors are not the
+// run's: the job stays for a later run, as it was).
 Status SyncRun::CommitRecordings(std::vector<Recording>& batch) {
-  std::vector<FinishedJob> rows;
-  rows.reserve(batch.size());
-  for (const Recording& r : batch) {
-    if (const auto* a = std::get_if<Answered>(&r)) {
-      rows.push_back({a->job.job_id, a->photo.id, a->job.fit_quality, a->job.hash});
-    }
-  }
-  Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
-  if (st.ok() && shared_) {
-    std::vector<const Job*> jobs;
-    std::vector<std::int64_t> ids;
-    for (const Recording& r : batch) {
-      if (const auto* a = std::get_if<Answered>(&r)) {
-        jobs.push_back(&a->job);
-        ids.push_back(a->photo.id);
-      }
-    }
-    FinishShared(jobs, ids);
-  }
-  // What the uploads taught the album index: one transaction per album.
+  SHOTSYNC_RETURN_IF_ERROR(db_->BeginBatch());
+  const Status st = WriteRecordings(batch);
+  const Status committed = db_->CommitBatch();
+  return st.ok() ? committed : st;
+}
+
+Status SyncRun::WriteRecordings(std::vector<Recording>& batch) {
+  // The album holds these photos now, whatever becomes of the done rows.
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<AlbumIndex::Answer>> learnt;
+  std::vector<FinishedJob> rows;
+  std::vector<const Job*> jobs;
+  std::vector<std::int64_t> ids;
   for (const Recording& r : batch) {
     const auto* a = std::get_if<Answered>(&r);
-    if (!a || !st.ok() || a->job.kind != JobKind::kUpload) continue;
+    if (!a) continue;
+    rows.push_back({a->job.job_id, a->photo.id, a->job.fit_quality, a->job.hash});
+    jobs.push_back(&a->job);
+    ids.push_back(a->photo.id);
+    if (a->job.kind != JobKind::kUpload) continue;
     const Target& t = targets_[a->job.root_index];
     learnt[{t.project, t.album}].push_back({a->job.rel_path, &a->photo});
   }
   for (const auto& [target, answers] : learnt) index_.Learned(target.first, target.second, answers);
+  Status st = rows.empty() ? Status::Ok() : db_->FinishJobs(rows);
+  if (st.ok() && shared_) FinishShared(jobs, ids);
   for (const Recording& r : batch) {
     const auto* f = std::get_if<Failed>(&r);
     if (!f) continue;

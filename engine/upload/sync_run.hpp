@@ -188,6 +188,7 @@ class SyncRun {
   void Recorded(const Job& j, bool reconciled);
   void Record(Recording r);
   Status CommitRecordings(std::vector<Recording>& batch);
+  Status WriteRecordings(std::vector<Recording>& batch);
   void AfterRecorded(Recording& r, const Status& committed);
   void AfterAnswered(Answered& a, const Status& committed);
   void AfterFailed(Failed& f);
@@ -232,8 +233,12 @@ class SyncRun {
   std::mutex event_mu_;
   Batcher<Pending> claimer_{[this](std::vector<Pending>& b) { return CommitClaims(b); },
                             [this](Pending& p, const Status& st) { AfterClaim(p, st); }};
+  // Done rows wait up to 3 ms for the answers of the transfers still
+  // running: a few commits of many rows, not one per photo (none of them
+  // syncs; a push, one transfer, never waits).
   Batcher<Recording> recorder_{[this](std::vector<Recording>& b) { return CommitRecordings(b); },
-                               [this](Recording& r, const Status& st) { AfterRecorded(r, st); }};
+                               [this](Recording& r, const Status& st) { AfterRecorded(r, st); },
+                               Linger{std::chrono::milliseconds(3), [this] { return engine_.counters().active > 0; }}};
   Scheduler scheduler_;  // last: its thread stops before the rest is destroyed
 };
 

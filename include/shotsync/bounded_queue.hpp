@@ -4,6 +4,7 @@
 // then returns nullopt.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -44,6 +45,21 @@ class BoundedQueue {
   std::optional<T> TryPop() {
     std::lock_guard lock(mu_);
     if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+
+  // Blocks while empty and open, until `deadline`: nullopt then, or once
+  // closed and drained.
+  template <class Clock, class Duration>
+  std::optional<T> PopUntil(std::chrono::time_point<Clock, Duration> deadline) {
+    std::unique_lock lock(mu_);
+    if (!not_empty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); }) ||
+        items_.empty()) {
+      return std::nullopt;
+    }
     T item = std::move(items_.front());
     items_.pop_front();
     not_full_.notify_one();
