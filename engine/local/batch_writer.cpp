@@ -36,7 +36,11 @@ Status BatchWriter::OpenLocked() {
 
 Status BatchWriter::MaybeCommitLocked() {
   if (!open_) return Status::Ok();
-  if (rows_ < 256 && std::chrono::steady_clock::now() - opened_ < std::chrono::milliseconds(100)) {
+  // Up to 256 rows or 100 ms per transaction, less when a claim, a done row
+  // or a throttle token waits for the write turn (the first uploads of a
+  // new library waited for the plan's first batch).
+  if (rows_ < 256 && std::chrono::steady_clock::now() - opened_ < std::chrono::milliseconds(100) &&
+      !m_.WriteWanted()) {
     return Status::Ok();
   }
   open_ = false;

@@ -69,6 +69,7 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path, Option
   impl->options = options;
   int flags =
       options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!options.read_only) (void)Impl::CreateBeside(path);
   SHOTSYNC_ASSIGN_OR_RETURN(impl->db, sql::Db::Open(path, flags));
   SHOTSYNC_RETURN_IF_ERROR(impl->Setup());
   return std::unique_ptr<Manifest>(new Manifest(std::move(impl)));
@@ -116,6 +117,11 @@ Status Manifest::CommitBatch() {
   }
   if (--impl_->batch_depth > 0) return {};
   return impl_->CommitOpenBatch();
+}
+
+bool Manifest::WriteWanted() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->turn && impl_->turn->Wanted();
 }
 
 // --- Maintenance -------------------------------------------------------------

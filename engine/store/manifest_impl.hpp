@@ -97,6 +97,11 @@ class WriteTurn {
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), me));
     return false;
   }
+  // True while a taker waits: the holder's batch should commit soon.
+  bool Wanted() {
+    std::lock_guard lock(mu_);
+    return !waiting_.empty();
+  }
   // For tests: true once `n` takers wait for the turn.
   bool AwaitWaiting(std::size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
@@ -277,6 +282,10 @@ struct Manifest::Impl {
   Status Setup();
   Status CheckHeader();
   Status Migrate();
+  // A manifest that does not exist yet, built beside `path` and linked into
+  // place (store/schema.cpp). False when it could not be done that way (the
+  // caller creates it in place) or another process created it meanwhile.
+  static bool CreateBeside(const std::string& path);
   Status CheckTables();
 
   // Every row of a query, each made by `read` (Stmt& -> Result<T> or T).

@@ -1,12 +1,19 @@
 // The manifest's schema: the append-only migrations and the checks that a
 // file is a shotsync manifest of a version this build can use
 // (docs/architecture.md §4-5).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <iterator>
 #include <string>
 
+#include "shotsync/fd.hpp"
 #include "store/manifest_impl.hpp"
 
 namespace shotsync {
@@ -288,6 +295,63 @@ Status Manifest::Impl::Migrate() {
   st = db.Exec("COMMIT");
   if (!st.ok() && db.InTransaction()) (void)db.Exec("ROLLBACK");
   return st;
+}
+
+// Creating a manifest in place cost six syncs: SQLite switches a new file
+// to WAL through a rollback-journal transaction (journal, folder, journal,
+// database), then creates the WAL (its header, its folder). Built beside it
+// with synchronous=OFF instead, it costs two: the finished file before
+// link(2) puts it in place, and the folder once the link and an empty WAL
+// are there (SQLite then opens that WAL, never creates it: no connection
+// would sync the folder for it). link never replaces: a manifest another
+// process created meanwhile wins, and ours is removed.
+bool Manifest::Impl::CreateBeside(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 || errno != ENOENT) return false;
+  // A WAL without its database (deleted by hand) would be replayed into
+  // the new one: the in-place open reports what it finds instead.
+  if (::lstat((path + "-wal").c_str(), &st) == 0 || errno != ENOENT) return false;
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".new-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  auto remove_all = [&] {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((tmp + suffix).c_str());
+  };
+  remove_all();
+  const bool built = [&] {
+    auto db = sql::Db::Open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!db.ok()) return false;
+    Impl scratch;
+    scratch.path = tmp;
+    scratch.db = std::move(*db);
+    if (!scratch.db.Exec("PRAGMA synchronous=OFF").ok()) return false;
+    auto mode = scratch.db.QueryText("PRAGMA journal_mode=WAL");
+    if (!mode.ok() || *mode != "wal" || !scratch.Migrate().ok()) return false;
+    auto ckpt = scratch.db.Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!ckpt.ok()) return false;
+    auto row = ckpt->Step();
+    return row.ok() && *row && ckpt->Int64(0) == 0;  // 0: not busy, everything copied
+  }();
+  bool linked = false;
+  if (built) {
+    ::unlink((tmp + "-wal").c_str());  // empty now: the file holds everything
+    ::unlink((tmp + "-shm").c_str());
+    UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CLOEXEC));
+    linked = fd && ::fstat(fd.get(), &st) == 0 && ::fdatasync(fd.get()) == 0 &&
+             ::link(tmp.c_str(), path.c_str()) == 0;
+  }
+  remove_all();
+  if (!linked) return false;
+  UniqueFd wal(::open((path + "-wal").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, st.st_mode & 0777));
+  const std::string folder = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+  UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // Unsynced, the folder could lose the manifest or its WAL at a power cut:
+  // the in-place creation would then sync it (kIo there says why).
+  if (!wal || !dir || ::fsync(dir.get()) != 0) {
+    ::unlink(path.c_str());
+    ::unlink((path + "-wal").c_str());
+    return false;
+  }
+  return true;
 }
 
 // A manifest of the current version must have every table: one query when

@@ -246,6 +246,10 @@ class Manifest {
   // through this Manifest join it. An open batch is committed on destruction.
   Status BeginBatch();
   Status CommitBatch();
+  // True while a peer connection (OpenPeer) waits to write: a long batch
+  // then commits at its next row, so that a claim or a throttle token does
+  // not wait for the rest of it.
+  bool WriteWanted() const;
 
   // --- Jobs (exactly-once protocol, docs/resume.md) ------------------------
   // Claims the file for sending the content `hash`: records the job as

@@ -19,9 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "local/batch_writer.hpp"
 #include "raw_sql.hpp"
 #include "store/manifest_impl.hpp"
 #include "temp_dir.hpp"
+#include "wait.hpp"
 
 using shotsync::Code;
 using shotsync::FileRecord;
@@ -158,6 +160,31 @@ TEST_CASE("a new manifest is created in WAL mode and keeps its data when reopene
   CHECK((*d)->dest_path == "/heads/a.jpg");
   CHECK_FALSE(m->GetDownload("ph_2")->has_value());
   CHECK(m->IntegrityCheck().ok());
+}
+
+// A new manifest is built beside its path and linked into place (two syncs
+// instead of six): what is left is the manifest and its WAL, never the
+// scratch files, and processes that create it at once share one manifest.
+TEST_CASE("manifests created at once on a new path are one manifest, with no scratch files left",
+          "[manifest][concurrency]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  std::vector<std::unique_ptr<Manifest>> opened(4);
+  {
+    std::vector<std::jthread> openers;
+    for (auto& m : opened) openers.emplace_back([&m, &path] { m = MustOpen(path); });
+  }
+  for (std::size_t i = 0; i < opened.size(); ++i) {
+    FileRecord f = MakeFile(AddRoot(*opened[i], "/photos" + std::to_string(i)), "a.jpg");
+    REQUIRE(opened[i]->PutFile(f).ok());
+  }
+  CHECK(RawInt(path, "SELECT count(*) FROM files") == 4);
+  CHECK(RawInt(path, "PRAGMA user_version") == shotsync::kManifestSchemaVersion);
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.insert(e.path().filename().string());
+  const std::string base = std::filesystem::path(path).filename().string();
+  CHECK(names == std::set<std::string>{base, base + "-shm", base + "-wal"});
+  CHECK(ReadFileText(path).substr(18, 2) == std::string("\x02\x02", 2));  // WAL mode in the header
 }
 
 TEST_CASE("a file row round-trips a non-UTF-8 name byte for byte", "[manifest]") {
@@ -1114,6 +1141,37 @@ TEST_CASE("peer connections take turns at writing: one waits for the other's bat
   claimer.join();
   CHECK(peer_write.ok());
   CHECK(RawInt(path, "SELECT count(*) FROM files") == 2);
+}
+
+// The planner's batch holds the write turn for up to 256 rows or 100 ms:
+// a claim (or a throttle token) of the other connection would wait for all
+// of it, and the first uploads of a new library did.
+TEST_CASE("a plan batch commits at its next row once a peer waits to write", "[manifest][concurrency]") {
+  TempDir dir;
+  const std::string path = DbPath(dir);
+  auto planner = MustOpen(path);
+  auto peer = planner->OpenPeer();
+  REQUIRE(peer.ok());
+  std::int64_t root = AddRoot(*planner);
+  FileRecord a = MakeFile(root, "a.jpg");
+  FileRecord b = MakeFile(root, "b.jpg");
+  FileRecord c = MakeFile(root, "c.jpg");
+  shotsync::local::BatchWriter batch(*planner);
+  REQUIRE(batch.Put(a).ok());  // the batch's transaction holds the turn
+  CHECK_FALSE(planner->WriteWanted());
+  std::atomic<bool> claimed{false};
+  Status claim;
+  std::jthread claimer([&] {
+    claim = (*peer)->PutFile(b);
+    claimed = true;
+  });
+  REQUIRE(shotsync::testing::WaitFor([&] { return planner->WriteWanted(); }));
+  REQUIRE(batch.Put(c).ok());  // sees the waiter: commits, and the turn passes
+  CHECK(shotsync::testing::WaitFor([&] { return claimed.load(); }));
+  REQUIRE(batch.Flush().ok());
+  claimer.join();
+  CHECK(claim.ok());
+  CHECK(RawInt(path, "SELECT count(*) FROM files") == 3);
 }
 
 TEST_CASE("a peer whose turn does not come within busy_timeout fails with kBusy naming why", "[manifest]") {
