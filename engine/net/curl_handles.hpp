@@ -19,16 +19,12 @@ struct MultiDeleter {
 struct EasyDeleter {
   void operator()(CURL* e) const noexcept { curl_easy_cleanup(e); }
 };
-struct MimeDeleter {
-  void operator()(curl_mime* m) const noexcept { curl_mime_free(m); }
-};
 struct SlistDeleter {
   void operator()(curl_slist* s) const noexcept { curl_slist_free_all(s); }
 };
 
 using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
 using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
-using MimePtr = std::unique_ptr<curl_mime, MimeDeleter>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 
 // Appends to a list owned by `list`; false on allocation failure (the list

@@ -69,7 +69,6 @@
 #include "net/curl_handles.hpp"
 #include "net/multipart.hpp"
 #include "shotsync/fd.hpp"
-#include "shotsync/hasher.hpp"
 
 namespace shotsync {
 namespace {
