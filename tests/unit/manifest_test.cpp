@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -169,10 +170,15 @@ TEST_CASE("manifests created at once on a new path are one manifest, with no scr
           "[manifest][concurrency]") {
   TempDir dir;
   const std::string path = DbPath(dir);
-  std::vector<std::unique_ptr<Manifest>> opened(4);
+  std::vector<std::optional<shotsync::Result<std::unique_ptr<Manifest>>>> results(4);
   {
-    std::vector<std::jthread> openers;
-    for (auto& m : opened) openers.emplace_back([&m, &path] { m = MustOpen(path); });
+    std::vector<std::jthread> openers;  // no Catch2 assertions in them: it is not thread-safe
+    for (auto& r : results) openers.emplace_back([&r, &path] { r.emplace(Manifest::Open(path)); });
+  }
+  std::vector<std::unique_ptr<Manifest>> opened;
+  for (auto& r : results) {
+    REQUIRE(r->ok());
+    opened.push_back(std::move(**r));
   }
   for (std::size_t i = 0; i < opened.size(); ++i) {
     FileRecord f = MakeFile(AddRoot(*opened[i], "/photos" + std::to_string(i)), "a.jpg");
