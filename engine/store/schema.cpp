@@ -341,17 +341,13 @@ bool Manifest::Impl::CreateBeside(const std::string& path) {
   }
   remove_all();
   if (!linked) return false;
+  // From here the manifest is in place and another process may already use
+  // it: nothing is removed. A folder that cannot be synced is a failing
+  // disk, which the first durable commit then reports.
   UniqueFd wal(::open((path + "-wal").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, st.st_mode & 0777));
   const std::string folder = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
   UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  // Unsynced, the folder could lose the manifest or its WAL at a power cut:
-  // the in-place creation would then sync it (kIo there says why).
-  if (!wal || !dir || ::fsync(dir.get()) != 0) {
-    ::unlink(path.c_str());
-    ::unlink((path + "-wal").c_str());
-    return false;
-  }
-  return true;
+  return wal && dir && ::fsync(dir.get()) == 0;
 }
 
 // A manifest of the current version must have every table: one query when
