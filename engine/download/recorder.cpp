@@ -2,10 +2,10 @@
 // row; Flush makes the renames durable (directory fsync) and then writes the
 // done and failed rows in one manifest transaction. This is the only place
 // the pull run writes download rows.
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "download/pull_run.hpp"
+
+#include "shotsync/fs.hpp"
 
 namespace shotsync::download {
 
@@ -35,13 +35,7 @@ DownloadRecord PullRun::DoneRow(const Task& t, std::uint64_t size) const {
 void PullRun::Flush() {
   last_flush_ = Clock::now();
   if (done_rows_.empty() && failed_rows_.empty()) return;
-  for (const std::string& d : dirty_dirs_) {
-    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)::fsync(fd);
-      ::close(fd);
-    }
-  }
+  for (const std::string& d : dirty_dirs_) (void)SyncFolder(d);
   dirty_dirs_.clear();
   Status st = db_.BeginBatch();
   for (const DownloadRecord& r : done_rows_) {

@@ -2,7 +2,6 @@
 #include "net/multipart.hpp"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,33 +60,20 @@ std::string_view TypeForFilename(std::string_view filename) {
   return {};
 }
 
-}  // namespace
-
-std::string MultipartBoundary() {
-  std::array<unsigned char, 16> bytes{};
-  std::size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, GRND_NONBLOCK);
-    if (n > 0) got += std::size_t(n);
-    else if (n < 0 && errno == EINTR) continue;
-    else break;
-  }
-  if (got < bytes.size()) {  // no getrandom (or its pool is not ready yet)
-    std::random_device rd;
-    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
+// 32 random hex digits after curl's 24 dashes. std::random_device is the
+// kernel's generator (getrandom), never OpenSSL's.
+std::string Boundary() {
+  std::random_device rd;
+  std::string out(24, '-');
+  constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) out.push_back(kHex[rd() % 16]);
   return out;
 }
 
+}  // namespace
+
 Result<std::unique_ptr<FilePart>> FilePart::Open(const std::string& path) {
   auto fp = std::make_unique<FilePart>();
-  fp->path = path;
   fp->fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fp->fd) return Status::Io(path, errno);
   struct stat st {};
@@ -101,7 +87,7 @@ Result<std::unique_ptr<MultipartBody>> MultipartBody::Build(const std::vector<Mi
                                                             BodyPacer* pacer) {
   auto body = std::make_unique<MultipartBody>();
   body->pacer_ = pacer;
-  const std::string boundary = std::string(24, '-') + MultipartBoundary();
+  const std::string boundary = Boundary();
   body->content_type_ = "Content-Type: multipart/form-data; boundary=" + boundary;
   std::string text;  // what goes before the next file part
   for (const MimePart& p : parts) {

@@ -4,7 +4,7 @@
 // Built here rather than with curl_mime because curl_mime_init draws its
 // boundary from OpenSSL's DRBG, whose first use in a process costs ~0.5 ms
 // (a hook's `push` pays it once per photo); the boundary needs to be unique,
-// not secret (getrandom(2)). The layout is curl's: `--BOUNDARY`, the part's
+// not secret (the kernel's generator). The layout is curl's: `--BOUNDARY`, the part's
 // headers, the data, and `--BOUNDARY--` at the end; names and filenames are
 // escaped as curl and browsers do (" CR LF as %22 %0D %0A).
 #pragma once
@@ -40,7 +40,6 @@ struct FilePart {
   UniqueFd fd;
   std::uint64_t size = 0;  // at open; the body's Content-Length counts it
   std::uint64_t pos = 0;
-  std::string path;
   std::unique_ptr<StreamHash> hash;  // MimePart::hash_sent: the bytes as read, in order
 
   static Result<std::unique_ptr<FilePart>> Open(const std::string& path);
@@ -77,8 +76,5 @@ class MultipartBody {
   std::size_t offset_ = 0;  // into a text segment
   bool file_bytes_sent_ = false;
 };
-
-// The boundary's random part (exposed for tests): 32 hex digits.
-std::string MultipartBoundary();
 
 }  // namespace shotsync::net

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "shotsync/fd.hpp"
+#include "shotsync/fs.hpp"
 #include "store/manifest_impl.hpp"
 
 namespace shotsync {
@@ -346,8 +347,7 @@ bool Manifest::Impl::CreateBeside(const std::string& path) {
   // disk, which the first durable commit then reports.
   UniqueFd wal(::open((path + "-wal").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, st.st_mode & 0777));
   const std::string folder = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-  UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  return wal && dir && ::fsync(dir.get()) == 0;
+  return wal && SyncFolder(folder).ok();
 }
 
 // A manifest of the current version must have every table: one query when

@@ -1,6 +1,8 @@
 #include "shotsync/fs.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -15,6 +17,15 @@ Status MakePrivateDirs(const std::string& dir) {
     if (::mkdir(sofar.c_str(), 0700) != 0 && errno != EEXIST) return Status::Io(sofar.string(), errno);
   }
   return Status::Ok();
+}
+
+Status SyncFolder(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Io(dir, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? Status::Ok() : Status::Io("fsync " + dir, err);
 }
 
 }  // namespace shotsync

@@ -35,20 +35,14 @@ class BoundedQueue {
     std::unique_lock lock(mu_);
     not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
     if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return item;
+    return TakeFront();
   }
 
   // Non-blocking pop.
   std::optional<T> TryPop() {
     std::lock_guard lock(mu_);
     if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return item;
+    return TakeFront();
   }
 
   // Blocks while empty and open, until `deadline`: nullopt then, or once
@@ -56,14 +50,9 @@ class BoundedQueue {
   template <class Clock, class Duration>
   std::optional<T> PopUntil(std::chrono::time_point<Clock, Duration> deadline) {
     std::unique_lock lock(mu_);
-    if (!not_empty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); }) ||
-        items_.empty()) {
-      return std::nullopt;
-    }
-    T item = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return item;
+    not_empty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return std::nullopt;
+    return TakeFront();
   }
 
   void Close() {
@@ -79,6 +68,13 @@ class BoundedQueue {
   }
 
  private:
+  T TakeFront() {  // mu_ held, not empty
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+
   const std::size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable not_empty_, not_full_;

@@ -12,4 +12,8 @@ namespace shotsync {
 // are left as they are.
 Status MakePrivateDirs(const std::string& dir);
 
+// fsync(2) of a folder: the names created, linked or renamed in it survive a
+// power cut.
+Status SyncFolder(const std::string& dir);
+
 }  // namespace shotsync
